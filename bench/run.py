@@ -1,0 +1,464 @@
+"""Run the performance-budget benchmarks of `pipeline` and print a markdown table.
+
+Every benchmark is timed N times, interleaved with a baseline measured in the same process and
+on the same data, and reports medians plus the ratio target / baseline: on a small, noisy
+machine the ratio is steadier than the absolute number.
+
+    python bench/run.py [--repeat N] [--quick] [--json FILE] [--only NAME...]
+                        [--workdir DIR] [--keep] [--check]
+
+New workloads are added by decorating a function with `@register(...)`; see `BENCHMARKS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import gen_grid  # `python bench/run.py` puts bench/ on sys.path
+except ModuleNotFoundError:  # imported as `bench.run` from the repository root
+    from bench import gen_grid  # type: ignore[no-redef]
+
+REPO = Path(__file__).resolve().parents[1]
+GIB = 1 << 30  # throughput is reported in GB/s with 1 GB = 2**30 bytes (the stricter reading)
+READ_CHUNK = 1 << 20
+PYTHON_PASS = [sys.executable, "-c", "pass"]
+
+
+class Unavailable(Exception):
+    """The code under test does not offer what the benchmark needs (yet)."""
+
+
+@dataclass
+class Context:
+    """Settings shared by all benchmarks of one run."""
+
+    repeat: int
+    quick: bool
+    workdir: Path
+    cli: list[str]
+    env: dict[str, str] | None = None
+    keep: bool = False
+
+    @property
+    def big_mb(self) -> int:
+        """Size in MiB of the "1 GB" inputs."""
+        return 256 if self.quick else 1024
+
+    def project(self, name: str) -> Path:
+        """A fresh, empty directory for benchmark `name`."""
+        path = self.workdir / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+
+@dataclass
+class Result:
+    """Samples and verdict of one benchmark; `unit` is "s" (lower wins) or "GB/s" (higher)."""
+
+    name: str
+    unit: str
+    budget: float
+    baseline: str
+    higher_is_better: bool = False
+    samples: list[float] = field(default_factory=list)
+    baseline_samples: list[float] = field(default_factory=list)
+    state: str = "ok"  # "ok", "unavailable" or "error"
+    note: str = ""
+
+    @property
+    def median(self) -> float | None:
+        """Median of the samples, if any."""
+        return statistics.median(self.samples) if self.samples else None
+
+    @property
+    def baseline_median(self) -> float | None:
+        """Median of the baseline samples, if any."""
+        return statistics.median(self.baseline_samples) if self.baseline_samples else None
+
+    @property
+    def ratio(self) -> float | None:
+        """Median of the target divided by the median of the baseline."""
+        med, base = self.median, self.baseline_median
+        return med / base if med is not None and base else None
+
+    @property
+    def verdict(self) -> str:
+        """The verdict: "pass", "fail", "unavailable" or "error"."""
+        med = self.median
+        if self.state != "ok" or med is None:
+            return self.state if self.state != "ok" else "error"
+        ok = med >= self.budget if self.higher_is_better else med <= self.budget
+        return "pass" if ok else "fail"
+
+    def to_json(self) -> dict[str, Any]:
+        """The result with its derived values, for `--json`."""
+        data = asdict(self)
+        data.update(median=self.median, baseline_median=self.baseline_median)
+        data.update(ratio=self.ratio, verdict=self.verdict)
+        return data
+
+
+Benchmark = Callable[[Context], Result]
+Body = Callable[[Context, Result], None]
+BENCHMARKS: dict[str, Benchmark] = {}
+
+
+def register(
+    name: str, unit: str, budget: float, baseline: str, higher_is_better: bool = False
+) -> Callable[[Body], Benchmark]:
+    """Register `body(ctx, result)` as benchmark `name`; it fills `result` with samples."""
+
+    def decorate(body: Body) -> Benchmark:
+        @functools.wraps(body)
+        def bench(ctx: Context) -> Result:
+            res = Result(name, unit, budget, baseline, higher_is_better)
+            try:
+                body(ctx, res)
+            except Unavailable as exc:
+                res.state, res.note = "unavailable", str(exc)
+            except Exception as exc:  # one broken benchmark must not stop the others
+                res.state, res.note = "error", describe_error(exc)
+            finally:
+                if not ctx.keep:
+                    shutil.rmtree(ctx.workdir / name, ignore_errors=True)
+            return res
+
+        BENCHMARKS[name] = bench
+        return bench
+
+    return decorate
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line account of why a benchmark failed."""
+    if isinstance(exc, subprocess.CalledProcessError):
+        stderr = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        last = stderr[-1] if stderr else "(no stderr)"
+        cmd = [Path(exc.cmd[0]).name, *map(str, exc.cmd[1:])]
+        return f"`{' '.join(cmd)}` exited {exc.returncode}: {last}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def log(message: str) -> None:
+    """Progress output; stderr keeps stdout for the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- timing helpers -----------------------------------------------------------------------------
+
+
+def timed(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+    """Wall-clock seconds of one `subprocess.run(cmd, check=True)`."""
+    start = time.perf_counter()
+    subprocess.run(list(cmd), check=True, capture_output=True, cwd=cwd, env=env)
+    return time.perf_counter() - start
+
+
+def pipeline(ctx: Context, project: Path, *args: str) -> float:
+    """Seconds taken by `pipeline -C project ARGS...`."""
+    return timed([*ctx.cli, "-C", str(project), *args], env=ctx.env)
+
+
+def measure(
+    res: Result, repeat: int, target: Callable[[], float], base: Callable[[], float]
+) -> None:
+    """Take `repeat` samples of the baseline and the target, interleaved to share the noise."""
+    for i in range(repeat):
+        res.baseline_samples.append(base())
+        res.samples.append(target())
+        log(
+            f"  run {i + 1}/{repeat}: {res.samples[-1]:.4g} {res.unit}"
+            f" (baseline {res.baseline_samples[-1]:.4g})"
+        )
+
+
+def python_pass() -> float:
+    """Seconds taken to start and stop this interpreter."""
+    return timed(PYTHON_PASS)
+
+
+def read_throughput(path: Path) -> float:
+    """GB/s of reading `path` with 1 MiB `readinto` calls and no hashing."""
+    buf = bytearray(READ_CHUNK)
+    view = memoryview(buf)
+    total = 0
+    start = time.perf_counter()
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(view):
+            total += n
+    return total / GIB / (time.perf_counter() - start)
+
+
+def clean_project(project: Path) -> None:
+    """Remove everything a run of the tool leaves behind, keeping manifest and input."""
+    for name in ("out", ".pipeline"):
+        shutil.rmtree(project / name, ignore_errors=True)
+    (project / "pipeline.lock").unlink(missing_ok=True)
+
+
+def touch(path: Path) -> None:
+    """Give `path` a new modification time (now, strictly later than before), same content."""
+    st = path.stat()
+    mtime = max(time.time_ns(), st.st_mtime_ns + 1_000_000)
+    os.utime(path, ns=(st.st_atime_ns, mtime))
+
+
+def load_hash_file() -> Callable[[Path], Any]:
+    """`pipeline.hashing.hash_file`, or `Unavailable` if it cannot be imported."""
+    if str(REPO) not in sys.path:
+        sys.path.append(str(REPO))  # an installed `pipeline` still wins
+    try:
+        module = importlib.import_module("pipeline.hashing")
+    except ImportError as exc:
+        raise Unavailable(f"cannot import pipeline.hashing: {exc}") from exc
+    func = getattr(module, "hash_file", None)
+    if not callable(func):
+        raise Unavailable("pipeline.hashing has no hash_file()")
+    return func  # type: ignore[no-any-return]
+
+
+# --- benchmarks ---------------------------------------------------------------------------------
+
+
+@register("status_noop_500", "s", 0.5, "python -c pass")
+def bench_status_noop(ctx: Context, res: Result) -> None:
+    """`pipeline status` on an up-to-date 25x20 grid (500 stages, 5000 output files)."""
+    project = ctx.project(res.name)
+    gen_grid.generate(project, layers=25, width=20, files=10, input_mb=1)
+    setup = pipeline(ctx, project, "repro")
+    log(f"  initial repro of 500 stages: {setup:.2f} s")
+    res.note = f"initial repro {setup:.2f} s"
+    pipeline(ctx, project, "status")  # warm-up
+    measure(res, ctx.repeat, lambda: pipeline(ctx, project, "status"), python_pass)
+
+
+@register("status_touched_1gb", "s", 0.5, "cat input > /dev/null")
+def bench_status_touched(ctx: Context, res: Result) -> None:
+    """`pipeline status` after the 1 GB input got a new mtime but the same content."""
+    project = ctx.project(res.name)
+    gen_grid.generate(project, layers=1, width=2, files=10, input_mb=ctx.big_mb)
+    data = project / gen_grid.INPUT
+    setup = pipeline(ctx, project, "repro")
+    res.note = f"{ctx.big_mb} MiB input; initial repro {setup:.2f} s"
+    log(f"  {res.note}")
+
+    def touched_status() -> float:
+        touch(data)
+        return pipeline(ctx, project, "status")
+
+    cat = ["bash", "-c", f"cat {gen_grid.INPUT} > /dev/null"]
+    measure(res, ctx.repeat, touched_status, lambda: timed(cat, cwd=project))
+
+
+@register("hash_1gb", "GB/s", 3.0, "readinto 1 MiB, no hash", higher_is_better=True)
+def bench_hash(ctx: Context, res: Result) -> None:
+    """In-process `pipeline.hashing.hash_file` throughput on a page-cached 1 GB file."""
+    hash_file = load_hash_file()
+    path = ctx.project(res.name) / "blob.bin"
+    gen_grid.write_input(path, ctx.big_mb)
+    size = path.stat().st_size
+    read_throughput(path)  # warm the page cache
+    first = hash_file(path)  # warm-up, and a check of the API
+    if not isinstance(getattr(first, "hash", None), str) or getattr(first, "size", None) != size:
+        raise Unavailable(f"hash_file() returned {first!r}, expected .hash (str) and .size")
+    res.note = f"{ctx.big_mb} MiB file, 1 GB = 2^30 bytes"
+
+    def hashed() -> float:
+        start = time.perf_counter()
+        hash_file(path)
+        return size / GIB / (time.perf_counter() - start)
+
+    measure(res, ctx.repeat, hashed, lambda: read_throughput(path))
+
+
+@register("version", "s", 0.15, "python -c pass")
+def bench_version(ctx: Context, res: Result) -> None:
+    """`pipeline --version`: the floor of every command's start-up cost."""
+    cmd = [*ctx.cli, "--version"]
+    timed(cmd, env=ctx.env)  # warm-up (bytecode compilation)
+    measure(res, ctx.repeat, lambda: timed(cmd, env=ctx.env), python_pass)
+
+
+@register("repro_cold_100", "s", 3.0, "100 cmds via bash -c")
+def bench_repro_cold(ctx: Context, res: Result) -> None:
+    """`pipeline repro` of a 10x10 grid from scratch: no outputs, no cache, no lock file."""
+    project = ctx.project(res.name)
+    gen_grid.generate(project, layers=10, width=10, files=10, input_mb=1)
+    cmds = gen_grid.stage_commands(layers=10, width=10, files=10)
+
+    def cold_repro() -> float:
+        clean_project(project)
+        return pipeline(ctx, project, "repro")
+
+    def direct() -> float:
+        clean_project(project)
+        start = time.perf_counter()
+        for cmd in cmds:
+            subprocess.run(["bash", "-c", cmd], check=True, capture_output=True, cwd=project)
+        return time.perf_counter() - start
+
+    measure(res, ctx.repeat, cold_repro, direct)
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, unit: str) -> str:
+    """A sample value with its unit, or a dash."""
+    if value is None:
+        return "—"
+    return f"{value:.2f} GB/s" if unit == "GB/s" else f"{value:.3f} s"
+
+
+def table_row(res: Result) -> str:
+    """One markdown table row."""
+    sign = "≥" if res.higher_is_better else "≤"
+    budget = f"{sign} {res.budget:g} {res.unit}"
+    ratio = f"{res.ratio:.2f}x" if res.ratio is not None else "—"
+    cells = [
+        res.name,
+        fmt(res.median, res.unit),
+        budget,
+        res.verdict.upper(),
+        res.baseline,
+        fmt(res.baseline_median, res.unit),
+        ratio,
+        res.note.replace("|", "\\|"),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_table(results: Sequence[Result]) -> str:
+    """The results as a markdown table."""
+    head = [
+        "benchmark",
+        "median",
+        "budget",
+        "result",
+        "baseline",
+        "baseline median",
+        "ratio",
+        "note",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + [table_row(res) for res in results])
+
+
+def meta(ctx: Context) -> dict[str, Any]:
+    """Where and how the numbers were taken."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cli": ctx.cli,
+        "repeat": ctx.repeat,
+        "quick": ctx.quick,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def resolve_cli() -> tuple[list[str], dict[str, str] | None]:
+    """The `pipeline` console script, else `python -m pipeline` with this checkout importable."""
+    sibling = Path(sys.executable).with_name("pipeline")
+    exe = shutil.which("pipeline") or (str(sibling) if sibling.is_file() else None)
+    if exe:
+        return [exe], None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return [sys.executable, "-m", "pipeline"], env
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options of the runner."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, help="timed runs per benchmark (5; 3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="256 MB instead of 1 GB inputs")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=list(BENCHMARKS),
+        help=f"run only these ({', '.join(BENCHMARKS)})",
+    )
+    parser.add_argument("--workdir", type=Path, help="where projects go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep generated projects")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a budget is not met")
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 5
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
+    return args
+
+
+@contextlib.contextmanager
+def workdir_for(args: argparse.Namespace) -> Iterator[Path]:
+    """The work directory; a temporary one is removed afterwards unless `--keep`."""
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        yield args.workdir.resolve()
+        return
+    path = Path(tempfile.mkdtemp(prefix="pipeline-bench-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        if args.keep:
+            log(f"kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def run_selected(ctx: Context, names: Sequence[str]) -> list[Result]:
+    """Run the named benchmarks in order."""
+    results = []
+    for name in names:
+        log(f"{name} ...")
+        results.append(BENCHMARKS[name](ctx))
+        log(f"  -> {results[-1].verdict}: {fmt(results[-1].median, results[-1].unit)}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python bench/run.py`."""
+    args = parse_args(argv)
+    cli, env = resolve_cli()
+    with workdir_for(args) as workdir:
+        ctx = Context(args.repeat, args.quick, workdir, cli, env, args.keep)
+        results = run_selected(ctx, args.only or list(BENCHMARKS))
+    info = meta(ctx)
+    print(
+        f"pipeline benchmarks — {info['cpus']} CPUs, Python {info['python']}, "
+        f"repeat {ctx.repeat}{', quick' if ctx.quick else ''}; cli: {' '.join(cli)}\n"
+    )
+    print(render_table(results))
+    if args.json:
+        payload = {"meta": info, "results": [res.to_json() for res in results]}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    failed = [r.name for r in results if r.verdict in ("fail", "error")]
+    return 1 if args.check and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The `pipeline` command line: parse options, call `pipeline.api`, render with `report`.
+
+Kept thin and cheap to import: heavy modules (pydantic, networkx, rich) load inside the
+commands, so `pipeline --version` and `--help` start in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import NoReturn
+
+import click
+
+from pipeline._version import __version__
+
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """Options given before the subcommand."""
+
+    directory: str
+    verbose: int
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "directory",
+    default=".",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Run as if pipeline was started in DIR.",
+)
+@click.option("-v", "--verbose", count=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, "--version", prog_name="pipeline")
+@click.pass_context
+def cli(ctx: click.Context, directory: str, verbose: int) -> None:
+    """Reproducible ML pipelines: run only what changed, and know why.
+
+    Reads the MLproject manifest in the current directory (or a parent).
+    """
+    ctx.obj = GlobalOptions(directory, verbose)
+
+
+_targets = click.argument("targets", nargs=-1, metavar="[STAGE]...")
+
+
+@cli.command()
+@_targets
+@click.option(
+    "-f", "--force", is_flag=True, help="Run the named stages (default: all) even if up to date."
+)
+@click.option("--dry", is_flag=True, help="Print what would run and why; run nothing.")
+@click.pass_obj
+def repro(opts: GlobalOptions, targets: tuple[str, ...], force: bool, dry: bool) -> None:
+    """Bring outputs up to date, running only stages whose inputs changed.
+
+    With STAGE names, reproduces those stages and everything they depend on.
+    """
+    from pipeline import api, report
+    from pipeline.errors import StageFailed
+
+    options = api.ReproOptions(root=opts.directory, targets=targets, force=force)
+    out = report.console()
+    if dry:
+        report.dry_run_text(out, api.plan(options))
+        return
+    started = time.monotonic()
+    result = api.repro(options, report.ConsoleEvents(out))
+    report.summary(out, result, time.monotonic() - started)
+    failed = result.failed
+    if failed is not None:
+        error = failed.error or StageFailed(failed.stage, f"stage {failed.stage} failed")
+        _fail(error.message, error.hint, error.exit_code)
+
+
+@cli.command()
+@_targets
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def status(opts: GlobalOptions, targets: tuple[str, ...], as_json: bool) -> None:
+    """Show which stages are stale and why (dep modified, param a→b, cmd changed, ...)."""
+    from pipeline import api, report
+
+    plan = api.plan(api.ReproOptions(root=opts.directory, targets=targets))
+    if as_json:
+        click.echo(report.plan_json(plan))
+    else:
+        report.status_text(report.console(), plan)
+
+
+@cli.command()
+@click.option("--mermaid", "fmt", flag_value="mermaid", help="Print a Mermaid flowchart.")
+@click.option("--dot", "fmt", flag_value="dot", help="Print a Graphviz digraph.")
+@click.pass_obj
+def dag(opts: GlobalOptions, fmt: str | None) -> None:
+    """Print the stage graph: each stage after the stages it reads from."""
+    from pipeline import report
+    from pipeline.project import load_project
+
+    project = load_project(opts.directory)
+    render = {"mermaid": report.dag_mermaid, "dot": report.dag_dot}.get(fmt or "", report.dag_text)
+    click.echo(render(project))
+
+
+def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    from pipeline import report
+
+    report.error_line(report.console(stderr=True), message, hint)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors become one line and an exit code."""
+    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail("interrupted", None, EXIT_INTERRUPTED)
+    except Exception as exc:
+        _handle(exc, verbose)
+
+
+def _handle(exc: Exception, verbose: bool) -> NoReturn:
+    from pipeline.errors import PipelineError
+
+    if verbose:
+        raise exc
+    if isinstance(exc, PipelineError):
+        _fail(exc.message, exc.hint, exc.exit_code)
+    _fail(
+        f"internal error: {type(exc).__name__}: {exc}",
+        "rerun with -v for the traceback, and please report it",
+        1,
+    )

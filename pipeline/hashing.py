@@ -1,0 +1,145 @@
+"""Content hashes of files and directories (xxh3-128), memoised through the stat memo.
+
+A file hashes as its bytes. A directory hashes as its *tree manifest*: the sorted list of
+(relative path, file hash, executable bit) as canonical JSON, so renaming, editing or chmod +x
+of any file inside changes the directory's hash. Hash strings carry their algorithm name
+(`xxh3_128:…`) so the algorithm can change later without ambiguity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat as statmod
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from pipeline.paths import ancestors, is_within
+from pipeline.state import StateDB, now_ns
+
+ALGORITHM = "xxh3_128"
+_CHUNK = 1 << 20  # 1 MiB reads measured fastest here (9.5 GB/s vs 7.6 GB/s at 16 MiB)
+_PARALLEL_MIN = 8  # below this many files a thread pool costs more than it saves
+
+
+@dataclass(frozen=True)
+class HashInfo:
+    """What is known of one path's content: its hash, total bytes and number of files."""
+
+    hash: str
+    size: int
+    nfiles: int
+    isdir: bool = False
+
+
+def digest_bytes(data: bytes) -> str:
+    """`xxh3_128:<hex>` of a byte string."""
+    return f"{ALGORITHM}:{xxhash.xxh3_128_hexdigest(data)}"
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """Hash a file's bytes with large unbuffered reads into one reused buffer."""
+    hasher = xxhash.xxh3_128()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            hasher.update(view[:n])
+    return f"{ALGORITHM}:{hasher.hexdigest()}"
+
+
+def hash_file(path: str | os.PathLike[str]) -> HashInfo:
+    """Hash one file without the memo (for benchmarks and one-off use)."""
+    return HashInfo(file_digest(path), os.stat(path).st_size, 1)
+
+
+def tree_manifest(entries: Iterable[tuple[str, str, bool]]) -> bytes:
+    """Canonical bytes of a directory listing [(relpath, hash, executable)], sorted by path."""
+    rows = [{"path": p, "hash": h, "x": x} for p, h, x in sorted(entries)]
+    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Hasher:
+    """Hashes project paths, memoising by stat in `state` and by path within one invocation."""
+
+    def __init__(self, root: Path, state: StateDB | None, workers: int | None = None) -> None:
+        self.root = root
+        self.state = state
+        self.workers = workers or min(8, (os.cpu_count() or 1) * 2)
+        self._memo: dict[str, HashInfo | None] = {}
+
+    def hash(self, relpath: str) -> HashInfo | None:
+        """HashInfo of a project-relative path, or None if it does not exist."""
+        if relpath not in self._memo:
+            self._memo[relpath] = self._compute(relpath)
+        return self._memo[relpath]
+
+    def forget(self, relpath: str) -> None:
+        """Drop memoised results that a write to `relpath` may have changed."""
+        stale = {p for p in self._memo if is_within(p, relpath)} | set(ancestors(relpath))
+        for path in stale:
+            self._memo.pop(path, None)
+
+    def _compute(self, relpath: str) -> HashInfo | None:
+        abspath = os.path.join(self.root, relpath)
+        try:
+            st = os.stat(abspath)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if statmod.S_ISDIR(st.st_mode):
+            return self._hash_dir(relpath, abspath)
+        digest = self._digests([(relpath, abspath, st)])[relpath]
+        return HashInfo(digest, st.st_size, 1)
+
+    def _hash_dir(self, relpath: str, abspath: str) -> HashInfo:
+        files = list(_walk_files(abspath, relpath))
+        digests = self._digests(files)
+        entries = [
+            (rel[len(relpath) + 1 :], digests[rel], bool(st.st_mode & statmod.S_IXUSR))
+            for rel, _, st in files
+        ]
+        size = sum(st.st_size for _, _, st in files)
+        return HashInfo(digest_bytes(tree_manifest(entries)), size, len(files), isdir=True)
+
+    def _digests(self, files: list[tuple[str, str, os.stat_result]]) -> dict[str, str]:
+        """Hashes of many files: memo hits first, the misses read by a thread pool."""
+        out: dict[str, str] = {}
+        misses: list[tuple[str, str, os.stat_result]] = []
+        for rel, path, st in files:
+            known = self.state.get(rel, st) if self.state else None
+            if known is None:
+                misses.append((rel, path, st))
+            else:
+                out[rel] = known
+        started = now_ns()
+        for (rel, _, st), digest in zip(misses, self._read_all(misses), strict=True):
+            out[rel] = digest
+            if self.state:
+                self.state.put(rel, st, digest, started)
+        return out
+
+    def _read_all(self, misses: list[tuple[str, str, os.stat_result]]) -> list[str]:
+        paths = [path for _, path, _ in misses]
+        if len(paths) < _PARALLEL_MIN:
+            return [file_digest(p) for p in paths]
+        with ThreadPoolExecutor(self.workers) as pool:
+            return list(pool.map(file_digest, paths))
+
+
+def _walk_files(abspath: str, relpath: str) -> Iterable[tuple[str, str, os.stat_result]]:
+    """(relpath, abspath, stat) of every regular file below a directory, symlinks followed."""
+    for dirpath, dirnames, filenames in os.walk(abspath):
+        dirnames.sort()
+        reldir = relpath + dirpath[len(abspath) :].replace(os.sep, "/")
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:  # a dangling symlink holds no content
+                continue
+            if statmod.S_ISREG(st.st_mode):
+                yield f"{reldir}/{name}", path, st

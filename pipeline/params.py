@@ -1,0 +1,105 @@
+"""Parameter files: loading `params.yaml`, dotted-key lookup and flattening for diffs.
+
+Params are tracked per leaf (`train.lr`), so a change reads as `param train.lr 0.1→0.01`
+rather than "the train subtree changed".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.yamlio import YamlDoc, load_yaml
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class ParamsFile:
+    """One loaded params file: its project-relative name and its top-level mapping."""
+
+    name: str
+    data: dict[str, Any]
+    doc: YamlDoc | None = None
+
+
+def load_params_file(root: Path, name: str = DEFAULT_PARAMS_FILE) -> ParamsFile | None:
+    """The params file `name` under `root`, or None if it does not exist."""
+    path = root / name
+    if not path.is_file():
+        return None
+    doc = load_yaml(path)
+    if doc.data is None:
+        return ParamsFile(name, {}, doc)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "a params file must be a mapping of names to values")
+    return ParamsFile(name, doc.data, doc)
+
+
+def split_key(key: str) -> list[str | int]:
+    """`a.b[0].c` → ['a', 'b', 0, 'c']; raises KeyError for a malformed key."""
+    parts: list[str | int] = []
+    pos = 0
+    for match in _SEGMENT.finditer(key):
+        gap = key[pos : match.start()]
+        glued = gap == "" and match.group(1) is not None and bool(parts)  # `a[0]b`
+        if gap not in ("", ".") or (gap == "." and not parts) or glued:
+            raise KeyError(key)
+        parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        pos = match.end()
+    if not parts or pos != len(key):
+        raise KeyError(key)
+    return parts
+
+
+def lookup(data: Any, key: str) -> Any:
+    """The value at dotted `key`; raises KeyError when any segment is missing."""
+    value = data
+    for part in split_key(key):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, dict) and str(part) in value:
+            value = value[str(part)]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            raise KeyError(key)
+    return value
+
+
+def flatten(key: str, value: Any) -> dict[str, Any]:
+    """Leaves of `value` under `key`: {'train': {'lr': 1}} → {'train.lr': 1}. Lists are leaves."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for sub, subvalue in value.items():
+            out.update(flatten(f"{key}.{sub}", subvalue))
+        return out
+    return {key: value}
+
+
+def suggest(key: str, data: dict[str, Any]) -> str | None:
+    """A 'did you mean' hint for an unknown key, from the keys the file does have."""
+    known = list(flatten_all(data))
+    known += [k for k in _all_prefixes(known) if k not in known]
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
+
+
+def flatten_all(data: dict[str, Any]) -> dict[str, Any]:
+    """Every leaf of a params mapping, by dotted key."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(str(key), value))
+    return out
+
+
+def _all_prefixes(keys: list[str]) -> set[str]:
+    prefixes: set[str] = set()
+    for key in keys:
+        parts = key.split(".")
+        prefixes.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return prefixes

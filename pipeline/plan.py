@@ -1,0 +1,237 @@
+"""Plan step ②: for every selected stage, a `Decision` to run or skip it, with the reasons.
+
+Planning hashes deps and outs (through the stat memo, so a no-op plan reads no file) and
+compares them with `pipeline.lock`. It never runs a command. A stage whose upstream will run
+cannot be decided yet: it gets `AFTER_UPSTREAM`, and the executor decides it again once its
+upstream has finished, so identical upstream bytes stop the propagation.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import networkx as nx
+
+from pipeline.errors import UsageError
+from pipeline.fingerprint import fingerprint
+from pipeline.hashing import Hasher, HashInfo
+from pipeline.lockfile import Lock, LockEntry
+from pipeline.project import Project, Stage
+
+
+class Action(str, Enum):
+    """What the executor does with a stage."""
+
+    UP_TO_DATE = "up to date"
+    RUN = "run"
+    AFTER_UPSTREAM = "after upstream"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason a stage must run, e.g. `param train.lr 0.1→0.01`."""
+
+    kind: str
+    subject: str = ""
+    old: Any = None
+    new: Any = None
+
+    def __str__(self) -> str:
+        if self.kind == "param changed":
+            return f"param {self.subject} {_show(self.old)}→{_show(self.new)}"
+        if self.kind.startswith(("dep ", "out ", "param ")):
+            noun, verb = self.kind.split(" ", 1)
+            return f"{noun} {self.subject} {verb}"
+        if self.kind == "upstream":
+            return f"upstream {self.subject} will run"
+        return self.kind
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "text": str(self)}
+        if self.subject:
+            data["subject"] = self.subject
+        if self.kind == "param changed":
+            data.update(old=self.old, new=self.new)
+        return data
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict for one stage and the dep hashes it was based on."""
+
+    stage: str
+    action: Action
+    reasons: tuple[Reason, ...]
+    deps: Mapping[str, HashInfo | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "action": self.action.value,
+            "reasons": [r.to_json() for r in self.reasons],
+        }
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What to plan: target stages (empty: all) and whether they are forced to run."""
+
+    targets: tuple[str, ...] = ()
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Selected stages in execution order, and the decision for each."""
+
+    order: tuple[str, ...]
+    decisions: dict[str, Decision]
+    forced: frozenset[str]
+
+    @property
+    def stale(self) -> list[Decision]:
+        return [d for n in self.order if (d := self.decisions[n]).action != Action.UP_TO_DATE]
+
+
+def select(project: Project, targets: Iterable[str]) -> tuple[list[str], set[str]]:
+    """Stages to consider (targets and everything upstream, in order) and the target set."""
+    wanted = set(targets)
+    for name in wanted:
+        if name not in project.stages:
+            close = difflib.get_close_matches(name, list(project.stages), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "`pipeline dag` lists the stages"
+            raise UsageError(f"unknown stage {name!r}", hint)
+    chosen = (
+        set(project.stages)
+        if not wanted
+        else set().union(wanted, *(nx.ancestors(project.graph, n) for n in wanted))
+    )
+    order = [n for n in topological_order(project) if n in chosen]
+    return order, wanted or set(project.stages)
+
+
+def topological_order(project: Project) -> list[str]:
+    """All stages upstream-first, ties broken by manifest order."""
+    position = {name: i for i, name in enumerate(project.stages)}
+    return list(nx.lexicographical_topological_sort(project.graph, key=position.__getitem__))
+
+
+def make_plan(project: Project, lock: Lock, hasher: Hasher, options: PlanOptions) -> Plan:
+    """Decide every selected stage, upstream first."""
+    order, targets = select(project, options.targets)
+    forced = frozenset(targets if options.force else ())
+    decisions: dict[str, Decision] = {}
+    for name in order:
+        waiting = {
+            u
+            for u in project.graph.predecessors(name)
+            if u in decisions and decisions[u].action != Action.UP_TO_DATE
+        }
+        decisions[name] = decide(
+            project,
+            project.stages[name],
+            lock.stages.get(name),
+            hasher,
+            forced=name in forced,
+            waiting=waiting,
+        )
+    return Plan(tuple(order), decisions, forced)
+
+
+def decide(
+    project: Project,
+    stage: Stage,
+    entry: LockEntry | None,
+    hasher: Hasher,
+    *,
+    forced: bool = False,
+    waiting: set[str] | frozenset[str] = frozenset(),
+) -> Decision:
+    """Compare a stage with its lock entry; `waiting` are upstream stages not yet finished."""
+    pending = {d for d in stage.deps if project.outputs.producers(d) & waiting}
+    deps = {d: hasher.hash(d) for d in stage.deps if d not in pending}
+    if forced:
+        reasons = [Reason("forced")]
+    elif entry is None:
+        reasons = [Reason("new stage")]
+    else:
+        reasons = _changes(stage, entry, deps, hasher, pending)
+    if reasons:
+        return Decision(stage.name, Action.RUN, tuple(reasons), deps)
+    if waiting:
+        upstream = tuple(Reason("upstream", u) for u in sorted(waiting))
+        return Decision(stage.name, Action.AFTER_UPSTREAM, upstream, deps)
+    return Decision(stage.name, Action.UP_TO_DATE, (), deps)
+
+
+def _changes(
+    stage: Stage,
+    entry: LockEntry,
+    deps: Mapping[str, HashInfo | None],
+    hasher: Hasher,
+    pending: set[str],
+) -> list[Reason]:
+    reasons = [Reason("cmd changed")] if stage.cmd != entry.cmd else []
+    reasons += _param_changes(stage.params, entry.params)
+    reasons += _dep_changes(deps, entry, pending)
+    reasons += _out_changes(stage, entry, hasher)
+    if not reasons and not pending and fingerprint(stage, deps) != entry.fingerprint:
+        reasons.append(Reason("definition changed"))
+    return reasons
+
+
+def _param_changes(
+    now: Mapping[str, Mapping[str, Any]], then: Mapping[str, Mapping[str, Any]]
+) -> list[Reason]:
+    reasons = []
+    for file in sorted(set(now) | set(then)):
+        new, old = now.get(file, {}), then.get(file, {})
+        for key in sorted(set(new) | set(old)):
+            if key not in old:
+                reasons.append(Reason("param added", key))
+            elif key not in new:
+                reasons.append(Reason("param removed", key))
+            elif new[key] != old[key] or type(new[key]) is not type(old[key]):
+                reasons.append(Reason("param changed", key, old[key], new[key]))
+    return reasons
+
+
+def _dep_changes(
+    deps: Mapping[str, HashInfo | None], entry: LockEntry, pending: set[str]
+) -> list[Reason]:
+    reasons = []
+    for path, info in deps.items():
+        locked = entry.dep(path)
+        if info is None:
+            reasons.append(Reason("dep missing", path))
+        elif locked is None:
+            reasons.append(Reason("dep added", path))
+        elif locked.hash != info.hash:
+            reasons.append(Reason("dep modified", path))
+    current = set(deps) | pending
+    reasons += [Reason("dep removed", d.path) for d in entry.deps if d.path not in current]
+    return reasons
+
+
+def _out_changes(stage: Stage, entry: LockEntry, hasher: Hasher) -> list[Reason]:
+    reasons = []
+    for out in stage.outs:
+        locked = entry.out(out.path)
+        info = hasher.hash(out.path)
+        if locked is None:
+            reasons.append(Reason("out added", out.path))
+        elif info is None:
+            reasons.append(Reason("out missing", out.path))
+        elif info.hash != locked.hash:
+            reasons.append(Reason("out modified", out.path))
+    paths = set(stage.out_paths)
+    reasons += [Reason("out removed", o.path) for o in entry.outs if o.path not in paths]
+    return reasons
