@@ -379,9 +379,13 @@ def meta(ctx: Context) -> dict[str, Any]:
 
 
 def resolve_cli() -> tuple[list[str], dict[str, str] | None]:
-    """The `pipeline` console script, else `python -m pipeline` with this checkout importable."""
+    """The `pipeline` console script, else `python -m pipeline` with this checkout importable.
+
+    The script next to this interpreter comes first: a version manager's shim on PATH (pyenv's
+    is a bash script) would add its own start-up time to every measurement.
+    """
     sibling = Path(sys.executable).with_name("pipeline")
-    exe = shutil.which("pipeline") or (str(sibling) if sibling.is_file() else None)
+    exe = str(sibling) if sibling.is_file() else shutil.which("pipeline")
     if exe:
         return [exe], None
     env = dict(os.environ)

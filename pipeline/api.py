@@ -17,7 +17,7 @@ from pipeline.execute import Events, Executor, QuietEvents, RunResult
 from pipeline.hashing import Hasher
 from pipeline.lockfile import Lock, read_lock
 from pipeline.plan import Plan, PlanOptions, make_plan
-from pipeline.project import Project, load_project
+from pipeline.project import STATE_DIR, Project, find_manifest, load_project
 from pipeline.state import StateDB
 
 
@@ -42,10 +42,11 @@ class Session:
 @contextlib.contextmanager
 def open_session(root: Path | str = ".") -> Iterator[Session]:
     """Load the project at `root` and keep the stat memo open until the block ends."""
-    project = load_project(root)
-    lock = read_lock(project.root)
-    state = StateDB(project.state_dir / "state.db")
+    manifest = find_manifest(Path(root))
+    state = StateDB(manifest.parent / STATE_DIR / "state.db")
     try:
+        project = load_project(manifest, memo=state)
+        lock = read_lock(project.root, memo=state)
         yield Session(project, lock, Hasher(project.root, state))
     finally:
         state.close()

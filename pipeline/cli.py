@@ -62,16 +62,18 @@ def repro(opts: GlobalOptions, targets: tuple[str, ...], force: bool, dry: bool)
     With STAGE names, reproduces those stages and everything they depend on.
     """
     from pipeline import api, report
-    from pipeline.errors import StageFailed
 
     options = api.ReproOptions(root=opts.directory, targets=targets, force=force)
-    out = report.console()
     if dry:
-        report.dry_run_text(out, api.plan(options))
+        report.dry_run_text(api.plan(options))
         return
+    from pipeline import progress
+    from pipeline.errors import StageFailed
+
+    out = progress.console()
     started = time.monotonic()
-    result = api.repro(options, report.ConsoleEvents(out))
-    report.summary(out, result, time.monotonic() - started)
+    result = api.repro(options, progress.ConsoleEvents(out))
+    progress.summary(out, result, time.monotonic() - started)
     failed = result.failed
     if failed is not None:
         error = failed.error or StageFailed(failed.stage, f"stage {failed.stage} failed")
@@ -90,7 +92,7 @@ def status(opts: GlobalOptions, targets: tuple[str, ...], as_json: bool) -> None
     if as_json:
         click.echo(report.plan_json(plan))
     else:
-        report.status_text(report.console(), plan)
+        report.status_text(plan)
 
 
 @cli.command()
@@ -110,7 +112,7 @@ def dag(opts: GlobalOptions, fmt: str | None) -> None:
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
     from pipeline import report
 
-    report.error_line(report.console(stderr=True), message, hint)
+    report.error_line(message, hint)
     sys.exit(code)
 
 

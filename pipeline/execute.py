@@ -20,7 +20,7 @@ from pipeline.command import run_commands
 from pipeline.errors import DataError, StageFailed
 from pipeline.fingerprint import fingerprint
 from pipeline.hashing import Hasher, HashInfo
-from pipeline.lockfile import Lock, LockedPath, LockEntry, write_lock
+from pipeline.lockfile import Lock, LockedPath, LockEntry, LockWriter
 from pipeline.plan import Action, Decision, Plan, Reason, decide
 from pipeline.project import Project, Stage
 from pipeline.state import init_state_dir
@@ -89,6 +89,7 @@ class Executor:
         self.lock = lock
         self.hasher = hasher
         self.events = events
+        self.lock_writer = LockWriter(project.root)
         self.logs = init_state_dir(project.state_dir) / "logs"
         self.logs.mkdir(exist_ok=True)
 
@@ -146,7 +147,7 @@ class Executor:
             outs=tuple(LockedPath(p, i) for p, i in outs.items()),
         )
         self.lock = self.lock.with_stage(stage.name, entry)
-        write_lock(self.project.root, self.lock)
+        self.lock_writer.write(self.lock)
         if self.hasher.state is not None:
             self.hasher.state.flush()
 

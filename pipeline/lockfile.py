@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.errors import DataError, ManifestError
 from pipeline.hashing import HashInfo
-from pipeline.yamlio import atomic_write_text, dump_yaml, load_yaml
+from pipeline.yamlio import DocumentMemo, atomic_write_text, dump_yaml, load_yaml
 
 LOCK_NAME = "pipeline.lock"
 SCHEMA = 1
@@ -76,26 +76,58 @@ class Lock:
     def with_stage(self, name: str, entry: LockEntry) -> Lock:
         return replace(self, stages={**self.stages, name: entry})
 
-    def to_text(self) -> str:
+    def to_yaml(self) -> dict[str, Any]:
         body = {name: self.stages[name].to_yaml() for name in sorted(self.stages)}
-        return dump_yaml({"schema": SCHEMA, "stages": body})
+        return {"schema": SCHEMA, "stages": body}
+
+    def to_text(self) -> str:
+        return LockWriter.render_once(self)
 
 
-def read_lock(root: Path) -> Lock:
+class LockWriter:
+    """Rewrites `pipeline.lock` after every stage, rendering each entry to YAML only once.
+
+    Re-dumping the whole lock per stage would make a run quadratic in its number of stages;
+    joining cached per-stage blocks keeps each rewrite a string join plus one file write. The
+    text is identical to dumping `Lock.to_yaml()` in one go (a test holds it to that).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOCK_NAME
+        self._blocks: dict[str, tuple[LockEntry, str]] = {}
+
+    @classmethod
+    def render_once(cls, lock: Lock) -> str:
+        return cls(Path()).render(lock)
+
+    def write(self, lock: Lock) -> None:
+        """Atomically replace the lock file with `lock`."""
+        atomic_write_text(self.path, self.render(lock))
+
+    def render(self, lock: Lock) -> str:
+        if not lock.stages:
+            return dump_yaml({"schema": SCHEMA, "stages": {}})
+        blocks = [self._block(name, lock.stages[name]) for name in sorted(lock.stages)]
+        return f"schema: {SCHEMA}\nstages:\n" + "".join(blocks)
+
+    def _block(self, name: str, entry: LockEntry) -> str:
+        cached = self._blocks.get(name)
+        if cached is None or cached[0] is not entry:
+            text = dump_yaml({"stages": {name: entry.to_yaml()}}).removeprefix("stages:\n")
+            cached = self._blocks[name] = (entry, text)
+        return cached[1]
+
+
+def read_lock(root: Path, memo: DocumentMemo | None = None) -> Lock:
     """The project's lock, or an empty one if none exists yet."""
     path = root / LOCK_NAME
     if not path.exists():
         return Lock()
     try:
-        doc = load_yaml(path)
+        doc = load_yaml(path, memo, LOCK_NAME)
     except ManifestError as exc:
         raise DataError(f"corrupt lock file: {exc.message}", _HINT) from None
     return _parse(doc.data)
-
-
-def write_lock(root: Path, lock: Lock) -> None:
-    """Atomically replace `pipeline.lock`."""
-    atomic_write_text(root / LOCK_NAME, lock.to_text())
 
 
 def _parse(data: Any) -> Lock:

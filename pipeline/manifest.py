@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import ErrorDetails
 
 from pipeline.errors import ManifestError
-from pipeline.yamlio import Loc, YamlDoc, load_yaml
+from pipeline.yamlio import DocumentMemo, Loc, YamlDoc, load_yaml
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -85,9 +85,9 @@ class ManifestSpec(_Model):
     stages: dict[str, StageSpec] = Field(default_factory=dict)
 
 
-def read_manifest(path: Path) -> tuple[ManifestSpec, YamlDoc]:
+def read_manifest(path: Path, memo: DocumentMemo | None = None) -> tuple[ManifestSpec, YamlDoc]:
     """Load and validate a manifest; raise ManifestError naming file, line and column."""
-    doc = load_yaml(path)
+    doc = load_yaml(path, memo, path.name)
     if doc.data is None:
         raise doc.error((), "the manifest is empty", "declare at least `stages:`")
     if not isinstance(doc.data, dict):

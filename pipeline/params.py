@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.yamlio import YamlDoc, load_yaml
+from pipeline.yamlio import DocumentMemo, YamlDoc, load_yaml
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -27,12 +27,14 @@ class ParamsFile:
     doc: YamlDoc | None = None
 
 
-def load_params_file(root: Path, name: str = DEFAULT_PARAMS_FILE) -> ParamsFile | None:
+def load_params_file(
+    root: Path, name: str = DEFAULT_PARAMS_FILE, memo: DocumentMemo | None = None
+) -> ParamsFile | None:
     """The params file `name` under `root`, or None if it does not exist."""
     path = root / name
     if not path.is_file():
         return None
-    doc = load_yaml(path)
+    doc = load_yaml(path, memo, name)
     if doc.data is None:
         return ParamsFile(name, {}, doc)
     if not isinstance(doc.data, dict):

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import networkx as nx
-
 from pipeline.errors import UsageError
 from pipeline.fingerprint import fingerprint
 from pipeline.hashing import Hasher, HashInfo
@@ -109,19 +107,9 @@ def select(project: Project, targets: Iterable[str]) -> tuple[list[str], set[str
             close = difflib.get_close_matches(name, list(project.stages), n=1)
             hint = f"did you mean {close[0]!r}?" if close else "`pipeline dag` lists the stages"
             raise UsageError(f"unknown stage {name!r}", hint)
-    chosen = (
-        set(project.stages)
-        if not wanted
-        else set().union(wanted, *(nx.ancestors(project.graph, n) for n in wanted))
-    )
-    order = [n for n in topological_order(project) if n in chosen]
+    chosen = set(project.stages) if not wanted else wanted | project.graph.ancestors(wanted)
+    order = [n for n in project.graph.order if n in chosen]
     return order, wanted or set(project.stages)
-
-
-def topological_order(project: Project) -> list[str]:
-    """All stages upstream-first, ties broken by manifest order."""
-    position = {name: i for i, name in enumerate(project.stages)}
-    return list(nx.lexicographical_topological_sort(project.graph, key=position.__getitem__))
 
 
 def make_plan(project: Project, lock: Lock, hasher: Hasher, options: PlanOptions) -> Plan:
@@ -132,7 +120,7 @@ def make_plan(project: Project, lock: Lock, hasher: Hasher, options: PlanOptions
     for name in order:
         waiting = {
             u
-            for u in project.graph.predecessors(name)
+            for u in project.graph.upstream[name]
             if u in decisions and decisions[u].action != Action.UP_TO_DATE
         }
         decisions[name] = decide(

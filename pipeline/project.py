@@ -10,18 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from pipeline.errors import UsageError
-from pipeline.graph import OutputIndex, build_graph
+from pipeline.graph import OutputIndex, StageGraph, build_graph
 from pipeline.manifest import OutSpec, StageSpec, read_manifest
 from pipeline.params import DEFAULT_PARAMS_FILE, ParamsFile, flatten, load_params_file, lookup
 from pipeline.params import suggest as suggest_param
 from pipeline.paths import PathRuleError, normalize
 from pipeline.template import TemplateError, render
-from pipeline.yamlio import Loc, YamlDoc
+from pipeline.yamlio import DocumentMemo, Loc, YamlDoc
 
 MANIFEST_NAMES = ("MLproject",)
+STATE_DIR = ".pipeline"
 
 
 @dataclass(frozen=True)
@@ -59,13 +58,13 @@ class Project:
     manifest: Path
     name: str | None
     stages: dict[str, Stage]
-    graph: nx.DiGraph
+    graph: StageGraph
     outputs: OutputIndex
     doc: YamlDoc
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".pipeline"
+        return self.root / STATE_DIR
 
 
 def find_manifest(start: Path) -> Path:
@@ -81,12 +80,13 @@ def find_manifest(start: Path) -> Path:
     )
 
 
-def load_project(start: Path | str = ".") -> Project:
-    """Find, parse and validate the project containing `start`."""
-    manifest = find_manifest(Path(start))
-    spec, doc = read_manifest(manifest)
+def load_project(start: Path | str = ".", memo: DocumentMemo | None = None) -> Project:
+    """Find, parse and validate the project containing `start` (a directory or manifest)."""
+    start = Path(start)
+    manifest = start if start.is_file() else find_manifest(start)
+    spec, doc = read_manifest(manifest, memo)
     root = manifest.parent
-    params = load_params_file(root)
+    params = load_params_file(root, memo=memo)
     stages = {name: _resolve_stage(name, stage, params, doc) for name, stage in spec.stages.items()}
     dag, outputs = build_graph(stages, doc)
     return Project(root, manifest, spec.name, stages, dag, outputs, doc)

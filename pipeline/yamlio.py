@@ -6,11 +6,14 @@ and constructed from it; the tree is kept to map a validation error's path back 
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -49,13 +52,33 @@ def _check_duplicate_keys(node: yaml.Node) -> None:
         seen.add(key)
 
 
+class DocumentMemo(Protocol):
+    """Where parsed documents are remembered by stat (`state.StateDB` implements it)."""
+
+    def get_document(self, relpath: str, st: os.stat_result) -> str | None: ...
+    def put_document(self, relpath: str, st: os.stat_result, text: str, at_ns: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class YamlDoc:
-    """A loaded document: its data, and the node tree to locate values in for error messages."""
+    """A loaded document: its data, and the node tree to locate values in for error messages.
+
+    A document served from the memo has no node tree; it is parsed again only if an error
+    needs a position, which keeps the common, valid case fast.
+    """
 
     path: Path
     data: Any
-    root: yaml.Node | None
+    node: yaml.Node | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def root(self) -> yaml.Node | None:
+        if self.node is not None or self.data is None:
+            return self.node
+        try:
+            return parse_yaml(self.path.read_text(encoding="utf-8"), self.path).node
+        except (ManifestError, OSError, UnicodeDecodeError):
+            return None
 
     @property
     def display(self) -> str:
@@ -107,8 +130,58 @@ def _child(node: yaml.Node, step: str | int, want_key: bool = False) -> yaml.Nod
     return None
 
 
-def load_yaml(path: Path) -> YamlDoc:
-    """Safe-load one YAML document; any parse problem becomes a ManifestError with a position."""
+def load_yaml(path: Path, memo: DocumentMemo | None = None, key: str = "") -> YamlDoc:
+    """Safe-load one YAML document; any parse problem becomes a ManifestError with a position.
+
+    With a `memo`, a document whose stat is unchanged is served from its JSON form (PyYAML's
+    constructor is the slowest part of a no-op `status` on a large lock file).
+    """
+    if memo is None:
+        return _load_text(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _load_text(path)
+    cached = memo.get_document(key or str(path), st)
+    if cached is not None:
+        return YamlDoc(path, json.loads(cached))
+    started = time.time_ns()
+    doc = _load_text(path)
+    text = _json_exact(doc.data)
+    if text is not None:
+        memo.put_document(key or str(path), st, text, started)
+    return doc
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_exact(data: Any) -> str | None:
+    """JSON text of `data` if JSON round-trips it exactly (str keys, plain types), else None."""
+    stack, seen = [data], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (dict, list)):
+            if id(item) in seen:  # an alias: possibly a cycle, which JSON cannot hold
+                return None
+            seen.add(id(item))
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                return None
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif not isinstance(item, (str, int, float, bool, type(None))) or (
+            isinstance(item, float) and not math.isfinite(item)
+        ):
+            return None
+    try:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), check_circular=True)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _load_text(path: Path) -> YamlDoc:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
