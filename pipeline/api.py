@@ -7,27 +7,45 @@ Each call is load → plan → execute → record in one direction; the CLI only
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.command import sigterm_as_interrupt
 from pipeline.errors import Interrupted
-from pipeline.execute import Events, Executor, QuietEvents, RunResult
 from pipeline.hashing import Hasher
 from pipeline.lockfile import Lock, read_lock
 from pipeline.plan import Plan, PlanOptions, make_plan
 from pipeline.project import STATE_DIR, Project, find_manifest, load_project
 from pipeline.state import StateDB
 
+if TYPE_CHECKING:
+    from pipeline.execute import Events, RunResult
+
 
 @dataclass(frozen=True)
 class ReproOptions:
-    """Options shared by `status`, `plan` and `repro`."""
+    """Options shared by `status`, `plan` and `repro` (see `pipeline repro --help`)."""
 
     root: Path | str = "."
     targets: tuple[str, ...] = ()
     force: bool = False
+    single_item: bool = False
+    downstream: bool = False
+    force_downstream: bool = False
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    keep_going: bool = False
+    wait: bool = True
+
+    def plan_options(self) -> PlanOptions:
+        return PlanOptions(
+            targets=self.targets,
+            force=self.force,
+            single_item=self.single_item,
+            downstream=self.downstream,
+            force_downstream=self.force_downstream,
+        )
 
 
 @dataclass(frozen=True)
@@ -62,20 +80,42 @@ def plan(options: ReproOptions | None = None) -> Plan:
 status = plan
 
 
-def repro(options: ReproOptions | None = None, events: Events | None = None) -> RunResult:
-    """Bring the workspace up to date: run every stale selected stage, upstream first."""
+def repro(
+    options: ReproOptions | None = None,
+    events: Events | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Bring the workspace up to date: run every stale selected stage, upstream first.
+
+    Only one `repro` runs per project at a time; `on_wait` hears about the one we wait for.
+    """
+    # Imported here so that `status` never pays for the executor, threads and file locks.
+    from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
+    from pipeline.execute import ExecOptions, Executor, QuietEvents  # noqa: PLC0415
+    from pipeline.projectlock import project_lock  # noqa: PLC0415
+
     options = options or ReproOptions()
-    with sigterm_as_interrupt(), open_session(options.root) as session:
-        executor = Executor(session.project, session.lock, session.hasher, events or QuietEvents())
-        try:
+    state_dir = find_manifest(Path(options.root)).parent / STATE_DIR
+    try:
+        with (
+            sigterm_as_interrupt(),
+            project_lock(state_dir, wait=options.wait, on_wait=on_wait),
+            open_session(options.root) as session,
+        ):
+            executor = Executor(
+                session.project,
+                session.lock,
+                session.hasher,
+                events or QuietEvents(),
+                ExecOptions(jobs=options.jobs, keep_going=options.keep_going),
+            )
             return executor.run(_plan(session, options))
-        except KeyboardInterrupt:
-            raise Interrupted(
-                "interrupted; the lock keeps every stage that finished",
-                "run `pipeline repro` again to continue",
-            ) from None
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted; the lock keeps every stage that finished",
+            "run `pipeline repro` again to continue",
+        ) from None
 
 
 def _plan(session: Session, options: ReproOptions) -> Plan:
-    plan_options = PlanOptions(targets=options.targets, force=options.force)
-    return make_plan(session.project, session.lock, session.hasher, plan_options)
+    return make_plan(session.project, session.lock, session.hasher, options.plan_options())

@@ -9,11 +9,14 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from pipeline._version import __version__
+
+if TYPE_CHECKING:
+    from pipeline.api import ReproOptions
 
 EXIT_INTERRUPTED = 130
 
@@ -49,30 +52,81 @@ def cli(ctx: click.Context, directory: str, verbose: int) -> None:
 _targets = click.argument("targets", nargs=-1, metavar="[STAGE]...")
 
 
+@dataclass(frozen=True)
+class ReproFlags:
+    """The flags of `pipeline repro`, as parsed."""
+
+    force: bool
+    dry: bool
+    single_item: bool
+    downstream: bool
+    force_downstream: bool
+    jobs: int | None
+    keep_going: bool
+    no_wait: bool
+
+
 @cli.command()
 @_targets
 @click.option(
     "-f", "--force", is_flag=True, help="Run the named stages (default: all) even if up to date."
 )
 @click.option("--dry", is_flag=True, help="Print what would run and why; run nothing.")
+@click.option(
+    "-s", "--single-item", is_flag=True, help="Only the named stages, not their upstream."
+)
+@click.option(
+    "--downstream", is_flag=True, help="The named stages and everything that depends on them."
+)
+@click.option(
+    "--force-downstream", is_flag=True, help="Rerun every stage downstream of one that runs."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run up to N stages (CPUs) at once [default: the CPU count].",
+)
+@click.option(
+    "-k", "--keep-going", is_flag=True, help="After a failure, go on with independent stages."
+)
+@click.option("--no-wait", is_flag=True, help="Fail at once if another pipeline process runs here.")
 @click.pass_obj
-def repro(opts: GlobalOptions, targets: tuple[str, ...], force: bool, dry: bool) -> None:
+def repro(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> None:
     """Bring outputs up to date, running only stages whose inputs changed.
 
-    With STAGE names, reproduces those stages and everything they depend on.
+    STAGE may be a stage name, a foreach/matrix group (all its `name@...` members) or
+    `MANIFEST:stage`. Each named stage brings the stages it depends on along.
     """
     from pipeline import api, report
 
-    options = api.ReproOptions(root=opts.directory, targets=targets, force=force)
-    if dry:
+    f = ReproFlags(**flags)
+    options = api.ReproOptions(
+        root=opts.directory,
+        targets=targets,
+        force=f.force,
+        single_item=f.single_item,
+        downstream=f.downstream,
+        force_downstream=f.force_downstream,
+        keep_going=f.keep_going,
+        wait=not f.no_wait,
+        **({"jobs": f.jobs} if f.jobs else {}),
+    )
+    if f.dry:
         report.dry_run_text(api.plan(options))
         return
-    from pipeline import progress
+    _run_repro(options)
+
+
+def _run_repro(options: ReproOptions) -> None:
+    from pipeline import api, progress, report
     from pipeline.errors import StageFailed
 
     out = progress.console()
     started = time.monotonic()
-    result = api.repro(options, progress.ConsoleEvents(out))
+    with progress.make_events(out, options.jobs) as events:
+        result = api.repro(options, events, on_wait=lambda msg: report.echo(msg, err=True))
     progress.summary(out, result, time.monotonic() - started)
     failed = result.failed
     if failed is not None:

@@ -1,7 +1,8 @@
 """Running a stage's shell commands: bash, its own process group, output streamed and logged.
 
-Each command runs in a new session so that Ctrl-C or SIGTERM can stop the whole tree it
-spawned (`killpg`), not just the shell; the child never sees the terminal's SIGINT directly.
+Each command runs in a new session so that Ctrl-C, SIGTERM or a timeout can stop the whole tree
+it spawned (`killpg`), not just the shell; the child never sees the terminal's SIGINT directly.
+Commands run in worker threads; a `ProcessTracker` lets the main thread stop them all.
 """
 
 from __future__ import annotations
@@ -11,16 +12,53 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from pipeline.errors import EnvironmentSetupError
 
-_GRACE_SECONDS = 5.0
+GRACE_SECONDS = 5.0
 _READ_SIZE = 1 << 16
 
 Sink = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a stage's commands ended: the first non-zero exit status, or 0."""
+
+    code: int
+    timed_out: bool = False
+
+
+class ProcessTracker:
+    """The process groups of every running command, so one interrupt can stop them all."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self.cancelled = threading.Event()
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+        if self.cancelled.is_set():  # started just as everything was being stopped
+            stop_groups([proc])
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def stop_all(self) -> None:
+        """SIGTERM every group at once, then SIGKILL whatever outlives the grace period."""
+        self.cancelled.set()
+        with self._lock:
+            procs = list(self._procs)
+        stop_groups(procs)
 
 
 def shell() -> str:
@@ -31,46 +69,101 @@ def shell() -> str:
     return found
 
 
-def run_commands(cmds: tuple[str, ...], cwd: Path, env: Mapping[str, str], sink: Sink) -> int:
-    """Run each command in turn; stop at the first non-zero exit status and return it."""
+def run_commands(
+    cmds: tuple[str, ...],
+    cwd: Path,
+    env: Mapping[str, str],
+    sink: Sink,
+    *,
+    timeout: float | None = None,
+    tracker: ProcessTracker | None = None,
+) -> CommandResult:
+    """Run each command in turn; stop at the first non-zero exit status or at the deadline."""
     bash = shell()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    run = _Invocation(cwd, dict(env), sink, deadline, tracker or ProcessTracker())
     for cmd in cmds:
-        code = _run_one(bash, cmd, cwd, env, sink)
-        if code != 0:
-            return code
-    return 0
+        if run.tracker.cancelled.is_set():
+            return CommandResult(-signal.SIGTERM)
+        result = _run_one([bash, "-c", cmd], run)
+        if result.code != 0:
+            return result
+    return CommandResult(0)
 
 
-def _run_one(bash: str, cmd: str, cwd: Path, env: Mapping[str, str], sink: Sink) -> int:
+@dataclass(frozen=True)
+class _Invocation:
+    """What every command of one stage shares: where, with what, until when, tracked where."""
+
+    cwd: Path
+    env: dict[str, str]
+    sink: Sink
+    deadline: float | None
+    tracker: ProcessTracker
+
+
+def _run_one(argv: list[str], run: _Invocation) -> CommandResult:
     proc = subprocess.Popen(
-        [bash, "-c", cmd],
-        cwd=cwd,
-        env=dict(env),
+        argv,
+        cwd=run.cwd,
+        env=run.env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    run.tracker.add(proc)
+    with _watchdog(proc, run.deadline) as timed_out:
+        try:
+            _pump(proc, run.sink)
+            code = proc.wait()
+        except BaseException:
+            stop_groups([proc])
+            raise
+        finally:
+            run.tracker.discard(proc)
+    return CommandResult(code, timed_out.is_set())
+
+
+def _pump(proc: subprocess.Popen[bytes], sink: Sink) -> None:
     assert proc.stdout is not None
-    try:
+    with proc.stdout:
         fd = proc.stdout.fileno()
         while chunk := os.read(fd, _READ_SIZE):
             sink(chunk)
-        return proc.wait()
-    except BaseException:
-        stop_group(proc)
-        raise
+
+
+@contextlib.contextmanager
+def _watchdog(proc: subprocess.Popen[bytes], deadline: float | None) -> Iterator[threading.Event]:
+    """Stop `proc`'s group when `deadline` passes; the event tells whether that happened."""
+    fired = threading.Event()
+    if deadline is None:
+        yield fired
+        return
+
+    def expire() -> None:
+        fired.set()
+        stop_groups([proc])
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired
     finally:
-        proc.stdout.close()
+        timer.cancel()
 
 
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the child's process group; after a grace period SIGKILL whatever is left."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=_GRACE_SECONDS)
-    _signal_group(proc.pid, signal.SIGKILL)  # stragglers that ignored or trapped SIGTERM
-    proc.wait()
+def stop_groups(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group; after a grace period SIGKILL whatever is left."""
+    for proc in procs:
+        _signal_group(proc.pid, signal.SIGTERM)
+    end = time.monotonic() + GRACE_SECONDS
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, end - time.monotonic()))
+    for proc in procs:
+        _signal_group(proc.pid, signal.SIGKILL)  # stragglers that ignored or trapped SIGTERM
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

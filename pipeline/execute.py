@@ -1,23 +1,28 @@
-"""Execute step ③: run the stages a plan selected, in order, and commit each success to the lock.
+"""Execute step ③: run the stages a plan selected, in parallel where the DAG allows.
 
-Per stage: decide again now that upstream has finished (identical upstream bytes mean no run),
-delete the declared outs, run the command, check every declared out exists, hash the outs and
-rewrite `pipeline.lock` atomically. A stage's outputs are committed only after it succeeds.
+The main thread schedules: it starts every stage whose upstream has finished, up to `jobs` CPUs
+(a stage's `resources.cpus` count against that budget), and commits each success to
+`pipeline.lock`. Worker threads do the stage work: decide again now that upstream has finished
+(identical upstream bytes mean no run), delete the declared outs, run the command (with timeout
+and retries), check every declared out exists and hash the outs. A stage's outputs are
+committed only after it succeeds. After a failure no new stage starts unless `keep_going`.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.command import run_commands
-from pipeline.errors import DataError, StageFailed
+from pipeline.command import CommandResult, ProcessTracker, run_commands
+from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.fingerprint import fingerprint
 from pipeline.hashing import Hasher, HashInfo
 from pipeline.lockfile import Lock, LockedPath, LockEntry, LockWriter
@@ -37,18 +42,20 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class StageResult:
-    """One stage's outcome in a run, with why it ran and how long it took."""
+    """One stage's outcome in a run, with why it ran (or not) and how long it took."""
 
     stage: str
     outcome: Outcome
     decision: Decision
     seconds: float = 0.0
-    error: StageFailed | None = None
+    error: PipelineError | None = None
+    note: str = ""
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """Every selected stage's result, in execution order."""
+    """Every selected stage's result, in plan order."""
 
     results: tuple[StageResult, ...]
 
@@ -60,10 +67,18 @@ class RunResult:
         return sum(1 for r in self.results if r.outcome is outcome)
 
 
-class Events(Protocol):
-    """What the executor tells its caller; `report.ConsoleEvents` prints it."""
+@dataclass(frozen=True)
+class ExecOptions:
+    """How to run: CPU budget, and whether to go on with independent stages after a failure."""
 
-    def stage_started(self, stage: Stage, decision: Decision) -> None: ...
+    jobs: int = 1
+    keep_going: bool = False
+
+
+class Events(Protocol):
+    """What the executor reports; `progress.py` prints it. Called from worker threads too."""
+
+    def stage_started(self, stage: Stage, decision: Decision, attempt: int) -> None: ...
     def stage_output(self, stage: Stage, chunk: bytes) -> None: ...
     def stage_finished(self, result: StageResult) -> None: ...
 
@@ -71,7 +86,7 @@ class Events(Protocol):
 class QuietEvents:
     """Events sink for library use: nothing is printed; logs still go to `.pipeline/logs/`."""
 
-    def stage_started(self, stage: Stage, decision: Decision) -> None:
+    def stage_started(self, stage: Stage, decision: Decision, attempt: int) -> None:
         pass
 
     def stage_output(self, stage: Stage, chunk: bytes) -> None:
@@ -81,75 +96,119 @@ class QuietEvents:
         pass
 
 
-class Executor:
-    """Runs a plan's stages one after another; stops at the first failure."""
+Work = tuple[StageResult, LockEntry | None]
 
-    def __init__(self, project: Project, lock: Lock, hasher: Hasher, events: Events) -> None:
+
+class Executor:
+    """Runs a plan's stages on a thread pool and records each success in the lock."""
+
+    def __init__(
+        self,
+        project: Project,
+        lock: Lock,
+        hasher: Hasher,
+        events: Events,
+        options: ExecOptions | None = None,
+    ) -> None:
         self.project = project
         self.lock = lock
         self.hasher = hasher
         self.events = events
+        self.options = options or ExecOptions()
+        self.tracker = ProcessTracker()
         self.lock_writer = LockWriter(project.root)
         self.logs = init_state_dir(project.state_dir) / "logs"
         self.logs.mkdir(exist_ok=True)
 
     def run(self, plan: Plan) -> RunResult:
-        results: list[StageResult] = []
-        for i, name in enumerate(plan.order):
-            result = self._stage(plan, name)
-            self.events.stage_finished(result)
-            results.append(result)
-            if result.outcome is Outcome.FAILED:
-                rest = plan.order[i + 1 :]
-                results += [StageResult(n, Outcome.SKIPPED, plan.decisions[n]) for n in rest]
-                break
-        return RunResult(tuple(results))
+        """Execute `plan`; on Ctrl-C every running command's process group is stopped."""
+        jobs = max(1, self.options.jobs)
+        schedule = _Schedule(plan, self.project, jobs)
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="stage") as pool:
+            try:
+                self._loop(schedule, pool, jobs)
+            except BaseException:
+                self.tracker.stop_all()
+                raise
+        return RunResult(tuple(schedule.results[name] for name in plan.order))
 
-    def _stage(self, plan: Plan, name: str) -> StageResult:
-        decision = plan.decisions[name]
-        if decision.action is Action.UP_TO_DATE:
-            return StageResult(name, Outcome.UP_TO_DATE, decision)
+    def _loop(self, schedule: _Schedule, pool: ThreadPoolExecutor, jobs: int) -> None:
+        running: dict[Future[Work], str] = {}
+        free = jobs
+        while True:
+            for name in schedule.startable(free):
+                running[pool.submit(self._work, name, schedule.forced(name))] = name
+                free -= schedule.cpus(name)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                free += schedule.cpus(name)
+                result, entry = future.result()
+                if entry is not None:
+                    self._commit(name, entry)
+                self.events.stage_finished(result)
+                schedule.finish(result, stop=not self.options.keep_going)
+        schedule.skip_rest()
+
+    def _commit(self, name: str, entry: LockEntry) -> None:
+        self.lock = self.lock.with_stage(name, entry)
+        self.lock_writer.write(self.lock)
+        if self.hasher.state is not None:
+            self.hasher.state.flush()
+
+    def _work(self, name: str, forced: bool) -> Work:
+        """One stage, in a worker thread: decide again, then run and hash, or skip."""
         stage = self.project.stages[name]
-        decision = decide(
-            self.project,
-            stage,
-            self.lock.stages.get(name),
-            self.hasher,
-            forced=name in plan.forced,
-        )
+        entry = self.lock.stages.get(name)
+        decision = decide(self.project, stage, entry, self.hasher, forced=forced)
         if decision.action is Action.UP_TO_DATE:
             unchanged = (Reason("upstream outputs unchanged"),)
-            return StageResult(name, Outcome.UP_TO_DATE, replace(decision, reasons=unchanged))
+            result = StageResult(name, Outcome.UP_TO_DATE, replace(decision, reasons=unchanged))
+            return result, None
         started = time.monotonic()
         try:
-            self._run(stage, decision)
-        except StageFailed as exc:
-            return StageResult(name, Outcome.FAILED, decision, time.monotonic() - started, exc)
-        return StageResult(name, Outcome.RAN, decision, time.monotonic() - started)
+            _check_runnable(stage, decision)
+            lock_entry, attempts = self._run_with_retries(stage, decision)
+        except PipelineError as exc:
+            seconds = time.monotonic() - started
+            return StageResult(name, Outcome.FAILED, decision, seconds, exc), None
+        seconds = time.monotonic() - started
+        return StageResult(name, Outcome.RAN, decision, seconds, attempts=attempts), lock_entry
 
-    def _run(self, stage: Stage, decision: Decision) -> None:
-        _require_deps(stage, decision)
-        self.events.stage_started(stage, decision)
+    def _run_with_retries(self, stage: Stage, decision: Decision) -> tuple[LockEntry, int]:
+        for attempt in range(1, stage.retries + 1):
+            entry = self._attempt(stage, decision, attempt)
+            if entry is not None:
+                return entry, attempt
+        last = stage.retries + 1
+        entry = self._attempt(stage, decision, last)
+        assert entry is not None  # the last attempt raises instead of returning None
+        return entry, last
+
+    def _attempt(self, stage: Stage, decision: Decision, attempt: int) -> LockEntry | None:
+        """Run the stage once; None means it failed and a retry is left."""
+        self.events.stage_started(stage, decision, attempt)
         self._clear_outs(stage)
-        code = self._command(stage)
-        if code != 0:
-            raise StageFailed(
-                stage.name,
-                f"stage {stage.name} failed with exit code {code}",
-                f"full output in {self._log_path(stage).relative_to(self.project.root)}",
-            )
-        outs = self._hash_outs(stage)
-        entry = LockEntry(
+        result = self._command(stage)
+        try:
+            if result.code != 0:
+                raise StageFailed(stage.name, _exit_message(stage, result), self._log_hint(stage))
+            outs = self._hash_outs(stage)
+        except StageFailed as exc:
+            if attempt <= stage.retries and not self.tracker.cancelled.is_set():
+                return None
+            if attempt > 1:
+                exc.message += f" (attempt {attempt} of {stage.retries + 1})"
+            raise
+        return LockEntry(
             cmd=stage.cmd,
             fingerprint=fingerprint(stage, decision.deps),
             params=stage.params,
             deps=tuple(LockedPath(p, i) for p, i in decision.deps.items() if i is not None),
             outs=tuple(LockedPath(p, i) for p, i in outs.items()),
         )
-        self.lock = self.lock.with_stage(stage.name, entry)
-        self.lock_writer.write(self.lock)
-        if self.hasher.state is not None:
-            self.hasher.state.flush()
 
     def _clear_outs(self, stage: Stage) -> None:
         for out in stage.outs:
@@ -159,14 +218,20 @@ class Executor:
                 _remove(path)
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def _command(self, stage: Stage) -> int:
+    def _command(self, stage: Stage) -> CommandResult:
         env = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
+        cwd = self.project.root / stage.wdir
         with open(self._log_path(stage), "wb") as log:
             sink = _tee(log.write, lambda chunk: self.events.stage_output(stage, chunk))
-            return run_commands(stage.cmd, self.project.root, env, sink)
+            return run_commands(
+                stage.cmd, cwd, env, sink, timeout=stage.timeout, tracker=self.tracker
+            )
 
     def _log_path(self, stage: Stage) -> Path:
         return self.logs / f"{stage.name}.log"
+
+    def _log_hint(self, stage: Stage) -> str:
+        return f"full output in {self._log_path(stage).relative_to(self.project.root)}"
 
     def _hash_outs(self, stage: Stage) -> dict[str, HashInfo]:
         hashes: dict[str, HashInfo] = {}
@@ -183,13 +248,120 @@ class Executor:
         return hashes
 
 
-def _require_deps(stage: Stage, decision: Decision) -> None:
+class _Schedule:
+    """Which stages may start: upstream finished, CPUs free, and no failure blocking them."""
+
+    def __init__(self, plan: Plan, project: Project, jobs: int) -> None:
+        self.plan = plan
+        self.project = project
+        self.jobs = jobs
+        self.position = {name: i for i, name in enumerate(plan.order)}
+        selected = set(plan.order)
+        self.upstream = {
+            n: [u for u in project.graph.upstream[n] if u in selected] for n in plan.order
+        }
+        self.downstream: dict[str, list[str]] = {n: [] for n in plan.order}
+        for name, ups in self.upstream.items():
+            for up in ups:
+                self.downstream[up].append(name)
+        self.waiting = {n: len(ups) for n, ups in self.upstream.items()}
+        self.ready = [self.position[n] for n, count in self.waiting.items() if count == 0]
+        heapq.heapify(self.ready)
+        self.results: dict[str, StageResult] = {}
+        self.failed: list[str] = []
+        self.stopped = False
+
+    def cpus(self, name: str) -> int:
+        """CPUs a stage holds while it runs; more than `jobs` would never fit, so it is capped."""
+        return max(1, min(self.project.stages[name].cpus, self.jobs))
+
+    def forced(self, name: str) -> bool:
+        """Forced by `-f`, or by `--force-downstream` because an upstream stage ran."""
+        if name in self.plan.forced:
+            return True
+        ran = (self.results[u].outcome is Outcome.RAN for u in self.upstream[name])
+        return self.plan.force_downstream and any(ran)
+
+    def startable(self, free: int) -> list[str]:
+        """Stages to submit now; up-to-date and blocked stages are settled without a thread."""
+        chosen: list[str] = []
+        deferred: list[int] = []
+        while self.ready and not self.stopped:
+            name = self.plan.order[heapq.heappop(self.ready)]
+            if self._settle_without_running(name):
+                continue
+            if self.cpus(name) <= free:
+                chosen.append(name)
+                free -= self.cpus(name)
+            else:
+                deferred.append(self.position[name])
+        for pos in deferred:
+            heapq.heappush(self.ready, pos)
+        return chosen
+
+    def _settle_without_running(self, name: str) -> bool:
+        blocked = [u for u in self.upstream[name] if self.results[u].outcome in _BLOCKING]
+        decision = self.plan.decisions[name]
+        if blocked:
+            note = f"upstream {blocked[0]} " + self.results[blocked[0]].outcome.value
+            self.finish(StageResult(name, Outcome.SKIPPED, decision, note=note), stop=False)
+        elif decision.action is Action.UP_TO_DATE:
+            self.finish(StageResult(name, Outcome.UP_TO_DATE, decision), stop=False)
+        else:
+            return False
+        return True
+
+    def finish(self, result: StageResult, *, stop: bool) -> None:
+        self.results[result.stage] = result
+        if result.outcome is Outcome.FAILED:
+            self.failed.append(result.stage)
+            self.stopped = self.stopped or stop
+        for down in self.downstream[result.stage]:
+            self.waiting[down] -= 1
+            if self.waiting[down] == 0:
+                heapq.heappush(self.ready, self.position[down])
+
+    def skip_rest(self) -> None:
+        """After a stop, every stage that never started is skipped, saying why."""
+        note = f"not started: {self.failed[0]} failed" if self.failed else "not started"
+        for name in self.plan.order:
+            if name not in self.results:
+                decision = self.plan.decisions[name]
+                self.results[name] = StageResult(name, Outcome.SKIPPED, decision, note=note)
+
+
+_BLOCKING = (Outcome.FAILED, Outcome.SKIPPED)
+
+
+def _check_runnable(stage: Stage, decision: Decision) -> None:
+    if stage.frozen:
+        out = next(r.subject for r in decision.reasons if r.kind == "out missing")
+        raise DataError(
+            f"stage {stage.name} is frozen, and its output {out} is missing",
+            "restore the output, or set `frozen: false` to let the stage rebuild it",
+        )
     missing = [p for p, info in decision.deps.items() if info is None]
     if missing:
         raise DataError(
             f"stage {stage.name}: dependency {missing[0]} does not exist",
             "create it, or add the stage that produces it to the manifest",
         )
+
+
+def _exit_message(stage: Stage, result: CommandResult) -> str:
+    if result.timed_out:
+        return f"stage {stage.name} timed out after {_duration(stage.timeout or 0)}"
+    if result.code < 0:
+        return f"stage {stage.name} was killed by signal {-result.code}"
+    return f"stage {stage.name} failed with exit code {result.code}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
 
 
 def _remove(path: Path) -> None:

@@ -10,6 +10,7 @@ import bisect
 import graphlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ManifestError
@@ -17,7 +18,7 @@ from pipeline.paths import ancestors, is_within
 from pipeline.yamlio import YamlDoc
 
 if TYPE_CHECKING:
-    from pipeline.project import Out, Stage
+    from pipeline.stage import Out, Stage
 
 
 class OutputIndex:
@@ -68,16 +69,21 @@ class StageGraph:
         """(producer, consumer) pairs in execution order."""
         return [(u, name) for name in self.order for u in self.upstream[name]]
 
-    def ancestors(self, names: Iterable[str]) -> set[str]:
-        """Every stage upstream of `names`, transitively (not including them)."""
-        found: set[str] = set()
-        stack = [u for n in names for u in self.upstream[n]]
-        while stack:
-            name = stack.pop()
-            if name not in found:
-                found.add(name)
-                stack.extend(self.upstream[name])
-        return found
+    def ancestors(self, names: Iterable[str], stop: Iterable[str] = ()) -> set[str]:
+        """Every stage upstream of `names`, transitively, not looking past `stop` stages."""
+        return _reachable(names, self.upstream, set(stop))
+
+    @cached_property
+    def downstream(self) -> dict[str, tuple[str, ...]]:
+        """Stage → the stages that read its outputs, in execution order."""
+        found: dict[str, list[str]] = {name: [] for name in self.order}
+        for producer, consumer in self.edges:
+            found[producer].append(consumer)
+        return {name: tuple(consumers) for name, consumers in found.items()}
+
+    def descendants(self, names: Iterable[str]) -> set[str]:
+        """Every stage downstream of `names`, transitively (not including them)."""
+        return _reachable(names, self.downstream)
 
     def to_networkx(self) -> Any:
         """A `networkx.DiGraph` with an edge from each producer to each consumer."""
@@ -87,6 +93,21 @@ class StageGraph:
         dag.add_nodes_from(self.order)
         dag.add_edges_from(self.edges)
         return dag
+
+
+def _reachable(
+    starts: Iterable[str], edges: Mapping[str, Iterable[str]], stop: set[str] | None = None
+) -> set[str]:
+    stop = stop or set()
+    found: set[str] = set()
+    stack = [nxt for name in starts if name not in stop for nxt in edges[name]]
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            if name not in stop:
+                stack.extend(edges[name])
+    return found
 
 
 def build_graph(stages: Mapping[str, Stage], doc: YamlDoc) -> tuple[StageGraph, OutputIndex]:

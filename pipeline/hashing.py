@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat as statmod
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,18 +75,24 @@ class Hasher:
         self.state = state
         self.workers = workers or min(8, (os.cpu_count() or 1) * 2)
         self._memo: dict[str, HashInfo | None] = {}
+        self._lock = threading.Lock()  # stages hash their outputs from worker threads
 
     def hash(self, relpath: str) -> HashInfo | None:
         """HashInfo of a project-relative path, or None if it does not exist."""
-        if relpath not in self._memo:
-            self._memo[relpath] = self._compute(relpath)
-        return self._memo[relpath]
+        with self._lock:
+            if relpath in self._memo:
+                return self._memo[relpath]
+        info = self._compute(relpath)
+        with self._lock:
+            self._memo[relpath] = info
+        return info
 
     def forget(self, relpath: str) -> None:
         """Drop memoised results that a write to `relpath` may have changed."""
-        stale = {p for p in self._memo if is_within(p, relpath)} | set(ancestors(relpath))
-        for path in stale:
-            self._memo.pop(path, None)
+        with self._lock:
+            stale = {p for p in self._memo if is_within(p, relpath)} | set(ancestors(relpath))
+            for path in stale:
+                self._memo.pop(path, None)
 
     def _compute(self, relpath: str) -> HashInfo | None:
         abspath = os.path.join(self.root, relpath)

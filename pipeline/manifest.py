@@ -29,11 +29,11 @@ def _command(value: Any) -> Any:
     raise ValueError("expected a command string or a non-empty list of command strings")
 
 
-def _path_list(value: Any) -> Any:
+def _list(value: Any) -> Any:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValueError("expected a list of paths, e.g. [data/raw.csv, src/train.py]")
+        raise ValueError("expected a list, e.g. [data/raw.csv, src/train.py]")
     return value
 
 
@@ -48,56 +48,143 @@ def _out_entry(value: Any) -> Any:
     raise ValueError("expected a path or {path: {cache: ..., persist: ...}}")
 
 
+def _params_entry(value: Any) -> Any:
+    """`key`, or `{file: [keys]}`, or `{file: null}` for every param in the file."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        file, keys = next(iter(value.items()))
+        if isinstance(file, str) and (keys is None or _str_list(keys)):
+            return {file: keys}
+    raise ValueError("expected a params key, or {file: [key, ...]}, or {file: null} for all")
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `"90s"`, `"10m"`, `"1h30m"` or `"1.5h"`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match and any(match.groups()):
+        hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+        total = hours * 3600 + minutes * 60 + seconds
+        if total > 0:
+            return total
+    raise ValueError("expected a positive duration such as 90, '30s', '10m' or '1h30m'")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class OutSpec(_Model):
-    """One declared output (`outs`/`metrics` entry) and its flags."""
+    """One declared output (`outs`/`metrics` entry) and its flags (DVC's names)."""
 
     path: str
     cache: bool = True
     persist: bool = False
+    push: bool = True
+    remote: str | None = None
     desc: str | None = None
+    type: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    meta: Any = None
+    checkpoint: bool = False  # accepted for DVC 2.x files; it has no effect
+
+
+class PlotSpec(OutSpec):
+    """A `plots` entry: an output plus how to draw it."""
+
+    template: str | None = None
+    x: Any = None
+    y: Any = None
+    x_label: str | None = None
+    y_label: str | None = None
+    title: str | None = None
+    header: bool | None = None
+
+
+class Resources(_Model):
+    """What a stage holds while it runs; counted against `-j`."""
+
+    cpus: Annotated[int, Field(ge=1)] = 1
 
 
 Command = Annotated[tuple[str, ...], BeforeValidator(_command)]
-PathList = Annotated[list[str], BeforeValidator(_path_list)]
-OutEntry = Annotated[OutSpec, BeforeValidator(_out_entry)]
-OutList = Annotated[list[OutEntry], BeforeValidator(_path_list)]
+PathList = Annotated[list[str], BeforeValidator(_list)]
+OutList = Annotated[list[Annotated[OutSpec, BeforeValidator(_out_entry)]], BeforeValidator(_list)]
+PlotList = Annotated[list[Annotated[PlotSpec, BeforeValidator(_out_entry)]], BeforeValidator(_list)]
+ParamEntry = Annotated[str | dict[str, list[str] | None], BeforeValidator(_params_entry)]
+VarsList = Annotated[list[str | dict[str, Any]], BeforeValidator(_list)]
 
 
 class StageSpec(_Model):
-    """One entry of `stages:` exactly as written."""
+    """One stage definition (after `foreach`/`matrix` expansion and templating)."""
 
     cmd: Command
+    wdir: str = "."
     deps: PathList = Field(default_factory=list)
     outs: OutList = Field(default_factory=list)
-    params: Annotated[list[str], BeforeValidator(_path_list)] = Field(default_factory=list)
     metrics: OutList = Field(default_factory=list)
+    plots: PlotList = Field(default_factory=list)
+    params: Annotated[list[ParamEntry], BeforeValidator(_list)] = Field(default_factory=list)
+    frozen: bool = False
+    always_changed: bool = False
     desc: str | None = None
+    meta: Any = None
+    vars: VarsList = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    timeout: Annotated[
+        float | None, BeforeValidator(lambda v: None if v is None else parse_duration(v))
+    ] = None
+    retries: Annotated[int, Field(ge=0)] = 0
+
+
+GENERATOR_KEYS = ("foreach", "do", "matrix")
 
 
 class ManifestSpec(_Model):
-    """The whole `MLproject` file."""
+    """The whole manifest (`MLproject` or `dvc.yaml`); stage entries are validated later."""
 
     name: str | None = None
-    stages: dict[str, StageSpec] = Field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    vars: VarsList = Field(default_factory=list)
+    params: PathList = Field(default_factory=list)
+    metrics: PathList = Field(default_factory=list)
+    plots: Annotated[list[Any], BeforeValidator(_list)] = Field(default_factory=list)
+    artifacts: dict[str, Any] = Field(default_factory=dict)
+    datasets: Annotated[list[dict[str, Any]], BeforeValidator(_list)] = Field(default_factory=list)
 
 
 def read_manifest(path: Path, memo: DocumentMemo | None = None) -> tuple[ManifestSpec, YamlDoc]:
-    """Load and validate a manifest; raise ManifestError naming file, line and column."""
+    """Load and validate a manifest's top level; stage bodies are checked by `validate_stage`."""
     doc = load_yaml(path, memo, path.name)
     if doc.data is None:
         raise doc.error((), "the manifest is empty", "declare at least `stages:`")
     if not isinstance(doc.data, dict):
-        raise doc.error((), "the manifest must be a mapping with `name` and `stages`")
+        raise doc.error((), "the manifest must be a mapping with `stages`")
     try:
         spec = ManifestSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise _first_error(doc, exc) from None
+        raise _first_error(doc, exc, (), ManifestSpec) from None
     _check_stage_names(doc, spec)
     return spec, doc
+
+
+def validate_stage(doc: YamlDoc, loc: Loc, body: dict[str, Any]) -> StageSpec:
+    """Validate one (expanded, rendered) stage definition found at `loc` in the manifest."""
+    try:
+        return StageSpec.model_validate(body)
+    except ValidationError as exc:
+        raise _first_error(doc, exc, loc, StageSpec) from None
 
 
 def _check_stage_names(doc: YamlDoc, spec: ManifestSpec) -> None:
@@ -106,24 +193,36 @@ def _check_stage_names(doc: YamlDoc, spec: ManifestSpec) -> None:
             raise doc.error(
                 ("stages", name),
                 f"invalid stage name {name!r}",
-                "use letters, digits, '_', '-' and '.' (starting with a letter, digit or '_')",
+                "use letters, digits, '_', '-' and '.' (starting with a letter, digit or '_');"
+                " '@' is reserved for foreach/matrix members",
+                at_key=True,
             )
 
 
-def _first_error(doc: YamlDoc, exc: ValidationError) -> ManifestError:
+def _first_error(
+    doc: YamlDoc, exc: ValidationError, prefix: Loc, model: type[BaseModel]
+) -> ManifestError:
     errors = exc.errors(include_url=False)
     err = errors[0]
     loc = _yaml_loc(err["loc"])
-    message, hint = _describe(err, loc)
+    message, hint = _describe(err, loc, model)
     more = len(errors) - 1
     if more:
         hint = (hint + "; " if hint else "") + f"{more} more problem(s) after fixing this one"
-    return doc.error(loc, message, hint, at_key=err["type"] == "extra_forbidden")
+    return doc.error((*prefix, *loc), message, hint, at_key=err["type"] == "extra_forbidden")
 
 
 def _yaml_loc(loc: tuple[int | str, ...]) -> Loc:
     """Drop pydantic's validator-name steps so the path matches the YAML document."""
-    return tuple(s for s in loc if isinstance(s, int) or not s.startswith("function-"))
+    return tuple(
+        s
+        for s in loc
+        if isinstance(s, int) or not (s in _UNION_STEPS or s.startswith(_UNION_PREFIXES))
+    )
+
+
+_UNION_STEPS = {"str", "int", "float", "bool", "none", "nullable"}
+_UNION_PREFIXES = ("function-", "dict[", "list[", "tuple[")
 
 
 _TYPE_WORDS = {
@@ -134,16 +233,17 @@ _TYPE_WORDS = {
     "model_type": "a mapping",
     "int_type": "an integer",
     "tuple_type": "a list",
+    "float_type": "a number",
 }
 
 
-def _describe(err: ErrorDetails, loc: Loc) -> tuple[str, str | None]:
+def _describe(err: ErrorDetails, loc: Loc, model: type[BaseModel]) -> tuple[str, str | None]:
     kind = err["type"]
     field = str(loc[-1]) if loc else ""
     if kind == "missing":
         return f"missing required key {field!r}", _missing_hint(field)
     if kind == "extra_forbidden":
-        return f"unknown key {field!r}", _did_you_mean(field, _known_keys(loc))
+        return f"unknown key {field!r}", _did_you_mean(field, _known_keys(loc, model))
     if kind in _TYPE_WORDS:
         got = type(err["input"]).__name__ if err["input"] is not None else "null"
         return f"expected {_TYPE_WORDS[kind]}, got {_yaml_type(got)}", None
@@ -167,14 +267,17 @@ def _missing_hint(field: str) -> str | None:
     return None
 
 
-def _known_keys(loc: Loc) -> list[str]:
+def _known_keys(loc: Loc, model: type[BaseModel]) -> list[str]:
+    """The keys allowed where an unknown key `loc[-1]` was found."""
     parent = loc[:-1]
+    if model is StageSpec and parent and parent[0] in ("outs", "metrics", "plots"):
+        flags = PlotSpec if parent[0] == "plots" else OutSpec
+        return [f for f in flags.model_fields if f != "path"]
+    if model is StageSpec and parent == ("resources",):
+        return list(Resources.model_fields)
     if not parent:
-        return list(ManifestSpec.model_fields)
-    if len(parent) == 2 and parent[0] == "stages":
-        return list(StageSpec.model_fields)
-    if len(parent) >= 4 and parent[2] in ("outs", "metrics"):
-        return [f for f in OutSpec.model_fields if f != "path"]
+        fields = list(model.model_fields)
+        return [*fields, *GENERATOR_KEYS] if model is StageSpec else fields
     return []
 
 

@@ -7,15 +7,25 @@ rather than "the train subtree changed".
 from __future__ import annotations
 
 import difflib
+import json
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.yamlio import DocumentMemo, YamlDoc, load_yaml
+from pipeline.errors import ManifestError
+from pipeline.pyparams import parse_python_params
+from pipeline.yamlio import DocumentMemo, YamlDoc, display_path, load_yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 DEFAULT_PARAMS_FILE = "params.yaml"
-_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[([^\[\]]+)\]")
 
 
 @dataclass(frozen=True)
@@ -30,16 +40,52 @@ class ParamsFile:
 def load_params_file(
     root: Path, name: str = DEFAULT_PARAMS_FILE, memo: DocumentMemo | None = None
 ) -> ParamsFile | None:
-    """The params file `name` under `root`, or None if it does not exist."""
+    """The params file `name` (relative to `root`), or None if it does not exist.
+
+    The format follows the extension, as in DVC: `.json`, `.toml`, `.py` (literals only, never
+    executed); anything else is YAML.
+    """
     path = root / name
     if not path.is_file():
         return None
+    suffix = path.suffix.lower()
+    if suffix in _PARSERS:
+        data = _parse_other(path, name, _PARSERS[suffix])
+        return ParamsFile(name, data)
     doc = load_yaml(path, memo, name)
     if doc.data is None:
         return ParamsFile(name, {}, doc)
     if not isinstance(doc.data, dict):
         raise doc.error((), "a params file must be a mapping of names to values")
     return ParamsFile(name, doc.data, doc)
+
+
+def _parse_other(path: Path, name: str, parse: Callable[[str, str], Any]) -> dict[str, Any]:
+    try:
+        data = parse(path.read_text(encoding="utf-8"), name)
+    except (ValueError, SyntaxError, UnicodeDecodeError, RecursionError) as exc:
+        raise ManifestError(
+            f"{display_path(path)}: cannot parse params file: {exc}",
+            "fix the syntax; params files may be YAML, JSON, TOML or Python literals",
+        ) from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{display_path(path)}: a params file must be a mapping of names")
+    return data
+
+
+def _toml(text: str, name: str) -> Any:
+    return tomllib.loads(text)
+
+
+def _json(text: str, name: str) -> Any:
+    return json.loads(text)
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    ".json": _json,
+    ".toml": _toml,
+    ".py": parse_python_params,
+}
 
 
 def split_key(key: str) -> list[str | int]:
@@ -51,7 +97,11 @@ def split_key(key: str) -> list[str | int]:
         glued = gap == "" and match.group(1) is not None and bool(parts)  # `a[0]b`
         if gap not in ("", ".") or (gap == "." and not parts) or glued:
             raise KeyError(key)
-        parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        if match.group(1) is not None:
+            parts.append(match.group(1))
+        else:  # `[0]` indexes a list, `[name]` a mapping (DVC allows both)
+            index = match.group(2).strip()
+            parts.append(int(index) if index.isdigit() else index)
         pos = match.end()
     if not parts or pos != len(key):
         raise KeyError(key)
@@ -81,6 +131,26 @@ def flatten(key: str, value: Any) -> dict[str, Any]:
             out.update(flatten(f"{key}.{sub}", subvalue))
         return out
     return {key: value}
+
+
+def overlay(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `data` with each dotted key of `values` set; unreachable keys are ignored."""
+    result = dict(data)
+    for key, value in values.items():
+        try:
+            *parents, leaf = split_key(key)
+        except KeyError:
+            continue
+        node: Any = result
+        for part in parents:
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                break
+            node[part] = node = dict(child)
+        else:
+            if isinstance(node, dict):
+                node[leaf] = value
+    return result
 
 
 def suggest(key: str, data: dict[str, Any]) -> str | None:

@@ -8,17 +8,18 @@ upstream has finished, so identical upstream bytes stop the propagation.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from pipeline.errors import UsageError
 from pipeline.fingerprint import fingerprint
 from pipeline.hashing import Hasher, HashInfo
 from pipeline.lockfile import Lock, LockEntry
+from pipeline.params import DEFAULT_PARAMS_FILE, overlay
 from pipeline.project import Project, Stage
+from pipeline.selection import select
+from pipeline.template import TemplateError, render
 
 
 class Action(str, Enum):
@@ -80,10 +81,13 @@ class Decision:
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """What to plan: target stages (empty: all) and whether they are forced to run."""
+    """What to plan: targets (empty: all), how to expand them, and what is forced to run."""
 
     targets: tuple[str, ...] = ()
     force: bool = False
+    single_item: bool = False
+    downstream: bool = False
+    force_downstream: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,31 +97,22 @@ class Plan:
     order: tuple[str, ...]
     decisions: dict[str, Decision]
     forced: frozenset[str]
+    force_downstream: bool = False
 
     @property
     def stale(self) -> list[Decision]:
         return [d for n in self.order if (d := self.decisions[n]).action != Action.UP_TO_DATE]
 
 
-def select(project: Project, targets: Iterable[str]) -> tuple[list[str], set[str]]:
-    """Stages to consider (targets and everything upstream, in order) and the target set."""
-    wanted = set(targets)
-    for name in wanted:
-        if name not in project.stages:
-            close = difflib.get_close_matches(name, list(project.stages), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "`pipeline dag` lists the stages"
-            raise UsageError(f"unknown stage {name!r}", hint)
-    chosen = set(project.stages) if not wanted else wanted | project.graph.ancestors(wanted)
-    order = [n for n in project.graph.order if n in chosen]
-    return order, wanted or set(project.stages)
-
-
 def make_plan(project: Project, lock: Lock, hasher: Hasher, options: PlanOptions) -> Plan:
     """Decide every selected stage, upstream first."""
-    order, targets = select(project, options.targets)
-    forced = frozenset(targets if options.force else ())
+    selection = select(
+        project, options.targets, single_item=options.single_item, downstream=options.downstream
+    )
+    # As in DVC, -f forces every selected stage: the targets and the upstream they bring along.
+    forced = frozenset(selection.order) if options.force else frozenset()
     decisions: dict[str, Decision] = {}
-    for name in order:
+    for name in selection.order:
         waiting = {
             u
             for u in project.graph.upstream[name]
@@ -131,7 +126,7 @@ def make_plan(project: Project, lock: Lock, hasher: Hasher, options: PlanOptions
             forced=name in forced,
             waiting=waiting,
         )
-    return Plan(tuple(order), decisions, forced)
+    return Plan(selection.order, decisions, forced, options.force_downstream)
 
 
 def decide(
@@ -144,6 +139,8 @@ def decide(
     waiting: set[str] | frozenset[str] = frozenset(),
 ) -> Decision:
     """Compare a stage with its lock entry; `waiting` are upstream stages not yet finished."""
+    if stage.frozen:
+        return _frozen(stage, hasher)
     pending = {d for d in stage.deps if project.outputs.producers(d) & waiting}
     deps = {d: hasher.hash(d) for d in stage.deps if d not in pending}
     if forced:
@@ -152,12 +149,26 @@ def decide(
         reasons = [Reason("new stage")]
     else:
         reasons = _changes(stage, entry, deps, hasher, pending)
+    if stage.always_changed:
+        reasons.append(Reason("always changed"))
+    elif not stage.deps and not stage.outs and not forced:
+        reasons.append(Reason("no deps and no outs: always runs"))
     if reasons:
         return Decision(stage.name, Action.RUN, tuple(reasons), deps)
     if waiting:
         upstream = tuple(Reason("upstream", u) for u in sorted(waiting))
         return Decision(stage.name, Action.AFTER_UPSTREAM, upstream, deps)
     return Decision(stage.name, Action.UP_TO_DATE, (), deps)
+
+
+def _frozen(stage: Stage, hasher: Hasher) -> Decision:
+    """A frozen stage never runs: it is up to date while its outputs exist."""
+    missing = tuple(
+        Reason("out missing", o.path) for o in stage.outs if hasher.hash(o.path) is None
+    )
+    if missing:
+        return Decision(stage.name, Action.RUN, (*missing, Reason("frozen")), {})
+    return Decision(stage.name, Action.UP_TO_DATE, (), {})
 
 
 def _changes(
@@ -167,7 +178,7 @@ def _changes(
     hasher: Hasher,
     pending: set[str],
 ) -> list[Reason]:
-    reasons = [Reason("cmd changed")] if stage.cmd != entry.cmd else []
+    reasons = [Reason("cmd changed")] if _cmd_changed(stage, entry) else []
     reasons += _param_changes(stage.params, entry.params)
     reasons += _dep_changes(deps, entry, pending)
     reasons += _out_changes(stage, entry, hasher)
@@ -176,19 +187,34 @@ def _changes(
     return reasons
 
 
+def _cmd_changed(stage: Stage, entry: LockEntry) -> bool:
+    """True unless the commands are equal, or differ only through templated param values."""
+    if stage.cmd == entry.cmd:
+        return False
+    context = stage.context
+    for values in entry.params.values():
+        context = overlay(context, values)
+    try:
+        old = tuple(render(t, context, quote=True).text for t in stage.cmd_template)
+    except TemplateError:
+        return True
+    return old != entry.cmd
+
+
 def _param_changes(
     now: Mapping[str, Mapping[str, Any]], then: Mapping[str, Mapping[str, Any]]
 ) -> list[Reason]:
     reasons = []
     for file in sorted(set(now) | set(then)):
         new, old = now.get(file, {}), then.get(file, {})
+        prefix = "" if file == DEFAULT_PARAMS_FILE else f"{file}:"
         for key in sorted(set(new) | set(old)):
             if key not in old:
-                reasons.append(Reason("param added", key))
+                reasons.append(Reason("param added", prefix + key))
             elif key not in new:
-                reasons.append(Reason("param removed", key))
+                reasons.append(Reason("param removed", prefix + key))
             elif new[key] != old[key] or type(new[key]) is not type(old[key]):
-                reasons.append(Reason("param changed", key, old[key], new[key]))
+                reasons.append(Reason("param changed", prefix + key, old[key], new[key]))
     return reasons
 
 

@@ -8,11 +8,14 @@ timestamp tick as its hashing ("racily clean", as git calls it) would otherwise 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 # Larger than any Linux filesystem's timestamp granularity (ext4/xfs tick at most every 10 ms).
 RACY_MARGIN_NS = 100_000_000
@@ -43,6 +46,21 @@ _COLUMNS = {
 }
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[P, R]) -> Callable[P, R]:
+    """Serialise a StateDB method: one sqlite connection, used by one thread at a time."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with cast(StateDB, args[0])._lock:
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 class StateDB:
     """A small sqlite-backed memo. Writes are batched and committed by `flush()` or `close()`."""
 
@@ -51,6 +69,8 @@ class StateDB:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[str, int, int, int, str, int]] = []
         self._prefetched: dict[str, tuple[Any, ...]] = {}
+        # One connection shared by the worker threads of a parallel run, used one at a time.
+        self._lock = threading.RLock()
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -64,10 +84,12 @@ class StateDB:
                 self._conn = _open(self.path)
         return self._conn
 
+    @_locked
     def get(self, relpath: str, st: os.stat_result) -> str | None:
         """The memoised hash of `relpath` if its stat still matches and is not racy."""
         return self._lookup("hashes", relpath, st)
 
+    @_locked
     def prefetch(self, directory: str) -> None:
         """Load the memo rows of every file below `directory` with one range query.
 
@@ -77,10 +99,12 @@ class StateDB:
         rows = self._connect().execute(query, (directory + "/", directory + "0"))
         self._prefetched.update((row[0], row[1:]) for row in rows)
 
+    @_locked
     def get_document(self, relpath: str, st: os.stat_result) -> str | None:
         """The memoised JSON form of a parsed YAML file, under the same rules as hashes."""
         return self._lookup("documents", relpath, st)
 
+    @_locked
     def put_document(self, relpath: str, st: os.stat_result, text: str, at_ns: int) -> None:
         """Remember a parsed document; written at once, as documents are few and large."""
         row = (relpath, st.st_ino, st.st_mtime_ns, st.st_size, text, at_ns)
@@ -101,10 +125,12 @@ class StateDB:
             return None
         return str(value)
 
+    @_locked
     def put(self, relpath: str, st: os.stat_result, digest: str, hashed_at_ns: int) -> None:
         """Remember a hash computed from content read after `hashed_at_ns`."""
         self._pending.append((relpath, st.st_ino, st.st_mtime_ns, st.st_size, digest, hashed_at_ns))
 
+    @_locked
     def flush(self) -> None:
         """Commit batched writes in one transaction."""
         if not self._pending:
@@ -116,6 +142,7 @@ class StateDB:
             )
         self._pending.clear()
 
+    @_locked
     def close(self) -> None:
         """Flush and close; the memo is best-effort, so a busy database only loses entries."""
         with contextlib.suppress(sqlite3.OperationalError):

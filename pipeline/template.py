@@ -1,20 +1,27 @@
 """`${a.b}` templating (DVC syntax) with shell quoting and a record of every key used.
 
-A value substituted into a command is data, never code: it is always passed through
-`shlex.quote`, so `x; touch pwned` reaches the program as one argument. Every key a template
-reads becomes a tracked parameter of the stage, so changing it reruns the stage.
+A value substituted into a command is data, never code. The quoting follows the shell state at
+the placeholder: bare → `shlex.quote`; inside "double quotes" → backslash-escaped; inside
+'single quotes' → `'\\''`-escaped. So `x; touch pwned` always reaches the program as one
+argument, and DVC commands that already quote their placeholders (`"${path}"`) run unchanged.
+
+Rendering follows DVC: a string that is exactly one placeholder keeps the value's type (so
+`frozen: ${flag}` is a bool); inside a larger string booleans render as `true`/`false`, `null`
+as `None`; a mapping in a command is unpacked into `--key value` flags; a list is an error.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.params import lookup
 
 _PLACEHOLDER = re.compile(r"(\\)?\$\{([^{}]*)\}")
+_EXACT = re.compile(r"^\$\{([^{}]*)\}$")
 
 
 class TemplateError(ValueError):
@@ -28,36 +35,71 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True)
 class Rendered:
-    """The result of rendering one string: its text and the keys it read."""
+    """The result of rendering: the value and the keys it read, in order of first use."""
 
-    text: str
+    value: Any
     keys: tuple[str, ...]
 
+    @property
+    def text(self) -> str:
+        return str(self.value)
 
-def has_placeholders(text: str) -> bool:
-    """Cheap pre-check so the common template-free string skips the regex machinery."""
-    return "${" in text
 
-
-def render(text: str, context: dict[str, Any], *, quote: bool) -> Rendered:
-    """Substitute every `${key}` from `context`; `\\${` escapes a literal `${`."""
-    if not has_placeholders(text):
+def render(text: str, context: Mapping[str, Any], *, quote: bool) -> Rendered:
+    """Render one string; `quote=True` for shell commands. `\\${` escapes a literal `${`."""
+    if "${" not in text:
         return Rendered(text, ())
+    exact = _EXACT.match(text)
+    if exact and not quote:
+        key = exact.group(1).strip()
+        return Rendered(_value(key, context), (key,))
     keys: list[str] = []
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(1):
-            return match.group(0)[1:]
+    out: list[str] = []
+    state = _ShellState()
+    pos = 0
+    for match in _PLACEHOLDER.finditer(text):
+        literal = text[pos : match.start()]
+        state.feed(literal)
+        out.append(literal)
+        pos = match.end()
+        if match.group(1):  # `\${...}`: drop the backslash, keep the rest literally
+            out.append(match.group(0)[1:])
+            state.feed(match.group(0)[1:])
+            continue
         key = match.group(2).strip()
-        value = _value(key, context)
         keys.append(key)
-        rendered = _to_text(key, value)
-        return shlex.quote(rendered) if quote else rendered
+        out.append(_substitute(key, _value(key, context), state if quote else None))
+    out.append(text[pos:])
+    return Rendered("".join(out), tuple(dict.fromkeys(keys)))
 
-    return Rendered(_PLACEHOLDER.sub(substitute, text), tuple(dict.fromkeys(keys)))
+
+def interpolate(value: Any, context: Mapping[str, Any]) -> Rendered:
+    """Render every string (and mapping key) inside a YAML value, unquoted."""
+    if isinstance(value, str):
+        return render(value, context, quote=False)
+    keys: list[str] = []
+    if isinstance(value, list):
+        items = [_collect(interpolate(v, context), keys) for v in value]
+        return Rendered(items, tuple(dict.fromkeys(keys)))
+    if isinstance(value, dict):
+        pairs = {
+            _key(_collect(interpolate(k, context), keys)): _collect(interpolate(v, context), keys)
+            for k, v in value.items()
+        }
+        return Rendered(pairs, tuple(dict.fromkeys(keys)))
+    return Rendered(value, ())
 
 
-def _value(key: str, context: dict[str, Any]) -> Any:
+def _collect(rendered: Rendered, keys: list[str]) -> Any:
+    keys.extend(rendered.keys)
+    return rendered.value
+
+
+def _key(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def _value(key: str, context: Mapping[str, Any]) -> Any:
     if not key:
         raise TemplateError(key, "empty placeholder ${}")
     try:
@@ -66,10 +108,84 @@ def _value(key: str, context: dict[str, Any]) -> Any:
         raise TemplateError(key, f"unknown parameter {key!r} in ${{{key}}}") from None
 
 
-def _to_text(key: str, value: Any) -> str:
+def _substitute(key: str, value: Any, state: _ShellState | None) -> str:
+    if isinstance(value, dict) and state is not None:
+        return state.escape_flags(unpack(key, value))
+    text = to_str(key, value)
+    return text if state is None else state.escape(text)
+
+
+def to_str(key: str, value: Any) -> str:
+    """A scalar as DVC renders it inside a string."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return "None"
     if isinstance(value, (str, int, float)):
         return str(value)
-    kind = "null" if value is None else type(value).__name__
-    raise TemplateError(key, f"parameter {key!r} is a {kind}; only a string, number or bool fits")
+    kind = "mapping" if isinstance(value, dict) else type(value).__name__
+    where = "outside a command" if isinstance(value, dict) else "into a string"
+    raise TemplateError(key, f"cannot interpolate {key!r}, a {kind}, {where}")
+
+
+def unpack(key: str, mapping: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """A mapping as command-line flags: (flag, values) pairs, DVC's `store_true`/`nargs` style.
+
+    {lr: 0.1, aug: {flip: true}, dbg: false, layers: [64, 32]} →
+    [('--lr', ['0.1']), ('--aug.flip', []), ('--layers', ['64', '32'])]
+    """
+    flags: list[tuple[str, list[str]]] = []
+    for name, value in _flatten(mapping):
+        if isinstance(value, bool):
+            if value:
+                flags.append((f"--{name}", []))
+        elif isinstance(value, list):
+            if any(isinstance(v, (list, dict)) for v in value):
+                raise TemplateError(key, f"cannot interpolate nested list {key}.{name}")
+            if value:
+                flags.append((f"--{name}", [to_str(key, v) for v in value]))
+        else:
+            flags.append((f"--{name}", [to_str(key, value)]))
+    return flags
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for name, value in mapping.items():
+        full = f"{prefix}{name}"
+        if isinstance(value, dict):
+            items += _flatten(value, full + ".")
+        else:
+            items.append((full, value))
+    return items
+
+
+class _ShellState:
+    """Tracks bash quoting (none, 'single', "double") across a command's literal text."""
+
+    def __init__(self) -> None:
+        self.quote = ""
+        self._escaped = False
+
+    def feed(self, literal: str) -> None:
+        for char in literal:
+            if self._escaped:
+                self._escaped = False
+            elif char == "\\" and self.quote != "'":
+                self._escaped = True
+            elif self.quote == "" and char in "'\"":
+                self.quote = char
+            elif char == self.quote:
+                self.quote = ""
+
+    def escape(self, text: str) -> str:
+        if self.quote == "'":
+            return text.replace("'", "'\\''")
+        if self.quote == '"':
+            return re.sub(r'([\\"$`])', r"\\\1", text)
+        return shlex.quote(text)
+
+    def escape_flags(self, flags: list[tuple[str, list[str]]]) -> str:
+        if self.quote:  # inside quotes the flags stay one word, as the author wrote them
+            return self.escape(" ".join(" ".join([flag, *values]) for flag, values in flags))
+        return " ".join(" ".join([flag, *map(shlex.quote, values)]) for flag, values in flags)
