@@ -26,7 +26,9 @@ from typing import Any
 import yaml
 
 MANIFEST = "MLproject"
+DVC_MANIFEST = "dvc.yaml"
 INPUT = "data/input.bin"
+PARAM_KEY = "mid.value"
 CHUNK = 1 << 20  # 1 MiB
 
 
@@ -54,17 +56,54 @@ def stage_cmd(layer: int, index: int, files: int) -> str:
     return f"mkdir -p {out} && for i in $(seq 1 {files}); do echo {name} $i > {out}/f$i.txt; done"
 
 
-def build_manifest(layers: int, width: int, files: int) -> dict[str, Any]:
+def propagating_cmd(layer: int, index: int, files: int, width: int, param: bool) -> str:
+    """Like `stage_cmd`, plus a `sig.txt` derived from the upstream ones (and the param).
+
+    A change anywhere then changes every output downstream of it, so a rerun propagates the
+    way it does in a real pipeline instead of stopping at identical bytes.
+    """
+    out = stage_out(layer, index)
+    sources = " ".join(f"{d}/sig.txt" for d in stage_deps(layer, index, width) if d != INPUT)
+    upstream = f"cat {sources}" if sources else f"echo {stage_name(layer, index)}"
+    extra = f"; echo ${{{PARAM_KEY}}}" if param else ""
+    return f"{stage_cmd(layer, index, files)} && ({upstream}{extra}) | cksum > {out}/sig.txt"
+
+
+def build_manifest(
+    layers: int,
+    width: int,
+    files: int,
+    *,
+    propagate: bool = False,
+    param_stage: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """The manifest as a dict, stages in topological (layer-major) order."""
     stages: dict[str, Any] = {}
     for layer in range(layers):
         for index in range(width):
+            has_param = param_stage == (layer, index)
+            cmd = (
+                propagating_cmd(layer, index, files, width, has_param)
+                if propagate
+                else stage_cmd(layer, index, files)
+            )
             stages[stage_name(layer, index)] = {
-                "cmd": stage_cmd(layer, index, files),
+                "cmd": cmd,
                 "deps": stage_deps(layer, index, width),
                 "outs": [stage_out(layer, index)],
             }
     return {"name": "grid", "stages": stages}
+
+
+def cone_size(layers: int, width: int, stage: tuple[int, int]) -> int:
+    """How many stages rerun when `stage` changes: itself and everything downstream."""
+    layer, index = stage
+    reached = {index}
+    total = 1
+    for _ in range(layer + 1, layers):
+        reached = {i for i in range(width) if i in reached or (i + 1) % width in reached}
+        total += len(reached)
+    return total
 
 
 def stage_commands(layers: int, width: int, files: int) -> list[str]:
@@ -82,17 +121,39 @@ def write_input(path: Path, size_mb: int, seed: int = 0) -> None:
 
 
 def generate(
-    root: Path, layers: int, width: int, files: int, input_mb: int, *, seed: int = 0
+    root: Path,
+    layers: int,
+    width: int,
+    files: int,
+    input_mb: int,
+    *,
+    seed: int = 0,
+    dvc: bool = False,
+    propagate: bool = False,
+    param_stage: tuple[int, int] | None = None,
 ) -> Path:
-    """Create the grid project in `root` (made if missing) and return the manifest path."""
+    """Create the grid project in `root` (made if missing) and return the manifest path.
+
+    `dvc=True` writes `dvc.yaml` (no `name:` key, as DVC has none) instead of `MLproject`;
+    `param_stage` makes that stage read `mid.value` from `params.yaml` in its command.
+    """
     if layers < 1 or width < 1 or files < 1 or input_mb < 0:
         raise ValueError("layers, width and files must be >= 1 and input_mb >= 0")
     root.mkdir(parents=True, exist_ok=True)
-    manifest = root / MANIFEST
-    text = yaml.safe_dump(build_manifest(layers, width, files), sort_keys=False, width=1000)
-    manifest.write_text(text, encoding="utf-8")
+    data = build_manifest(layers, width, files, propagate=propagate, param_stage=param_stage)
+    if dvc:
+        data.pop("name")
+    manifest = root / (DVC_MANIFEST if dvc else MANIFEST)
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False, width=1000), encoding="utf-8")
+    if param_stage is not None:
+        set_param(root, 1)
     write_input(root / INPUT, input_mb, seed)
     return manifest
+
+
+def set_param(root: Path, value: int) -> None:
+    """Write `params.yaml` with `mid.value` set to `value`."""
+    (root / "params.yaml").write_text(f"mid:\n  value: {value}\n", encoding="utf-8")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 try:
     import gen_grid  # `python bench/run.py` puts bench/ on sys.path
 except ModuleNotFoundError:  # imported as `bench.run` from the repository root
@@ -318,6 +320,120 @@ def bench_repro_cold(ctx: Context, res: Result) -> None:
     measure(res, ctx.repeat, cold_repro, direct)
 
 
+def grid_commands(project: Path) -> list[str]:
+    """The stage commands of a generated grid project, read back from its manifest."""
+    manifest = next(p for p in (project / "dvc.yaml", project / "MLproject") if p.exists())
+    stages = yaml.safe_load(manifest.read_text(encoding="utf-8"))["stages"]
+    return [stage["cmd"] for stage in stages.values()]
+
+
+def run_directly(project: Path, cmds: list[str]) -> float:
+    """Seconds to run `cmds` one after another with `bash -c`, as a floor for any runner."""
+    clean_project(project)
+    start = time.perf_counter()
+    for cmd in cmds:
+        subprocess.run(["bash", "-c", cmd], check=True, capture_output=True, cwd=project)
+    return time.perf_counter() - start
+
+
+@register("parallel_sleep_4", "s", 2.3, "one `sleep 2`")
+def bench_parallel_sleep(ctx: Context, res: Result) -> None:
+    """dvc.yaml with 4 independent stages that each sleep 2 s, `repro -j 4` (DVC: 8.9 s)."""
+    project = ctx.project(res.name)
+    stages = {
+        f"sleep{i}": {"cmd": f"sleep 2 && echo {i} > out/s{i}.txt", "outs": [f"out/s{i}.txt"]}
+        for i in range(4)
+    }
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}), encoding="utf-8")
+
+    def cold() -> float:
+        clean_project(project)
+        return pipeline(ctx, project, "repro", "-j", "4")
+
+    measure(res, ctx.repeat, cold, lambda: timed(["sleep", "2"]))
+
+
+def cold_grid(ctx: Context, res: Result, layers: int, width: int) -> None:
+    """Cold `repro -j 2` of a dvc.yaml grid, against running its commands directly."""
+    project = ctx.project(res.name)
+    gen_grid.generate(project, layers=layers, width=width, files=10, input_mb=1, dvc=True)
+    cmds = grid_commands(project)
+
+    def cold() -> float:
+        clean_project(project)
+        return pipeline(ctx, project, "repro", "-j", "2")
+
+    measure(res, ctx.repeat, cold, lambda: run_directly(project, cmds))
+
+
+@register("repro_cold_100_j2", "s", 2.0, "100 cmds via bash -c, one by one")
+def bench_cold_100_j2(ctx: Context, res: Result) -> None:
+    """Cold `repro -j 2` of the 10x10 dvc.yaml grid (DVC: 49-59 s)."""
+    cold_grid(ctx, res, 10, 10)
+
+
+@register("repro_cold_500_j2", "s", 10.0, "500 cmds via bash -c, one by one")
+def bench_cold_500_j2(ctx: Context, res: Result) -> None:
+    """Cold `repro -j 2` of the 25x20 dvc.yaml grid (DVC: 699 s, quadratic growth)."""
+    cold_grid(ctx, res, 25, 20)
+
+
+@register("repro_growth_500_vs_100", "x", 1.5, "linear growth = 1.0")
+def bench_growth(ctx: Context, res: Result) -> None:
+    """Cost per stage of a cold 500-stage repro over that of a 100-stage one (1.0 = linear)."""
+    small, large = ctx.project(res.name) / "g100", ctx.project(res.name + "-500") / "g500"
+    gen_grid.generate(small, layers=10, width=10, files=10, input_mb=1, dvc=True)
+    gen_grid.generate(large, layers=25, width=20, files=10, input_mb=1, dvc=True)
+
+    def per_stage(project: Path, stages: int) -> float:
+        clean_project(project)
+        return pipeline(ctx, project, "repro", "-j", "2") / stages
+
+    try:
+        measure(res, ctx.repeat, lambda: per_stage(large, 500) / per_stage(small, 100), lambda: 1.0)
+    finally:
+        shutil.rmtree(large.parent, ignore_errors=True)
+
+
+def param_change(
+    ctx: Context, res: Result, layers: int, width: int, stage: tuple[int, int]
+) -> None:
+    """`repro -j 2` after changing the param one stage uses; everything downstream reruns."""
+    project = ctx.project(res.name)
+    gen_grid.generate(
+        project,
+        layers=layers,
+        width=width,
+        files=10,
+        input_mb=1,
+        dvc=True,
+        propagate=True,
+        param_stage=stage,
+    )
+    pipeline(ctx, project, "repro", "-j", "2")
+    rerun = gen_grid.cone_size(layers, width, stage)
+    res.note = f"{rerun} of {layers * width} stages rerun"
+    values = iter(range(2, 10_000))
+
+    def changed() -> float:
+        gen_grid.set_param(project, next(values))
+        return pipeline(ctx, project, "repro", "-j", "2")
+
+    measure(res, ctx.repeat, changed, lambda: pipeline(ctx, project, "repro", "-j", "2"))
+
+
+@register("param_change_100", "s", 1.0, "no-op repro")
+def bench_param_change_100(ctx: Context, res: Result) -> None:
+    """10x10 grid: change the param of a middle stage, then `repro` (DVC: 13-16 s)."""
+    param_change(ctx, res, 10, 10, (5, 5))
+
+
+@register("param_change_500", "s", 5.0, "no-op repro")
+def bench_param_change_500(ctx: Context, res: Result) -> None:
+    """25x20 grid: change the param of a layer-5 stage, ~200 stages rerun (DVC: 500 s)."""
+    param_change(ctx, res, 25, 20, (5, 0))
+
+
 # --- reporting ----------------------------------------------------------------------------------
 
 
@@ -325,6 +441,8 @@ def fmt(value: float | None, unit: str) -> str:
     """A sample value with its unit, or a dash."""
     if value is None:
         return "—"
+    if unit == "x":
+        return f"{value:.2f}x"
     return f"{value:.2f} GB/s" if unit == "GB/s" else f"{value:.3f} s"
 
 

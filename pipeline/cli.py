@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -25,7 +26,7 @@ EXIT_INTERRUPTED = 130
 class GlobalOptions:
     """Options given before the subcommand."""
 
-    directory: str
+    directory: str  # a project directory, or a manifest file given with -f
     verbose: int
 
 
@@ -38,14 +39,28 @@ class GlobalOptions:
     type=click.Path(exists=True, file_okay=False),
     help="Run as if pipeline was started in DIR.",
 )
+@click.option(
+    "-f",
+    "--file",
+    "manifest",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Use this manifest (an MLproject or dvc.yaml) instead of searching for one.",
+)
 @click.option("-v", "--verbose", count=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, "--version", prog_name="pipeline")
 @click.pass_context
-def cli(ctx: click.Context, directory: str, verbose: int) -> None:
+def cli(ctx: click.Context, directory: str, manifest: str | None, verbose: int) -> None:
     """Reproducible ML pipelines: run only what changed, and know why.
 
-    Reads the MLproject manifest in the current directory (or a parent).
+    Reads the manifest in the current directory or its nearest parent that has one: an
+    MLproject, or else a dvc.yaml (with params.yaml), which runs unchanged.
     """
+    if manifest is not None:
+        path = Path(directory) / manifest
+        if not path.is_file():
+            raise click.BadParameter(f"{manifest} is not a file", param_hint="'-f'")
+        directory = str(path)
     ctx.obj = GlobalOptions(directory, verbose)
 
 
@@ -69,7 +84,10 @@ class ReproFlags:
 @cli.command()
 @_targets
 @click.option(
-    "-f", "--force", is_flag=True, help="Run the named stages (default: all) even if up to date."
+    "-f",
+    "--force",
+    is_flag=True,
+    help="Run the selected stages (targets and their upstream) even if up to date.",
 )
 @click.option("--dry", is_flag=True, help="Print what would run and why; run nothing.")
 @click.option(

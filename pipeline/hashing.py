@@ -12,7 +12,7 @@ import json
 import os
 import stat as statmod
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,16 +143,27 @@ class Hasher:
             return list(pool.map(file_digest, paths))
 
 
-def _walk_files(abspath: str, relpath: str) -> Iterable[tuple[str, str, os.stat_result]]:
-    """(relpath, abspath, stat) of every regular file below a directory, symlinks followed."""
-    for dirpath, dirnames, filenames in os.walk(abspath):
-        dirnames.sort()
-        reldir = relpath + dirpath[len(abspath) :].replace(os.sep, "/")
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:  # a dangling symlink holds no content
-                continue
-            if statmod.S_ISREG(st.st_mode):
-                yield f"{reldir}/{name}", path, st
+def _walk_files(
+    abspath: str, relpath: str, parents: frozenset[tuple[int, int]] = frozenset()
+) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(relpath, abspath, stat) of every regular file below a directory, sorted by name.
+
+    Symlinks are followed, to files and to directories alike; a link back to a directory
+    being walked (a loop) is skipped. Dangling links and special files hold no content.
+    """
+    try:
+        here = os.stat(abspath)
+        entries = sorted(os.scandir(abspath), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    parents = parents | {(here.st_dev, here.st_ino)}
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        rel = f"{relpath}/{entry.name}"
+        if statmod.S_ISREG(st.st_mode):
+            yield rel, entry.path, st
+        elif statmod.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) not in parents:
+            yield from _walk_files(entry.path, rel, parents)

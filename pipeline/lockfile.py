@@ -140,7 +140,7 @@ def _parse(data: Any) -> Lock:
                 "upgrade pipeline, or delete the lock to rerun every stage",
             )
         stages = {str(n): _parse_entry(e) for n, e in (data.get("stages") or {}).items()}
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise DataError(f"corrupt lock file {LOCK_NAME}: {exc!r}", _HINT) from None
     return Lock(stages)
 

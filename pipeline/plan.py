@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from pipeline.fingerprint import fingerprint
+from pipeline.fingerprint import canonical_json, fingerprint
 from pipeline.hashing import Hasher, HashInfo
 from pipeline.lockfile import Lock, LockEntry
 from pipeline.params import DEFAULT_PARAMS_FILE, overlay
@@ -213,7 +213,7 @@ def _param_changes(
                 reasons.append(Reason("param added", prefix + key))
             elif key not in new:
                 reasons.append(Reason("param removed", prefix + key))
-            elif new[key] != old[key] or type(new[key]) is not type(old[key]):
+            elif canonical_json(new[key]) != canonical_json(old[key]):  # 1 ≠ 1.0, nan = nan
                 reasons.append(Reason("param changed", prefix + key, old[key], new[key]))
     return reasons
 

@@ -8,6 +8,7 @@ stages are running. rich decides colour: none when `NO_COLOR` is set or stdout i
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from rich.text import Text
 from pipeline.execute import Outcome, RunResult, StageResult
 from pipeline.plan import Decision
 from pipeline.project import Stage
+from pipeline.report import plural
 
 _OUTCOME_STYLE = {
     Outcome.RAN: "green",
@@ -34,8 +36,12 @@ _PALETTE = ("cyan", "magenta", "blue", "green", "yellow", "bright_cyan", "bright
 
 
 def console() -> Console:
-    """A stdout console that never wraps stage names or paths mid-line."""
-    return Console(highlight=False, soft_wrap=True)
+    """A stdout console that never wraps stage names or paths mid-line.
+
+    NO_COLOR turns off every escape sequence, bold and dim included, not only colours.
+    """
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(highlight=False, soft_wrap=True, color_system=None if plain else "auto")
 
 
 class StreamEvents:
@@ -167,9 +173,12 @@ def summary(out: Console, result: RunResult, seconds: float) -> None:
     """The summary table of what ran, failed or was skipped, and a closing line."""
     eventful = [r for r in result.results if r.outcome is not Outcome.UP_TO_DATE]
     if not eventful and not any(r.decision.reasons for r in result.results):
-        out.print(f"Everything is up to date ({len(result.results)} stages).", style="green")
+        out.print(
+            f"Everything is up to date ({plural(len(result.results), 'stage')}).", style="green"
+        )
         return
     if eventful:
+        out.print()
         out.print(_table(eventful))
     parts = [f"[{_OUTCOME_STYLE[o]}]{n} {o.value}[/]" for o in Outcome if (n := result.count(o))]
     out.print(", ".join(parts) + f" [dim]in {seconds:.2f}s[/]")

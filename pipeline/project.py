@@ -7,15 +7,14 @@ unknown params, bad paths, two stages writing one path, cycles. Each error point
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UsageError
-from pipeline.generators import expand
 from pipeline.graph import OutputIndex, StageGraph, build_graph
-from pipeline.manifest import read_manifest
-from pipeline.resolve import ParamsFiles, base_context, build_stage
+from pipeline.projectmemo import Stat, recall, remember, stages_from_json, stages_to_json, stat_of
 from pipeline.stage import Out, Stage
 from pipeline.template import TemplateError, interpolate
 from pipeline.yamlio import DocumentMemo, YamlDoc
@@ -44,7 +43,6 @@ class Project:
     stages: dict[str, Stage]
     graph: StageGraph
     outputs: OutputIndex
-    doc: YamlDoc
     params_files: tuple[str, ...] = ()
     metrics_files: tuple[str, ...] = ()
     plots: tuple[Any, ...] = field(default=(), repr=False)
@@ -70,32 +68,75 @@ def find_manifest(start: Path) -> Path:
 
 
 def load_project(start: Path | str = ".", memo: DocumentMemo | None = None) -> Project:
-    """Find, parse and validate the project at `start` (a directory or a manifest file)."""
+    """Find, parse and validate the project at `start` (a directory or a manifest file).
+
+    With a `memo`, an unchanged project is rebuilt from its stored resolution (projectmemo.py).
+    """
     manifest = find_manifest(Path(start))
+    cached = recall(memo, manifest) if memo is not None else None
+    if cached is not None:
+        stages = stages_from_json(cached)
+        dag, outputs = build_graph(stages, YamlDoc(manifest, None))
+        return _project(manifest, cached, stages, dag, outputs)
+    started = time.time_ns()
+    data, inputs = _resolve(manifest, memo)
+    stages = stages_from_json(data)
+    dag, outputs = build_graph(stages, YamlDoc(manifest, None))
+    if memo is not None:
+        remember(memo, manifest, inputs, started, data)
+    return _project(manifest, data, stages, dag, outputs)
+
+
+def _project(
+    manifest: Path,
+    data: dict[str, Any],
+    stages: dict[str, Stage],
+    dag: StageGraph,
+    outputs: OutputIndex,
+) -> Project:
+    return Project(
+        manifest.parent,
+        manifest,
+        data["name"],
+        stages,
+        dag,
+        outputs,
+        params_files=tuple(data["params_files"]),
+        metrics_files=tuple(data["metrics_files"]),
+        plots=tuple(data["plots"]),
+    )
+
+
+def _resolve(manifest: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any], dict[str, Stat]]:
+    """Parse, validate and resolve the manifest: the slow path, with pydantic and PyYAML.
+
+    Returns the project as JSON-ready data, and the stat of every file that was read.
+    """
+    # Imported here: an unchanged project never needs pydantic (see projectmemo.py).
+    from pipeline.generators import expand  # noqa: PLC0415
+    from pipeline.manifest import read_manifest  # noqa: PLC0415
+    from pipeline.resolve import ParamsFiles, base_context, build_stage  # noqa: PLC0415
+
+    inputs: dict[str, Stat] = {manifest.name: stat_of(manifest)}
     spec, doc = read_manifest(manifest, memo)
-    root = manifest.parent
-    files = ParamsFiles(root, memo)
+    files = ParamsFiles(manifest.parent, memo)
     context = base_context(doc, files, spec.vars)
     stages: dict[str, Stage] = {}
     for name, entry in spec.stages.items():
         for definition in expand(doc, name, entry, context):
             stages[definition.name] = build_stage(doc, definition, files)
-    dag, outputs = build_graph(stages, doc)
+    build_graph(stages, doc)  # conflicts and cycles are reported with their manifest line
     top = _render_top(
         doc, {"params": spec.params, "metrics": spec.metrics, "plots": spec.plots}, context.data
     )
-    return Project(
-        root,
-        manifest,
-        spec.name,
-        stages,
-        dag,
-        outputs,
-        doc,
-        params_files=tuple(top["params"]),
-        metrics_files=tuple(top["metrics"]),
-        plots=tuple(top["plots"]),
-    )
+    data = {
+        "name": spec.name,
+        "params_files": top["params"],
+        "metrics_files": top["metrics"],
+        "plots": top["plots"],
+        **stages_to_json(stages),
+    }
+    return data, {**inputs, **files.consulted}
 
 
 def _render_top(doc: YamlDoc, sections: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

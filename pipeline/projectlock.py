@@ -46,7 +46,8 @@ def project_lock(
             on_wait(f"waiting for pipeline process {holder} to finish…")
         lock.acquire()
     try:
-        owner.write_text(f"{os.getpid()} {socket.gethostname()} {' '.join(sys.argv)}\n")
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        owner.write_text(f"{os.getpid()} {socket.gethostname()} {command}\n")
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -59,4 +60,4 @@ def _holder(owner: Path) -> str:
         pid, host, *command = owner.read_text().split()
     except (OSError, ValueError):
         return "PID unknown"
-    return f"PID {pid} on {host}: {' '.join(command)}" if command else f"PID {pid} on {host}"
+    return f"PID {pid} on {host}" + (f", `{' '.join(command)}`" if command else "")

@@ -24,6 +24,11 @@ _LABEL = {
 }
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 stage`, `2 stages`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def use_color() -> bool | None:
     """False under NO_COLOR; otherwise None lets click decide (colour only on a terminal)."""
     return False if os.environ.get("NO_COLOR") else None
@@ -41,7 +46,7 @@ def status_text(plan: Plan) -> None:
         _decision(decision)
     fresh = len(plan.order) - len(stale)
     if not stale:
-        echo(f"Everything is up to date ({fresh} stages).", fg="green")
+        echo(f"Everything is up to date ({plural(fresh, 'stage')}).", fg="green")
     else:
         echo(f"\n{len(stale)} of {len(plan.order)} stages need to run; {fresh} up to date.")
 

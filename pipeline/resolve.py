@@ -25,6 +25,7 @@ from pipeline.params import (
 )
 from pipeline.params import suggest as suggest_param
 from pipeline.paths import PathRuleError, normalize
+from pipeline.projectmemo import Stat, stat_of
 from pipeline.stage import Out, Stage
 from pipeline.template import TemplateError, interpolate, render
 from pipeline.yamlio import DocumentMemo, Loc, YamlDoc
@@ -37,9 +38,11 @@ class ParamsFiles:
         self.root = root
         self.memo = memo
         self._files: dict[str, ParamsFile | None] = {}
+        self.consulted: dict[str, Stat] = {}  # what the project memo must check next time
 
     def get(self, relpath: str) -> ParamsFile | None:
         if relpath not in self._files:
+            self.consulted[relpath] = stat_of(self.root / relpath)
             self._files[relpath] = load_params_file(self.root, relpath, self.memo)
         return self._files[relpath]
 

@@ -51,12 +51,23 @@ R = TypeVar("R")
 
 
 def _locked(method: Callable[P, R]) -> Callable[P, R]:
-    """Serialise a StateDB method: one sqlite connection, used by one thread at a time."""
+    """Serialise a StateDB method (one connection, one thread at a time) and heal corruption.
+
+    A memo is only a cache: when sqlite finds the file damaged (anything but a busy or locked
+    database), it is set aside as `state.db.corrupt` and the call is retried on a fresh one.
+    """
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with cast(StateDB, args[0])._lock:
-            return method(*args, **kwargs)
+        db = cast(StateDB, args[0])
+        with db._lock:
+            try:
+                return method(*args, **kwargs)
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError:
+                db._set_aside()
+                return method(*args, **kwargs)
 
     return wrapper
 
@@ -75,14 +86,18 @@ class StateDB:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             init_state_dir(self.path.parent)
-            try:
-                self._conn = _open(self.path)
-            except sqlite3.DatabaseError:
-                # A memo is only a cache: a damaged one is set aside and rebuilt.
-                with contextlib.suppress(OSError):
-                    os.replace(self.path, self.path.with_suffix(".db.corrupt"))
-                self._conn = _open(self.path)
+            self._conn = _open(self.path)
         return self._conn
+
+    def _set_aside(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.replace(f"{self.path}{suffix}", f"{self.path}.corrupt{suffix}")
+        self._prefetched.clear()
 
     @_locked
     def get(self, relpath: str, st: os.stat_result) -> str | None:

@@ -1,9 +1,9 @@
 """`${a.b}` templating (DVC syntax) with shell quoting and a record of every key used.
 
-A value substituted into a command is data, never code. The quoting follows the shell state at
-the placeholder: bare → `shlex.quote`; inside "double quotes" → backslash-escaped; inside
-'single quotes' → `'\\''`-escaped. So `x; touch pwned` always reaches the program as one
-argument, and DVC commands that already quote their placeholders (`"${path}"`) run unchanged.
+A value substituted into a command is data, never code: `shellquote.py` escapes it for the
+exact place it lands (bare, "double", 'single' quotes, `$(...)`, comments, here-documents). So
+`x; touch pwned` always reaches the program as one argument, and DVC commands that already
+quote their placeholders (`"${path}"`) run unchanged.
 
 Rendering follows DVC: a string that is exactly one placeholder keeps the value's type (so
 `frozen: ${flag}` is a bool); inside a larger string booleans render as `true`/`false`, `null`
@@ -13,12 +13,12 @@ as `None`; a mapping in a command is unpacked into `--key value` flags; a list i
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.params import lookup
+from pipeline.shellquote import BACKTICK, CODE, SUBST, ShellLexer, UnsafeSubstitution
 
 _PLACEHOLDER = re.compile(r"(\\)?\$\{([^{}]*)\}")
 _EXACT = re.compile(r"^\$\{([^{}]*)\}$")
@@ -55,7 +55,7 @@ def render(text: str, context: Mapping[str, Any], *, quote: bool) -> Rendered:
         return Rendered(_value(key, context), (key,))
     keys: list[str] = []
     out: list[str] = []
-    state = _ShellState()
+    state = ShellLexer()
     pos = 0
     for match in _PLACEHOLDER.finditer(text):
         literal = text[pos : match.start()]
@@ -108,11 +108,22 @@ def _value(key: str, context: Mapping[str, Any]) -> Any:
         raise TemplateError(key, f"unknown parameter {key!r} in ${{{key}}}") from None
 
 
-def _substitute(key: str, value: Any, state: _ShellState | None) -> str:
-    if isinstance(value, dict) and state is not None:
-        return state.escape_flags(unpack(key, value))
-    text = to_str(key, value)
-    return text if state is None else state.escape(text)
+def _substitute(key: str, value: Any, state: ShellLexer | None) -> str:
+    if state is None:
+        return to_str(key, value)
+    try:
+        if isinstance(value, dict):
+            return _flags(unpack(key, value), state)
+        return state.escape(to_str(key, value))
+    except UnsafeSubstitution as exc:
+        raise TemplateError(key, f"cannot substitute {key!r} here: {exc}") from None
+
+
+def _flags(flags: list[tuple[str, list[str]]], state: ShellLexer) -> str:
+    if state.top.kind in (CODE, SUBST, BACKTICK):
+        return " ".join(" ".join([flag, *map(state.escape, values)]) for flag, values in flags)
+    # inside quotes the flags stay one word, as the author wrote them
+    return state.escape(" ".join(" ".join([flag, *values]) for flag, values in flags))
 
 
 def to_str(key: str, value: Any) -> str:
@@ -158,34 +169,3 @@ def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
         else:
             items.append((full, value))
     return items
-
-
-class _ShellState:
-    """Tracks bash quoting (none, 'single', "double") across a command's literal text."""
-
-    def __init__(self) -> None:
-        self.quote = ""
-        self._escaped = False
-
-    def feed(self, literal: str) -> None:
-        for char in literal:
-            if self._escaped:
-                self._escaped = False
-            elif char == "\\" and self.quote != "'":
-                self._escaped = True
-            elif self.quote == "" and char in "'\"":
-                self.quote = char
-            elif char == self.quote:
-                self.quote = ""
-
-    def escape(self, text: str) -> str:
-        if self.quote == "'":
-            return text.replace("'", "'\\''")
-        if self.quote == '"':
-            return re.sub(r'([\\"$`])', r"\\\1", text)
-        return shlex.quote(text)
-
-    def escape_flags(self, flags: list[tuple[str, list[str]]]) -> str:
-        if self.quote:  # inside quotes the flags stay one word, as the author wrote them
-            return self.escape(" ".join(" ".join([flag, *values]) for flag, values in flags))
-        return " ".join(" ".join([flag, *map(shlex.quote, values)]) for flag, values in flags)

@@ -1,55 +1,28 @@
-"""YAML in and out: safe loading that remembers where every value came from, atomic writes.
+"""YAML in and out: documents with positions for errors, a parsed-document memo, atomic writes.
 
 Manifest errors must name `file:line:column`, so documents are composed into a node tree first
 and constructed from it; the tree is kept to map a validation error's path back to a position.
+PyYAML itself lives in `yamlparse.py` and is imported only when a file must really be parsed
+or written: a command whose documents all come from the memo never loads it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import yaml
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.errors import ManifestError
 
-try:  # the C parser and emitter are 5-10x faster; pure Python is the fallback
-    from yaml import CSafeDumper as _SafeDumper
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # pragma: no cover - libyaml is in every wheel we install
-    from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+if TYPE_CHECKING:
+    import yaml
 
 Loc = tuple[str | int, ...]
-
-
-class _StrictLoader(_SafeLoader):
-    """A safe loader that rejects duplicate mapping keys instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        _check_duplicate_keys(node)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _check_duplicate_keys(node: yaml.Node) -> None:
-    if not isinstance(node, yaml.MappingNode):  # e.g. `!!set 5`; the base class reports it
-        return
-    seen: set[tuple[str, str]] = set()
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-            continue
-        key = (key_node.tag, key_node.value)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-            )
-        seen.add(key)
 
 
 class DocumentMemo(Protocol):
@@ -93,9 +66,11 @@ class YamlDoc:
         node = self.root
         if node is None:
             return (1, 1)
+        from pipeline.yamlparse import child  # noqa: PLC0415 - errors only
+
         for i, step in enumerate(loc):
             want_key = at_key and i == len(loc) - 1
-            node = _child(node, step, want_key) or node
+            node = child(node, step, want_key) or node
         return (node.start_mark.line + 1, node.start_mark.column + 1)
 
     def error(
@@ -116,20 +91,6 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def _child(node: yaml.Node, step: str | int, want_key: bool = False) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(step):
-                return key_node if want_key else value_node
-    elif (
-        isinstance(node, yaml.SequenceNode)
-        and isinstance(step, int)
-        and 0 <= step < len(node.value)
-    ):
-        return node.value[step]  # type: ignore[no-any-return]
-    return None
-
-
 def load_yaml(path: Path, memo: DocumentMemo | None = None, key: str = "") -> YamlDoc:
     """Safe-load one YAML document; any parse problem becomes a ManifestError with a position.
 
@@ -147,36 +108,38 @@ def load_yaml(path: Path, memo: DocumentMemo | None = None, key: str = "") -> Ya
         return YamlDoc(path, json.loads(cached))
     started = time.time_ns()
     doc = _load_text(path)
-    text = _json_exact(doc.data)
+    text = json_exact(doc.data)
     if text is not None:
         memo.put_document(key or str(path), st, text, started)
     return doc
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_JSON_MAX_NODES = 1_000_000  # YAML aliases can nest references exponentially ("billion laughs")
 
 
-def _json_exact(data: Any) -> str | None:
-    """JSON text of `data` if JSON round-trips it exactly (str keys, plain types), else None."""
-    stack, seen = [data], set()
+def json_exact(data: Any) -> str | None:
+    """JSON text of `data` if JSON round-trips it exactly (str keys, plain types), else None.
+
+    Tuples count as lists. Shared references are fine; cycles, non-string keys, dates, bytes,
+    NaN and infinities, and documents that would expand past a million nodes are not.
+    """
+    stack, visited = [data], 0
     while stack:
         item = stack.pop()
-        if isinstance(item, (dict, list)):
-            if id(item) in seen:  # an alias: possibly a cycle, which JSON cannot hold
-                return None
-            seen.add(id(item))
+        visited += 1
+        if visited > _JSON_MAX_NODES:  # also what stops a cycle
+            return None
         if isinstance(item, dict):
             if not all(isinstance(k, str) for k in item):
                 return None
             stack.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):
             stack.extend(item)
-        elif not isinstance(item, (str, int, float, bool, type(None))) or (
-            isinstance(item, float) and not math.isfinite(item)
-        ):
+        elif not isinstance(item, _JSON_SCALARS):
             return None
     try:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), check_circular=True)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (ValueError, RecursionError):
         return None
 
@@ -192,43 +155,31 @@ def _load_text(path: Path) -> YamlDoc:
 
 
 def parse_yaml(text: str, path: Path) -> YamlDoc:
-    """Parse `text` as the content of `path` (used for messages only)."""
-    loader = _StrictLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(path, exc) from None
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{display_path(path)}: invalid YAML: {exc}") from None
-    except Exception as exc:  # e.g. `!!timestamp 2020-99` fails inside PyYAML's constructor
-        raise ManifestError(f"{display_path(path)}: unsupported YAML value: {exc!r}") from None
-    finally:
-        loader.dispose()
+    """Parse `text` as the content of `path` (named in messages); see `yamlparse.py`."""
+    from pipeline.yamlparse import parse  # noqa: PLC0415 - PyYAML only when parsing
+
+    data, root = parse(text, path)
     return YamlDoc(path, data, root)
-
-
-def _yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> ManifestError:
-    mark = exc.problem_mark or exc.context_mark
-    name = display_path(path)
-    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-    problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-    return ManifestError(
-        f"{where}: invalid YAML: {problem or 'cannot parse'}",
-        "check indentation and quoting near that position",
-    )
 
 
 def dump_yaml(data: Any) -> str:
     """Deterministic block-style YAML (sorted keys) for files people diff and commit."""
-    return yaml.dump(
-        data,
-        Dumper=_SafeDumper,
-        sort_keys=True,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1000,
-    )
+    from pipeline.yamlparse import dump  # noqa: PLC0415 - PyYAML only when writing
+
+    return dump(data)
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race with threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -236,6 +187,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a committed file wants the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
