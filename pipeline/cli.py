@@ -6,6 +6,8 @@ commands, so `pipeline --version` and `--help` start in a few tens of millisecon
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -188,8 +190,27 @@ def _fail(message: str, hint: str | None, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def run() -> NoReturn:
+    """The `pipeline` executable: `main()`, then exit without interpreter teardown.
+
+    Tearing down the several hundred modules a command loaded costs up to 0.1 s and does
+    nothing useful here: every file is closed and every write committed before this point.
+    """
+    code: int | str | None = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: `pipeline dag | head`
+            stream.flush()
+    os._exit(code if isinstance(code, int) else (1 if code else 0))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors become one line and an exit code."""
+    """The command line as a function: user errors become one line and an exit code."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="pipeline", standalone_mode=False)

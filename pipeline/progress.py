@@ -13,13 +13,15 @@ import sys
 import threading
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.markup import escape
-from rich.spinner import Spinner
-from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
 
 from pipeline.execute import Outcome, RunResult, StageResult
 from pipeline.plan import Decision
@@ -84,7 +86,14 @@ class PrefixedEvents:
         self._live: Live | None = None
 
     def __enter__(self) -> PrefixedEvents:
-        if self.out.is_terminal:
+        # The footer redraws with cursor escapes: only on a real, colour-capable terminal.
+        if (
+            self.out.is_terminal
+            and not self.out.is_dumb_terminal
+            and not os.environ.get("NO_COLOR")
+        ):
+            from rich.live import Live  # noqa: PLC0415 - terminals only; stages start sooner
+
             self._live = Live(self, console=self.out, refresh_per_second=4, transient=True)
             self._live.start()
         return self
@@ -100,6 +109,8 @@ class PrefixedEvents:
         now = time.monotonic()
         with self._lock:
             running = sorted(self._running.items(), key=lambda item: item[1])
+        from rich.spinner import Spinner  # noqa: PLC0415 - imported by __enter__'s Live already
+
         return Group(
             *(
                 Spinner("dots", Text.assemble((name, self._color(name)), f"  {now - t0:.0f}s"))
@@ -185,6 +196,8 @@ def summary(out: Console, result: RunResult, seconds: float) -> None:
 
 
 def _table(results: list[StageResult]) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - only once the stages are done
+
     table = Table(show_edge=False, box=None, pad_edge=False, header_style="bold")
     for column in ("stage", "outcome", "time", "why"):
         table.add_column(

@@ -61,7 +61,9 @@ def dry_run_text(plan: Plan) -> None:
 
 def _decision(decision: Decision) -> None:
     name = click.style(decision.stage, bold=True)
-    label = click.style(_LABEL[decision.action], fg=_COLOR[decision.action])
+    frozen = any(r.kind == "frozen" for r in decision.reasons)
+    text = "frozen, will fail: it never runs" if frozen else _LABEL[decision.action]
+    label = click.style(text, fg="red" if frozen else _COLOR[decision.action])
     click.echo(f"{name}: {label}", color=use_color())
     for reason in decision.reasons:
         echo(f"    {reason}")

@@ -66,7 +66,7 @@ def parse(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(path, exc) from None
+        raise _yaml_error(path, exc, text) from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"{display_path(path)}: invalid YAML: {exc}") from None
     except Exception as exc:  # e.g. `!!timestamp 2020-99` fails inside PyYAML's constructor
@@ -76,15 +76,17 @@ def parse(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
     return data, root
 
 
-def _yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> ManifestError:
+def _yaml_error(path: Path, exc: yaml.MarkedYAMLError, text: str) -> ManifestError:
     mark = exc.problem_mark or exc.context_mark
     name = display_path(path)
     where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
     problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-    return ManifestError(
-        f"{where}: invalid YAML: {problem or 'cannot parse'}",
-        "check indentation and quoting near that position",
-    )
+    lines = text.splitlines()
+    line = lines[mark.line] if mark and mark.line < len(lines) else ""
+    hint = "check indentation and quoting near that position"
+    if "${" in line and ("[" in line or "{" in line.replace("${", "")):
+        hint = 'inside [...] or {...}, quote values that use ${...}: ["out-${item}.txt"]'
+    return ManifestError(f"{where}: invalid YAML: {problem or 'cannot parse'}", hint)
 
 
 def dump(data: Any) -> str:
