@@ -8,6 +8,7 @@ cost an eighth of the no-op `status` budget. Colour is used only on a terminal a
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -72,7 +73,18 @@ def _decision(decision: Decision) -> None:
 def plan_json(plan: Plan) -> str:
     """Machine-readable status: every selected stage with its action and reasons."""
     stages = [plan.decisions[name].to_json() for name in plan.order]
-    return json.dumps({"up_to_date": not plan.stale, "stages": stages}, indent=2)
+    return json.dumps(strict_json({"up_to_date": not plan.stale, "stages": stages}), indent=2)
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with NaN and infinities as strings ("nan", "inf"): JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def dag_text(project: Project) -> str:

@@ -265,6 +265,7 @@ def _outs(doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str) -> tuple[Out, ...]
 
 
 def _path(doc: YamlDoc, loc: Loc, raw: str) -> str:
+    raw = raw.removeprefix("./") if raw.startswith("./") else raw  # `wdir: .` joins as ./x
     try:
         return normalize(raw)
     except PathRuleError as exc:

@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-CODE, SUBST, BACKTICK, SINGLE, DOUBLE, COMMENT, HEREDOC = (
-    "code",
-    "subst",
-    "backtick",
-    "single",
-    "double",
-    "comment",
-    "heredoc",
-)
+CODE, SUBST, ARITH, BACKTICK = "code", "subst", "arith", "backtick"
+SINGLE, ANSI_C, DOUBLE, COMMENT, HEREDOC = "single", "ansi-c", "double", "comment", "heredoc"
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _WORD_START = set(" \t\n;&|()<>")
 _HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)(\\?[A-Za-z0-9_.-]+)\2")
 _DOUBLE_SPECIAL = re.compile(r'([\\"$`])')
@@ -33,6 +28,27 @@ _HEREDOC_SPECIAL = re.compile(r"([\\$`])")
 
 class UnsafeSubstitution(ValueError):
     """A value cannot be placed safely at this position."""
+
+
+def _arith(value: str) -> str:
+    # $((...)) expands like "..." and then evaluates names (even `a[$(cmd)]`): numbers only
+    if not _NUMBER.match(value):
+        raise UnsafeSubstitution("only a number can go into $((...))")
+    return value
+
+
+_ESCAPERS: dict[str, Callable[[str], str]] = {
+    CODE: shlex.quote,
+    SUBST: shlex.quote,
+    # bash unescapes \\ \` \$ inside `...` before running it
+    BACKTICK: lambda v: _HEREDOC_SPECIAL.sub(r"\\\1", shlex.quote(v)),
+    SINGLE: lambda v: v.replace("'", "'\\''"),
+    ANSI_C: lambda v: v.replace("\\", "\\\\").replace("'", "\\'"),  # $'...'
+    DOUBLE: lambda v: _DOUBLE_SPECIAL.sub(r"\\\1", v),
+    COMMENT: lambda v: v.replace("\n", " "),
+    HEREDOC: lambda v: _HEREDOC_SPECIAL.sub(r"\\\1", v),
+    ARITH: _arith,
+}
 
 
 @dataclass
@@ -67,20 +83,12 @@ class ShellLexer:
 
     def escape(self, value: str) -> str:
         """`value` escaped so that the shell reads it back unchanged at this position."""
-        kind = self.top.kind
-        if kind in (CODE, SUBST):
-            return shlex.quote(value)
-        if kind == BACKTICK:  # bash unescapes \\ \` \$ in `...` before running it
-            return _HEREDOC_SPECIAL.sub(r"\\\1", shlex.quote(value))
-        if kind == SINGLE:
-            return value.replace("'", "'\\''")
-        if kind == DOUBLE:
-            return _DOUBLE_SPECIAL.sub(r"\\\1", value)
-        if kind == COMMENT:
-            return value.replace("\n", " ")
-        if "\n" in value:
+        frame = self.top
+        if frame.kind == HEREDOC and "\n" in value:
             raise UnsafeSubstitution("a value with a newline cannot go into a here-document")
-        return value if self.top.raw else _HEREDOC_SPECIAL.sub(r"\\\1", value)
+        if frame.kind == HEREDOC and frame.raw:
+            return value
+        return _ESCAPERS[frame.kind](value)
 
     def _char(self, char: str) -> None:
         kind = self.top.kind
@@ -95,6 +103,10 @@ class ShellLexer:
         elif kind == SINGLE:
             if char == "'":
                 self.stack.pop()
+        elif kind == ANSI_C:
+            self._live(char, False, closing="'")
+        elif kind == ARITH:
+            self._arith(char, was_dollar)
         elif kind == DOUBLE:
             self._live(char, was_dollar, closing='"')
         elif char == "\n":  # the end of a comment
@@ -105,7 +117,7 @@ class ShellLexer:
         if self.escaped:
             self.escaped = False
         elif char == "'":
-            self.stack.append(_Frame(SINGLE))
+            self.stack.append(_Frame(ANSI_C if was_dollar else SINGLE))
         elif char == '"':
             self.stack.append(_Frame(DOUBLE))
         elif char == "#" and self.prev in _WORD_START:
@@ -130,18 +142,31 @@ class ShellLexer:
             self.dollar = True
         elif char == "(" and was_dollar:
             self.stack.append(_Frame(SUBST))
+        elif char == "(" and frame.kind == SUBST and self.prev == "(" and not frame.depth:
+            frame.kind = ARITH  # `$((` opens arithmetic, not a command
         elif char == "`":
             if frame.kind == BACKTICK:
                 self.stack.pop()
             else:
                 self.stack.append(_Frame(BACKTICK))
-        elif frame.kind == SUBST and char == "(":
+        elif frame.kind == SUBST:
+            self._parens(frame, char)
+
+    def _parens(self, frame: _Frame, char: str) -> None:
+        if char == "(":
             frame.depth += 1
-        elif frame.kind == SUBST and char == ")":
+        elif char == ")":
             if frame.depth:
                 frame.depth -= 1
             else:
                 self.stack.pop()
+
+    def _arith(self, char: str, was_dollar: bool) -> None:
+        """Inside $((...)): nested $(...), parentheses; the first `)` of `))` closes it."""
+        if char in "()" and not (char == "(" and was_dollar):
+            self._parens(self.top, char)
+        else:
+            self._live(char, was_dollar)
 
     def _redirect(self) -> None:
         """Remember where `<<` (not `<<<`) starts, to read its delimiter at the line's end."""
@@ -181,5 +206,5 @@ class ShellLexer:
         self._start_heredoc()
 
     def _start_heredoc(self) -> None:
-        if self.pending and self.top.kind == CODE:
+        if self.pending and self.top.kind in (CODE, SUBST, BACKTICK):
             self.stack.append(self.pending.pop(0))

@@ -1,16 +1,17 @@
-"""`${key}` templating: substitution, shell quoting, the keys a template reads."""
+"""`${key}` templating: substitution, quoting by shell context, the keys a template reads."""
 
 from __future__ import annotations
 
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.template import Rendered, TemplateError, has_placeholders, render
+from pipeline.template import Rendered, TemplateError, interpolate, render
 
 CONTEXT: dict[str, Any] = {
     "lr": 0.1,
@@ -20,15 +21,14 @@ CONTEXT: dict[str, Any] = {
     "name": "resnet",
     "spaced": "two words",
     "evil": "x; touch pwned",
-    "train": {"lr": 0.01, "layers": [64, 32]},
+    "train": {"lr": 0.01, "layers": [64, 32], "aug": {"flip": True, "crop": False}},
     "nothing": None,
 }
 
 
 def test_text_without_placeholders_is_returned_unchanged() -> None:
-    assert not has_placeholders("python train.py $HOME")
-    assert render("python train.py $HOME", CONTEXT, quote=True) == Rendered(
-        "python train.py $HOME", ()
+    assert render("python train.py $HOME ${", CONTEXT, quote=True) == Rendered(
+        "python train.py $HOME ${", ()
     )
 
 
@@ -38,10 +38,13 @@ def test_text_without_placeholders_is_returned_unchanged() -> None:
         ("--lr ${lr}", True, "--lr 0.1"),
         ("--epochs ${epochs} --name ${name}", True, "--epochs 3 --name resnet"),
         ("--flag ${flag} --off ${off}", True, "--flag true --off false"),
+        ("--none ${nothing}", True, "--none None"),
         ("--lr ${train.lr} --units ${train.layers[1]}", True, "--lr 0.01 --units 32"),
         ("${ lr }", True, "0.1"),
         ("--name ${spaced}", True, "--name 'two words'"),
         ("--name ${evil}", True, "--name 'x; touch pwned'"),
+        ('--name "${evil}"', True, '--name "x; touch pwned"'),
+        ("--name '${evil}'", True, "--name 'x; touch pwned'"),
         ("data/${spaced}.csv", False, "data/two words.csv"),
         ("echo \\${HOME} ${lr}", True, "echo ${HOME} 0.1"),
         ("${name}${epochs}", True, "resnet3"),
@@ -51,35 +54,69 @@ def test_render(text: str, quote: bool, expected: str) -> None:
     assert render(text, CONTEXT, quote=quote).text == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "double_quoted", "single_quoted"),
+    [
+        ('say "hi"', '"say \\"hi\\""', "'say \"hi\"'"),
+        ("$HOME `id` \\", '"\\$HOME \\`id\\` \\\\"', "'$HOME `id` \\'"),
+        ("it's", '"it\'s"', "'it'\\''s'"),
+    ],
+)
+def test_quoting_follows_the_surrounding_quotes(
+    value: str, double_quoted: str, single_quoted: str
+) -> None:
+    assert render('"${v}"', {"v": value}, quote=True).text == double_quoted
+    assert render("'${v}'", {"v": value}, quote=True).text == single_quoted
+
+
+def test_a_whole_string_placeholder_keeps_its_type_outside_commands() -> None:
+    assert render("${train.layers}", CONTEXT, quote=False).value == [64, 32]
+    assert render("${flag}", CONTEXT, quote=False).value is True
+    assert render("${flag}", CONTEXT, quote=True).value == "true"
+
+
+def test_a_mapping_in_a_command_becomes_flags() -> None:
+    rendered = render("python train.py ${train}", CONTEXT, quote=True)
+    assert rendered.text == "python train.py --lr 0.01 --layers 64 32 --aug.flip"
+    assert rendered.keys == ("train",)
+
+
+def test_interpolate_renders_nested_values() -> None:
+    rendered = interpolate({"deps": ["data/${name}.csv", 3], "${name}": "x"}, CONTEXT)
+    assert rendered.value == {"deps": ["data/resnet.csv", 3], "resnet": "x"}
+    assert rendered.keys == ("name",)
+
+
 def test_render_records_each_key_once_in_order() -> None:
     rendered = render("${name} ${lr} ${name} ${train.lr} \\${epochs}", CONTEXT, quote=True)
     assert rendered.keys == ("name", "lr", "train.lr")
 
 
 @pytest.mark.parametrize(
-    ("text", "key", "reason"),
+    ("text", "quote", "key", "reason"),
     [
-        ("${nope}", "nope", "unknown parameter 'nope' in ${nope}"),
-        ("${train.nope}", "train.nope", "unknown parameter 'train.nope' in ${train.nope}"),
-        ("${lr.x}", "lr.x", "unknown parameter 'lr.x' in ${lr.x}"),
-        ("${a..b}", "a..b", "unknown parameter 'a..b' in ${a..b}"),
-        ("${}", "", "empty placeholder ${}"),
-        ("${train}", "train", "parameter 'train' is a dict; only a string, number or bool fits"),
+        ("${nope}", True, "nope", "unknown parameter 'nope' in ${nope}"),
+        ("${train.nope}", True, "train.nope", "unknown parameter 'train.nope' in ${train.nope}"),
+        ("${lr.x}", True, "lr.x", "unknown parameter 'lr.x' in ${lr.x}"),
+        ("${a..b}", True, "a..b", "unknown parameter 'a..b' in ${a..b}"),
+        ("${}", True, "", "empty placeholder ${}"),
         (
-            "${train.layers}",
+            "--layers ${train.layers}",
+            True,
             "train.layers",
-            "parameter 'train.layers' is a list; only a string, number or bool fits",
+            "cannot interpolate 'train.layers', a list, into a string",
         ),
         (
-            "${nothing}",
-            "nothing",
-            "parameter 'nothing' is a null; only a string, number or bool fits",
+            "data/${train}.csv",
+            False,
+            "train",
+            "cannot interpolate 'train', a mapping, outside a command",
         ),
     ],
 )
-def test_render_errors(text: str, key: str, reason: str) -> None:
+def test_render_errors(text: str, quote: bool, key: str, reason: str) -> None:
     with pytest.raises(TemplateError) as exc:
-        render(text, CONTEXT, quote=True)
+        render(text, CONTEXT, quote=quote)
     assert (exc.value.key, exc.value.reason) == (key, reason)
 
 
@@ -89,14 +126,44 @@ _ARGUMENT = st.text(
 
 
 @given(_ARGUMENT)
-def test_quoted_value_is_exactly_one_shell_word(value: str) -> None:
+def test_a_bare_value_is_exactly_one_shell_word(value: str) -> None:
     rendered = render("prog ${p} end", {"p": value}, quote=True)
     assert shlex.split(rendered.text) == ["prog", value, "end"]
 
 
 @settings(max_examples=60)
-@given(_ARGUMENT | st.sampled_from(["x; touch pwned", "$(id)", "`id`", "a'b", "*", "~", "-n"]))
-def test_bash_receives_any_value_as_one_literal_argument(value: str) -> None:
-    cmd = render("printf '%s\\0' ${p}", {"p": value}, quote=True).text
+@given(
+    _ARGUMENT | st.sampled_from(["x; touch pwned", "$(id)", "`id`", "a'b", 'a"b', "*", "~", "-n"]),
+    st.sampled_from(["${p}", '"${p}"', "'${p}'", '"<${p}>"', "'<${p}>'"]),
+)
+def test_bash_receives_any_value_literally_in_any_quoting(value: str, word: str) -> None:
+    cmd = render(f"printf '%s\\0' {word}", {"p": value}, quote=True).text
     done = subprocess.run(["bash", "-c", cmd], capture_output=True, check=True)
-    assert done.stdout == value.encode("utf-8", "surrogateescape") + b"\0"
+    expected = value if "<" not in word else f"<{value}>"
+    assert done.stdout == expected.encode() + b"\0"
+
+
+def _runs_injected_code(tmp_path: Path, template: str, value: str) -> bool:
+    """Render `template` with p=value, run it with bash in tmp_path; did `touch pwned` run?
+
+    Refusing to render (TemplateError) is a safe answer too.
+    """
+    try:
+        cmd = render(template, {"p": value}, quote=True).text
+    except TemplateError:
+        return False
+    subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, timeout=10, check=False)
+    return (tmp_path / "pwned").exists()
+
+
+def test_param_in_ansi_c_quotes_is_not_executed(tmp_path: Path) -> None:
+    assert not _runs_injected_code(tmp_path, "printf '%s\\n' $'${p}'", "\\'; touch pwned; echo \\'")
+
+
+def test_param_in_arithmetic_expansion_is_not_executed(tmp_path: Path) -> None:
+    assert not _runs_injected_code(tmp_path, "echo $(( ${p} ))", "$(touch pwned)")
+
+
+def test_param_in_a_heredoc_inside_command_substitution_is_not_executed(tmp_path: Path) -> None:
+    template = 'echo "$(cat <<EOF\n${p}\nEOF\n)"'
+    assert not _runs_injected_code(tmp_path, template, "$(touch pwned)")
