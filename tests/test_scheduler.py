@@ -356,45 +356,17 @@ def test_definition_changes_rerun_a_stage(p: Project) -> None:
     p.write("x.txt", "x\n")
     p.write("y.txt", "y\n")
     p.params({"k": 1, "j": 2})
-    p.manifest(
-        {
-            "stages": {
-                "s": {
-                    "cmd": "cat x.txt > o.txt",
-                    "deps": ["x.txt", "y.txt"],
-                    "params": ["k", "j"],
-                    "outs": ["o.txt"],
-                }
-            }
-        }
-    )
+
+    def define(deps: list[str], params: list[str], out: str) -> None:
+        stage = {"cmd": "cat x.txt > o.txt", "deps": deps, "params": params, "outs": [out]}
+        p.manifest({"stages": {"s": stage}})
+
+    define(["x.txt", "y.txt"], ["k", "j"], "o.txt")
     repro(ReproOptions(root=p.root))
-    p.manifest(
-        {
-            "stages": {
-                "s": {
-                    "cmd": "cat x.txt > o.txt",
-                    "deps": ["x.txt"],
-                    "params": ["k"],
-                    "outs": ["o.txt"],
-                }
-            }
-        }
-    )
+    define(["x.txt"], ["k"], "o.txt")
     assert reasons(plan(ReproOptions(root=p.root)), "s") == ["param j removed", "dep y.txt removed"]
     repro(ReproOptions(root=p.root))
-    p.manifest(
-        {
-            "stages": {
-                "s": {
-                    "cmd": "cat x.txt > o.txt",
-                    "deps": ["x.txt"],
-                    "params": ["k"],
-                    "outs": ["o2.txt"],
-                }
-            }
-        }
-    )
+    define(["x.txt"], ["k"], "o2.txt")
     assert reasons(plan(ReproOptions(root=p.root)), "s") == [
         "out o2.txt added",
         "out o.txt removed",
