@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.cache import ObjectStore
+from pipeline.config import Config, load_config
 from pipeline.errors import Interrupted
 from pipeline.hashing import Hasher
 from pipeline.lockfile import Lock, read_lock
 from pipeline.plan import Plan, PlanOptions, make_plan
 from pipeline.project import STATE_DIR, Project, find_manifest, load_project
+from pipeline.runcache import RunCache
 from pipeline.state import StateDB
 
 if TYPE_CHECKING:
@@ -37,6 +40,7 @@ class ReproOptions:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     keep_going: bool = False
     wait: bool = True
+    run_cache: bool = True  # restore stages whose exact inputs ran before
 
     def plan_options(self) -> PlanOptions:
         return PlanOptions(
@@ -45,6 +49,7 @@ class ReproOptions:
             single_item=self.single_item,
             downstream=self.downstream,
             force_downstream=self.force_downstream,
+            run_cache=self.run_cache,
         )
 
 
@@ -55,17 +60,26 @@ class Session:
     project: Project
     lock: Lock
     hasher: Hasher
+    config: Config
+    store: ObjectStore
+
+    @property
+    def runs(self) -> RunCache:
+        return RunCache(self.store)
 
 
 @contextlib.contextmanager
 def open_session(root: Path | str = ".") -> Iterator[Session]:
     """Load the project at `root` and keep the stat memo open until the block ends."""
     manifest = find_manifest(Path(root))
-    state = StateDB(manifest.parent / STATE_DIR / "state.db")
+    state_dir = manifest.parent / STATE_DIR
+    state = StateDB(state_dir / "state.db")
     try:
         project = load_project(manifest, memo=state)
         lock = read_lock(project.root, memo=state)
-        yield Session(project, lock, Hasher(project.root, state))
+        config = load_config(state_dir, memo=state)
+        store = ObjectStore(state_dir / "cache")
+        yield Session(project, lock, Hasher(project.root, state), config, store)
     finally:
         state.close()
 
@@ -93,6 +107,7 @@ def repro(
     from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
     from pipeline.execute import ExecOptions, Executor, QuietEvents  # noqa: PLC0415
     from pipeline.projectlock import project_lock  # noqa: PLC0415
+    from pipeline.stagecache import StageCache  # noqa: PLC0415
 
     options = options or ReproOptions()
     state_dir = find_manifest(Path(options.root)).parent / STATE_DIR
@@ -102,12 +117,16 @@ def repro(
             project_lock(state_dir, wait=options.wait, on_wait=on_wait),
             open_session(options.root) as session,
         ):
+            cache = StageCache(
+                session.store, session.runs, session.hasher, session.config, options.run_cache
+            )
             executor = Executor(
                 session.project,
                 session.lock,
                 session.hasher,
                 events or QuietEvents(),
-                ExecOptions(jobs=options.jobs, keep_going=options.keep_going),
+                options=ExecOptions(jobs=options.jobs, keep_going=options.keep_going),
+                cache=cache,
             )
             return executor.run(_plan(session, options))
     except KeyboardInterrupt:
@@ -118,4 +137,6 @@ def repro(
 
 
 def _plan(session: Session, options: ReproOptions) -> Plan:
-    return make_plan(session.project, session.lock, session.hasher, options.plan_options())
+    return make_plan(
+        session.project, session.lock, session.hasher, options.plan_options(), session.runs
+    )

@@ -7,6 +7,7 @@ commands, so `pipeline --version` and `--help` start in a few tens of millisecon
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -81,6 +82,7 @@ class ReproFlags:
     jobs: int | None
     keep_going: bool
     no_wait: bool
+    no_run_cache: bool
 
 
 @cli.command()
@@ -112,6 +114,11 @@ class ReproFlags:
     "-k", "--keep-going", is_flag=True, help="After a failure, go on with independent stages."
 )
 @click.option("--no-wait", is_flag=True, help="Fail at once if another pipeline process runs here.")
+@click.option(
+    "--no-run-cache",
+    is_flag=True,
+    help="Run stages even when the cache holds a run with the same inputs.",
+)
 @click.pass_obj
 def repro(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> None:
     """Bring outputs up to date, running only stages whose inputs changed.
@@ -131,8 +138,10 @@ def repro(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> Non
         force_downstream=f.force_downstream,
         keep_going=f.keep_going,
         wait=not f.no_wait,
-        **({"jobs": f.jobs} if f.jobs else {}),
+        run_cache=not f.no_run_cache,
     )
+    if f.jobs:
+        options = dataclasses.replace(options, jobs=f.jobs)
     if f.dry:
         report.dry_run_text(api.plan(options))
         return

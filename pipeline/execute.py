@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
+from pipeline.checkout import remove
 from pipeline.command import CommandResult, ProcessTracker, run_commands
 from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.fingerprint import fingerprint
@@ -28,6 +28,7 @@ from pipeline.hashing import Hasher, HashInfo
 from pipeline.lockfile import Lock, LockedPath, LockEntry, LockWriter
 from pipeline.plan import Action, Decision, Plan, Reason, decide
 from pipeline.project import Project, Stage
+from pipeline.stagecache import StageCache, unshare_persistent
 from pipeline.state import init_state_dir
 
 
@@ -35,6 +36,7 @@ class Outcome(str, Enum):
     """How a stage ended in one run."""
 
     RAN = "ran"
+    RESTORED = "restored"
     UP_TO_DATE = "up to date"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -108,13 +110,16 @@ class Executor:
         lock: Lock,
         hasher: Hasher,
         events: Events,
+        *,
         options: ExecOptions | None = None,
+        cache: StageCache | None = None,
     ) -> None:
         self.project = project
         self.lock = lock
         self.hasher = hasher
         self.events = events
         self.options = options or ExecOptions()
+        self.cache = cache
         self.tracker = ProcessTracker()
         self.lock_writer = LockWriter(project.root)
         self.logs = init_state_dir(project.state_dir) / "logs"
@@ -162,12 +167,23 @@ class Executor:
         """One stage, in a worker thread: decide again, then run and hash, or skip."""
         stage = self.project.stages[name]
         entry = self.lock.stages.get(name)
-        decision = decide(self.project, stage, entry, self.hasher, forced=forced)
+        runs = self.cache.runs if self.cache and self.cache.restore_runs else None
+        decision = decide(self.project, stage, entry, self.hasher, forced=forced, runs=runs)
         if decision.action is Action.UP_TO_DATE:
             unchanged = (Reason("upstream outputs unchanged"),)
             result = StageResult(name, Outcome.UP_TO_DATE, replace(decision, reasons=unchanged))
             return result, None
         started = time.monotonic()
+        if decision.action is Action.RESTORE:
+            restored = self._restore(stage, decision, started)
+            if restored is not None:
+                return restored
+            decision = replace(
+                decision,
+                action=Action.RUN,
+                cached=None,
+                reasons=(*decision.reasons[:-1], Reason("cached copy is corrupt")),
+            )
         try:
             _check_runnable(stage, decision)
             lock_entry, attempts = self._run_with_retries(stage, decision)
@@ -176,6 +192,16 @@ class Executor:
             return StageResult(name, Outcome.FAILED, decision, seconds, exc), None
         seconds = time.monotonic() - started
         return StageResult(name, Outcome.RAN, decision, seconds, attempts=attempts), lock_entry
+
+    def _restore(self, stage: Stage, decision: Decision, started: float) -> Work | None:
+        """Bring a cached run back; None if an object turned out corrupt (then: run it)."""
+        assert self.cache is not None
+        try:
+            entry = self.cache.restore(stage, decision)
+        except DataError:
+            return None
+        seconds = time.monotonic() - started
+        return StageResult(stage.name, Outcome.RESTORED, decision, seconds), entry
 
     def _run_with_retries(self, stage: Stage, decision: Decision) -> tuple[LockEntry, int]:
         for attempt in range(1, stage.retries + 1):
@@ -202,20 +228,24 @@ class Executor:
             if attempt > 1:
                 exc.message += f" (attempt {attempt} of {stage.retries + 1})"
             raise
-        return LockEntry(
+        entry = LockEntry(
             cmd=stage.cmd,
             fingerprint=fingerprint(stage, decision.deps),
             params=stage.params,
             deps=tuple(LockedPath(p, i) for p, i in decision.deps.items() if i is not None),
             outs=tuple(LockedPath(p, i) for p, i in outs.items()),
         )
+        if self.cache is not None:
+            self.cache.commit(stage, entry, self._log_path(stage))
+        return entry
 
     def _clear_outs(self, stage: Stage) -> None:
+        unshare_persistent(stage, self.project.root)
         for out in stage.outs:
             path = self.project.root / out.path
             self.hasher.forget(out.path)
             if not out.persist:
-                _remove(path)
+                remove(path)
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def _command(self, stage: Stage) -> CommandResult:
@@ -362,13 +392,6 @@ def _duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{seconds / 60:g}m"
     return f"{seconds:g}s"
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
 
 
 def _tee(*sinks: Callable[[bytes], object]) -> Callable[[bytes], None]:

@@ -40,6 +40,16 @@ class HashInfo:
     isdir: bool = False
 
 
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a hashed directory: path inside it, hash, executable bit, where it is."""
+
+    path: str
+    hash: str
+    executable: bool
+    abspath: str
+
+
 def digest_bytes(data: bytes) -> str:
     """`xxh3_128:<hex>` of a byte string."""
     return f"{ALGORITHM}:{xxhash.xxh3_128_hexdigest(data)}"
@@ -75,6 +85,7 @@ class Hasher:
         self.state = state
         self.workers = workers or min(8, (os.cpu_count() or 1) * 2)
         self._memo: dict[str, HashInfo | None] = {}
+        self._trees: dict[str, list[FileEntry]] = {}
         self._lock = threading.Lock()  # stages hash their outputs from worker threads
 
     def hash(self, relpath: str) -> HashInfo | None:
@@ -87,12 +98,19 @@ class Hasher:
             self._memo[relpath] = info
         return info
 
+    def tree(self, relpath: str) -> list[FileEntry]:
+        """The files of directory `relpath` as hashed: what storing it in the cache needs."""
+        self.hash(relpath)
+        with self._lock:
+            return list(self._trees.get(relpath, []))
+
     def forget(self, relpath: str) -> None:
         """Drop memoised results that a write to `relpath` may have changed."""
         with self._lock:
             stale = {p for p in self._memo if is_within(p, relpath)} | set(ancestors(relpath))
             for path in stale:
                 self._memo.pop(path, None)
+                self._trees.pop(path, None)
 
     def _compute(self, relpath: str) -> HashInfo | None:
         abspath = os.path.join(self.root, relpath)
@@ -111,11 +129,16 @@ class Hasher:
         files = list(_walk_files(abspath, relpath))
         digests = self._digests(files)
         entries = [
-            (rel[len(relpath) + 1 :], digests[rel], bool(st.st_mode & statmod.S_IXUSR))
-            for rel, _, st in files
+            FileEntry(
+                rel[len(relpath) + 1 :], digests[rel], bool(st.st_mode & statmod.S_IXUSR), path
+            )
+            for rel, path, st in files
         ]
+        with self._lock:
+            self._trees[relpath] = entries
+        manifest = tree_manifest((e.path, e.hash, e.executable) for e in entries)
         size = sum(st.st_size for _, _, st in files)
-        return HashInfo(digest_bytes(tree_manifest(entries)), size, len(files), isdir=True)
+        return HashInfo(digest_bytes(manifest), size, len(files), isdir=True)
 
     def _digests(self, files: list[tuple[str, str, os.stat_result]]) -> dict[str, str]:
         """Hashes of many files: memo hits first, the misses read by a thread pool."""

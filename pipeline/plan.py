@@ -18,6 +18,7 @@ from pipeline.hashing import Hasher, HashInfo
 from pipeline.lockfile import Lock, LockEntry
 from pipeline.params import DEFAULT_PARAMS_FILE, overlay
 from pipeline.project import Project, Stage
+from pipeline.runcache import RunCache, RunEntry
 from pipeline.selection import select
 from pipeline.template import TemplateError, render
 
@@ -27,6 +28,7 @@ class Action(str, Enum):
 
     UP_TO_DATE = "up to date"
     RUN = "run"
+    RESTORE = "restore"  # run before with these exact inputs: bring the outputs back
     AFTER_UPSTREAM = "after upstream"
 
 
@@ -70,6 +72,7 @@ class Decision:
     action: Action
     reasons: tuple[Reason, ...]
     deps: Mapping[str, HashInfo | None]
+    cached: RunEntry | None = None  # with RESTORE: the run whose outputs come back
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,7 @@ class PlanOptions:
     single_item: bool = False
     downstream: bool = False
     force_downstream: bool = False
+    run_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,14 @@ class Plan:
         return [d for n in self.order if (d := self.decisions[n]).action != Action.UP_TO_DATE]
 
 
-def make_plan(project: Project, lock: Lock, hasher: Hasher, options: PlanOptions) -> Plan:
-    """Decide every selected stage, upstream first."""
+def make_plan(
+    project: Project,
+    lock: Lock,
+    hasher: Hasher,
+    options: PlanOptions,
+    runs: RunCache | None = None,
+) -> Plan:
+    """Decide every selected stage, upstream first; `runs` allows restoring from the cache."""
     selection = select(
         project, options.targets, single_item=options.single_item, downstream=options.downstream
     )
@@ -125,6 +135,7 @@ def make_plan(project: Project, lock: Lock, hasher: Hasher, options: PlanOptions
             hasher,
             forced=name in forced,
             waiting=waiting,
+            runs=runs if options.run_cache else None,
         )
     return Plan(selection.order, decisions, forced, options.force_downstream)
 
@@ -137,8 +148,13 @@ def decide(
     *,
     forced: bool = False,
     waiting: set[str] | frozenset[str] = frozenset(),
+    runs: RunCache | None = None,
 ) -> Decision:
-    """Compare a stage with its lock entry; `waiting` are upstream stages not yet finished."""
+    """Compare a stage with its lock entry; `waiting` are upstream stages not yet finished.
+
+    A stage that must run but whose exact inputs ran before (same fingerprint, every output
+    object still cached) is restored instead: `runs` is the run-cache to look in.
+    """
     if stage.frozen:
         return _frozen(stage, hasher)
     pending = {d for d in stage.deps if project.outputs.producers(d) & waiting}
@@ -153,12 +169,25 @@ def decide(
         reasons.append(Reason("always changed"))
     elif not stage.deps and not stage.outs and not forced:
         reasons.append(Reason("no deps and no outs: always runs"))
+    if reasons and runs is not None and not forced and _restorable(stage, deps, waiting):
+        cached = runs.restorable(fingerprint(stage, deps))
+        if cached is not None:  # the reasons still say why; the action says how
+            return Decision(stage.name, Action.RESTORE, tuple(reasons), deps, cached)
     if reasons:
         return Decision(stage.name, Action.RUN, tuple(reasons), deps)
     if waiting:
         upstream = tuple(Reason("upstream", u) for u in sorted(waiting))
         return Decision(stage.name, Action.AFTER_UPSTREAM, upstream, deps)
     return Decision(stage.name, Action.UP_TO_DATE, (), deps)
+
+
+def _restorable(
+    stage: Stage, deps: Mapping[str, HashInfo | None], waiting: set[str] | frozenset[str]
+) -> bool:
+    """Stages whose outputs depend on more than their inputs are never restored."""
+    if waiting or stage.always_changed or any(o.persist for o in stage.outs):
+        return False
+    return bool(stage.outs) and all(info is not None for info in deps.values())
 
 
 def _frozen(stage: Stage, hasher: Hasher) -> Decision:

@@ -30,6 +30,7 @@ from pipeline.report import plural
 
 _OUTCOME_STYLE = {
     Outcome.RAN: "green",
+    Outcome.RESTORED: "blue",
     Outcome.UP_TO_DATE: "dim",
     Outcome.FAILED: "bold red",
     Outcome.SKIPPED: "yellow",
@@ -172,6 +173,8 @@ def _finished_line(result: StageResult) -> str | None:
     name = escape(result.stage)
     if result.outcome is Outcome.RAN:
         return f"[green]✓[/] {name} [dim]{result.seconds:.2f}s[/]"
+    if result.outcome is Outcome.RESTORED:
+        return f"[blue]↺[/] {name} restored from the cache [dim]{result.seconds:.2f}s[/]"
     if result.outcome is Outcome.FAILED:
         return f"[bold red]✗[/] {name} [red]{escape(str(result.error or 'failed'))}[/]"
     if result.outcome is Outcome.UP_TO_DATE and result.decision.reasons:
@@ -207,10 +210,13 @@ def _table(results: list[StageResult]) -> Table:
         table.add_row(
             escape(r.stage),
             f"[{_OUTCOME_STYLE[r.outcome]}]{r.outcome.value}[/]",
-            f"{r.seconds:.2f}s" if r.outcome in (Outcome.RAN, Outcome.FAILED) else "",
+            f"{r.seconds:.2f}s" if r.outcome in _TIMED else "",
             escape(_why(r)),
         )
     return table
+
+
+_TIMED = (Outcome.RAN, Outcome.RESTORED, Outcome.FAILED)
 
 
 def _why(result: StageResult) -> str:

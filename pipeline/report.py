@@ -17,9 +17,15 @@ import click
 from pipeline.plan import Action, Decision, Plan
 from pipeline.project import Project
 
-_COLOR = {Action.RUN: "yellow", Action.AFTER_UPSTREAM: "cyan", Action.UP_TO_DATE: "green"}
+_COLOR = {
+    Action.RUN: "yellow",
+    Action.RESTORE: "blue",
+    Action.AFTER_UPSTREAM: "cyan",
+    Action.UP_TO_DATE: "green",
+}
 _LABEL = {
     Action.RUN: "will run",
+    Action.RESTORE: "will be restored from the cache",
     Action.AFTER_UPSTREAM: "runs if upstream changes its outputs",
     Action.UP_TO_DATE: "up to date",
 }
@@ -57,7 +63,9 @@ def dry_run_text(plan: Plan) -> None:
     for name in plan.order:
         _decision(plan.decisions[name])
     count = sum(1 for d in plan.stale if d.action is Action.RUN)
-    echo(f"\nDry run: {count} would run, nothing was executed.")
+    restored = sum(1 for d in plan.stale if d.action is Action.RESTORE)
+    extra = f", {restored} would be restored from the cache" if restored else ""
+    echo(f"\nDry run: {count} would run{extra}, nothing was executed.")
 
 
 def _decision(decision: Decision) -> None:

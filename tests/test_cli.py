@@ -318,7 +318,8 @@ def test_status_shows_downstream_waiting_on_upstream_then_propagation_stops(
 
 def test_status_reports_a_deleted_output(chain_done: Project) -> None:
     (chain_done.root / "other.out").unlink()
-    assert "other: will run\n    out other.out missing\n" in chain_done.cli("status").stdout
+    status = chain_done.cli("status").stdout
+    assert "other: will be restored from the cache\n    out other.out missing\n" in status
 
 
 # -- repro -----------------------------------------------------------------------------------

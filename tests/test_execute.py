@@ -17,6 +17,7 @@ from pipeline import api
 from pipeline.api import ReproOptions
 from pipeline.errors import DataError
 from pipeline.execute import Outcome
+from pipeline.plan import Action
 
 
 def _params_with(**changes: object) -> dict[str, object]:
@@ -114,15 +115,25 @@ def test_changing_a_cmd_reruns_that_stage(chain_done: Project) -> None:
     assert chain_done.read("other.out") == "other 1\nmore\na\n"
 
 
-def test_a_deleted_output_reruns_its_stage(chain_done: Project) -> None:
+def test_a_deleted_output_reruns_its_stage_without_the_run_cache(chain_done: Project) -> None:
     (chain_done.root / "model.txt").unlink()
     plan = chain_done.plan()
     assert [str(r) for r in plan.decisions["train"].reasons] == ["out model.txt missing"]
-    result = chain_done.repro()
+    result = api.repro(ReproOptions(root=chain_done.root, run_cache=False))
     # train writes the same bytes again, so evaluate is not rerun
     assert ran(result) == ["train"]
     assert chain_done.executions() == ["train"]
     assert chain_done.exists("model.txt")
+
+
+def test_a_deleted_output_is_restored_not_rerun(chain_done: Project) -> None:
+    before = chain_done.read("model.txt")
+    (chain_done.root / "model.txt").unlink()
+    assert chain_done.plan().decisions["train"].action is Action.RESTORE
+    result = chain_done.repro()
+    assert outcomes(result)["train"] is Outcome.RESTORED
+    assert chain_done.executions() == []
+    assert chain_done.read("model.txt") == before
 
 
 def test_identical_upstream_bytes_stop_propagation(project: Project) -> None:

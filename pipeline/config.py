@@ -1,0 +1,55 @@
+"""Project settings: `.pipeline/config.yaml` (committed) and `config.local.yaml` (this machine).
+
+    cache:
+      type: hardlink,copy      # or a list; strategies tried in order (links.STRATEGIES)
+
+The local file wins key by key. Only what a feature reads is validated; an unknown section is
+kept for later versions, an unknown cache strategy is an error naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ManifestError
+from pipeline.links import STRATEGIES
+from pipeline.yamlio import DocumentMemo, load_yaml
+
+FILES = ("config.yaml", "config.local.yaml")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings in force for one project."""
+
+    cache_type: tuple[str, ...] | None = None  # None: the defaults of cache.py
+
+
+def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
+    """Merge the project's config files (missing files are fine)."""
+    merged: dict[str, Any] = {}
+    for name in FILES:
+        path = state_dir / name
+        if path.is_file():
+            doc = load_yaml(path, memo, f".pipeline/{name}")
+            if doc.data is not None and not isinstance(doc.data, dict):
+                raise doc.error((), "a config file must be a mapping")
+            for section, values in (doc.data or {}).items():
+                merged[section] = {**merged.get(section, {}), **(values or {})}
+    return Config(cache_type=_cache_type(merged.get("cache", {}).get("type"), state_dir))
+
+
+def _cache_type(value: Any, state_dir: Path) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    names = tuple(str(item).strip() for item in items) if isinstance(items, list) else ()
+    bad = [n for n in names if n not in STRATEGIES]
+    if not names or bad:
+        raise ManifestError(
+            f"{state_dir.name}/config.yaml: cache.type {value!r} is not a link strategy",
+            f"use one or more of {', '.join(STRATEGIES)}, e.g. `type: hardlink,copy`",
+        )
+    return names

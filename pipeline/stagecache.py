@@ -1,0 +1,91 @@
+"""What the executor does with the cache: store a stage's outputs after it ran, remember the run,
+and bring a remembered run's outputs back instead of running the stage again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.cache import ObjectStore, store_output, store_strategies
+from pipeline.checkout import Restorer
+from pipeline.config import Config
+from pipeline.hashing import Hasher, HashInfo, file_digest
+from pipeline.links import unshare
+from pipeline.lockfile import LockedPath, LockEntry
+from pipeline.plan import Decision
+from pipeline.runcache import RunCache, RunEntry
+from pipeline.stage import Stage
+
+
+@dataclass
+class StageCache:
+    """The object store, run-cache and link settings one run works with."""
+
+    store: ObjectStore
+    runs: RunCache
+    hasher: Hasher
+    config: Config
+    restore_runs: bool = True  # False with --no-run-cache: remember runs, never restore them
+
+    @classmethod
+    def open(cls, state_dir: Path, hasher: Hasher, config: Config, restore: bool) -> StageCache:
+        store = ObjectStore(state_dir / "cache")
+        return cls(store, RunCache(store), hasher, config, restore)
+
+    def restorer(self, verify: bool = False) -> Restorer:
+        return Restorer(self.hasher.root, self.store, self.hasher, self.config.cache_type, verify)
+
+    def commit(self, stage: Stage, entry: LockEntry, log: Path | None) -> None:
+        """Store a successful run's outputs and log, and remember the run by fingerprint."""
+        strategies = store_strategies(self.config.cache_type)
+        for out in entry.outs:
+            # outputs not cached in git's place (cache: false) are still stored, by copy, so
+            # that restoring the run brings them back too
+            flags = next((o for o in stage.outs if o.path == out.path), None)
+            chosen = strategies if flags is None or flags.cache else ["copy"]
+            store_output(self.store, self.hasher, out.path, out.info, chosen)
+        log_hash = self._store_log(log)
+        self.runs.put(RunEntry(entry.fingerprint, entry.deps, entry.outs, log_hash))
+
+    def restore(self, stage: Stage, decision: Decision) -> LockEntry:
+        """Bring back the outputs of the run `decision.cached` and return its lock entry."""
+        cached = decision.cached
+        assert cached is not None
+        restorer = self.restorer()
+        for out in cached.outs:
+            restorer.restore(out.path, out.info)
+        return LockEntry(
+            cmd=stage.cmd,
+            fingerprint=cached.fingerprint,
+            params=stage.params,
+            deps=_locked(decision.deps),
+            outs=cached.outs,
+        )
+
+    def _store_log(self, log: Path | None) -> str | None:
+        if log is None or not log.is_file():
+            return None
+        digest = file_digest(log)
+        self.store.put_file(str(log), digest, ["copy"])
+        return digest
+
+
+def unshare_persistent(stage: Stage, root: Path) -> None:
+    """Give `persist` outputs private copies, so appending to them never writes into the cache."""
+    for out in stage.outs:
+        if not out.persist:
+            continue
+        path = root / out.path
+        if path.is_dir():
+            for dirpath, _, names in os.walk(path):
+                for name in names:
+                    unshare(os.path.join(dirpath, name))
+        else:
+            unshare(str(path))
+
+
+def _locked(deps: Mapping[str, HashInfo | None]) -> tuple[LockedPath, ...]:
+    return tuple(LockedPath(p, i) for p, i in deps.items() if i is not None)
