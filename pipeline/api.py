@@ -13,18 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cache import ObjectStore
-from pipeline.config import Config, load_config
 from pipeline.errors import Interrupted
-from pipeline.hashing import Hasher
-from pipeline.lockfile import Lock, read_lock
 from pipeline.plan import Plan, PlanOptions, make_plan
-from pipeline.project import STATE_DIR, Project, find_manifest, load_project
-from pipeline.runcache import RunCache
-from pipeline.state import StateDB
+from pipeline.project import STATE_DIR, find_manifest
+from pipeline.session import Session, open_session
 
 if TYPE_CHECKING:
     from pipeline.execute import Events, RunResult
+    from pipeline.gc import GcReport
+    from pipeline.tracking import Added
+    from pipeline.workspace import CheckoutReport
 
 
 @dataclass(frozen=True)
@@ -53,37 +51,6 @@ class ReproOptions:
         )
 
 
-@dataclass(frozen=True)
-class Session:
-    """A loaded project with its lock and a memoising hasher, valid inside `open_session`."""
-
-    project: Project
-    lock: Lock
-    hasher: Hasher
-    config: Config
-    store: ObjectStore
-
-    @property
-    def runs(self) -> RunCache:
-        return RunCache(self.store)
-
-
-@contextlib.contextmanager
-def open_session(root: Path | str = ".") -> Iterator[Session]:
-    """Load the project at `root` and keep the stat memo open until the block ends."""
-    manifest = find_manifest(Path(root))
-    state_dir = manifest.parent / STATE_DIR
-    state = StateDB(state_dir / "state.db")
-    try:
-        project = load_project(manifest, memo=state)
-        lock = read_lock(project.root, memo=state)
-        config = load_config(state_dir, memo=state)
-        store = ObjectStore(state_dir / "cache")
-        yield Session(project, lock, Hasher(project.root, state), config, store)
-    finally:
-        state.close()
-
-
 def plan(options: ReproOptions | None = None) -> Plan:
     """What `repro` would do and why, without running anything (`status`, `repro --dry`)."""
     options = options or ReproOptions()
@@ -105,16 +72,16 @@ def repro(
     """
     # Imported here so that `status` never pays for the executor, threads and file locks.
     from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
-    from pipeline.execute import ExecOptions, Executor, QuietEvents  # noqa: PLC0415
-    from pipeline.projectlock import project_lock  # noqa: PLC0415
+    from pipeline.execute import ExecOptions, Executor, Outcome, QuietEvents  # noqa: PLC0415
+    from pipeline.gitignore import update_gitignore  # noqa: PLC0415
     from pipeline.stagecache import StageCache  # noqa: PLC0415
+    from pipeline.tracking import tracked_paths  # noqa: PLC0415
 
     options = options or ReproOptions()
-    state_dir = find_manifest(Path(options.root)).parent / STATE_DIR
     try:
         with (
             sigterm_as_interrupt(),
-            project_lock(state_dir, wait=options.wait, on_wait=on_wait),
+            _exclusive(options.root, wait=options.wait, on_wait=on_wait),
             open_session(options.root) as session,
         ):
             cache = StageCache(
@@ -128,12 +95,60 @@ def repro(
                 options=ExecOptions(jobs=options.jobs, keep_going=options.keep_going),
                 cache=cache,
             )
-            return executor.run(_plan(session, options))
+            result = executor.run(_plan(session, options))
+            if any(r.outcome in (Outcome.RAN, Outcome.RESTORED) for r in result.results):
+                update_gitignore(
+                    session.project.root, tracked_paths(session.project, executor.lock)
+                )
+            return result
     except KeyboardInterrupt:
         raise Interrupted(
             "interrupted; the lock keeps every stage that finished",
             "run `pipeline repro` again to continue",
         ) from None
+
+
+@contextlib.contextmanager
+def _exclusive(
+    root: Path | str, *, wait: bool = True, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold the project lock: commands that change the workspace run one at a time."""
+    from pipeline.projectlock import project_lock  # noqa: PLC0415
+
+    with project_lock(find_manifest(Path(root)).parent / STATE_DIR, wait=wait, on_wait=on_wait):
+        yield
+
+
+def checkout(
+    root: Path | str = ".", targets: tuple[str, ...] = (), *, verify: bool = False
+) -> CheckoutReport:
+    """Make the workspace's outputs and tracked data match `pipeline.lock`, from the cache."""
+    from pipeline.workspace import checkout as restore_workspace  # noqa: PLC0415
+
+    with _exclusive(root), open_session(root) as session:
+        return restore_workspace(session, targets, verify=verify)
+
+
+def add(root: Path | str, paths: list[str]) -> list[Added]:
+    """Track raw data: hash it into the cache and record it in the lock's `data:` section."""
+    from pipeline.tracking import add_paths  # noqa: PLC0415
+
+    with _exclusive(root), open_session(root) as session:
+        return add_paths(session, paths)
+
+
+def gc(root: Path | str = ".", scope: str = "branches", *, dry: bool = False) -> GcReport:
+    """Free cache objects that no lock in `scope` refers to."""
+    from pipeline.gc import collect  # noqa: PLC0415
+
+    with _exclusive(root), open_session(root) as session:
+        return collect(session, scope, dry=dry)
+
+
+def fsck(root: Path | str = ".") -> list[str]:
+    """Rehash every cached object; return the damaged ones (moved to `cache/corrupt/`)."""
+    with open_session(root) as session:
+        return [digest for digest, intact in session.store.fsck() if not intact]
 
 
 def _plan(session: Session, options: ReproOptions) -> Plan:

@@ -114,6 +114,11 @@ class ObjectStore:
             os.replace(self.path(digest), dest)
         return dest
 
+    def fsck(self) -> Iterator[tuple[str, bool]]:
+        """Rehash every object: (hash, intact); damaged ones are moved to `corrupt/`."""
+        for digest in list(self.all_objects()):
+            yield digest, self.verify(digest)
+
     def all_objects(self) -> Iterator[str]:
         """Every stored object's hash."""
         if not self.objects.is_dir():

@@ -192,6 +192,92 @@ def dag(opts: GlobalOptions, fmt: str | None) -> None:
     click.echo(render(project))
 
 
+@cli.command()
+@click.argument("targets", nargs=-1, metavar="[STAGE|PATH]...")
+@click.option("--verify", is_flag=True, help="Rehash every object before restoring it.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def checkout(opts: GlobalOptions, targets: tuple[str, ...], verify: bool, as_json: bool) -> None:
+    """Make outputs and tracked data match pipeline.lock, from the cache.
+
+    After `git checkout <commit>`, this brings back that commit's data and models without
+    running anything. STAGE or PATH limits it to those outputs.
+    """
+    from pipeline import api, report
+
+    result = api.checkout(opts.directory, targets, verify=verify)
+    if as_json:
+        click.echo(report.to_json(dataclasses.asdict(result)))
+    else:
+        report.checkout_text(result)
+    if result.missing or result.corrupt:
+        sys.exit(4)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.pass_obj
+def add(opts: GlobalOptions, paths: tuple[str, ...]) -> None:
+    """Track raw data (files or directories no stage produces) in the cache.
+
+    Records each PATH's hash in pipeline.lock under `data:` and keeps it out of git, so
+    `status` notices changes and `checkout` restores it.
+    """
+    from pipeline import api, report
+
+    for added in api.add(opts.directory, list(paths)):
+        state = "added" if added.changed else "unchanged"
+        files = report.plural(added.info.nfiles, "file")
+        report.echo(f"{state}: {added.path} ({files}, {report.size(added.info.size)})")
+
+
+@cli.command()
+@click.option(
+    "--workspace", "scope", flag_value="workspace", help="Keep only what the current lock needs."
+)
+@click.option(
+    "--all-commits",
+    "scope",
+    flag_value="all-commits",
+    help="Keep what the lock of any commit (any ref, reflog included) needs.",
+)
+@click.option("--dry", is_flag=True, help="Only say what would be freed.")
+@click.pass_obj
+def gc(opts: GlobalOptions, scope: str | None, dry: bool) -> None:
+    """Free cache objects that no lock refers to.
+
+    By default keeps what the current lock and the lock of every commit of every local branch
+    need. Never removes an object the current workspace needs.
+    """
+    from pipeline import api, report
+
+    result = api.gc(opts.directory, scope or "branches", dry=dry)
+    verb = "would free" if dry else "freed"
+    report.echo(
+        f"{verb} {report.plural(len(result.removed), 'object')} "
+        f"({report.size(result.freed_bytes)}); kept {result.kept}; "
+        f"{result.runs_removed} run-cache entries dropped; {result.locks_read} lock versions read"
+    )
+
+
+@cli.command()
+@click.pass_obj
+def fsck(opts: GlobalOptions) -> None:
+    """Verify every cached object against its hash; move damaged ones aside."""
+    from pipeline import api, report
+
+    corrupt = api.fsck(opts.directory)
+    for digest in corrupt:
+        report.echo(f"corrupt: {digest} (moved to .pipeline/cache/corrupt/)", fg="red")
+    if corrupt:
+        _fail(
+            f"{report.plural(len(corrupt), 'cached object')} did not match their hash",
+            "`pipeline repro` rebuilds what they held; `pipeline checkout` reports what is lost",
+            4,
+        )
+    report.echo("every cached object matches its hash", fg="green")
+
+
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
     from pipeline import report
 

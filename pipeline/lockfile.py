@@ -72,13 +72,25 @@ class Lock:
     """All stage entries of a project's `pipeline.lock`."""
 
     stages: dict[str, LockEntry] = field(default_factory=dict)
+    data: dict[str, HashInfo] = field(default_factory=dict)  # tracked with `pipeline add`
 
     def with_stage(self, name: str, entry: LockEntry) -> Lock:
         return replace(self, stages={**self.stages, name: entry})
 
+    def with_data(self, path: str, info: HashInfo) -> Lock:
+        return replace(self, data={**self.data, path: info})
+
     def to_yaml(self) -> dict[str, Any]:
         body = {name: self.stages[name].to_yaml() for name in sorted(self.stages)}
-        return {"schema": SCHEMA, "stages": body}
+        return {**self._data_yaml(), "schema": SCHEMA, "stages": body}
+
+    def _data_yaml(self) -> dict[str, Any]:
+        if not self.data:
+            return {}
+        rows = {p: LockedPath(p, i).to_yaml() for p, i in self.data.items()}
+        return {
+            "data": {p: {k: v for k, v in row.items() if k != "path"} for p, row in rows.items()}
+        }
 
     def to_text(self) -> str:
         return LockWriter.render_once(self)
@@ -105,10 +117,12 @@ class LockWriter:
         atomic_write_text(self.path, self.render(lock))
 
     def render(self, lock: Lock) -> str:
+        data = lock._data_yaml()  # a handful of entries: dumped whole ("data" sorts first)
+        head = dump_yaml(data) if data else ""
         if not lock.stages:
-            return dump_yaml({"schema": SCHEMA, "stages": {}})
+            return head + dump_yaml({"schema": SCHEMA, "stages": {}})
         blocks = [self._block(name, lock.stages[name]) for name in sorted(lock.stages)]
-        return f"schema: {SCHEMA}\nstages:\n" + "".join(blocks)
+        return head + f"schema: {SCHEMA}\nstages:\n" + "".join(blocks)
 
     def _block(self, name: str, entry: LockEntry) -> str:
         cached = self._blocks.get(name)
@@ -127,10 +141,11 @@ def read_lock(root: Path, memo: DocumentMemo | None = None) -> Lock:
         doc = load_yaml(path, memo, LOCK_NAME)
     except ManifestError as exc:
         raise DataError(f"corrupt lock file: {exc.message}", _HINT) from None
-    return _parse(doc.data)
+    return parse_lock(doc.data)
 
 
-def _parse(data: Any) -> Lock:
+def parse_lock(data: Any) -> Lock:
+    """A lock from its parsed YAML; a malformed one raises DataError."""
     if data is None:
         return Lock()
     try:
@@ -140,9 +155,12 @@ def _parse(data: Any) -> Lock:
                 "upgrade pipeline, or delete the lock to rerun every stage",
             )
         stages = {str(n): _parse_entry(e) for n, e in (data.get("stages") or {}).items()}
+        tracked = {
+            str(p): _parse_path({**e, "path": p}).info for p, e in (data.get("data") or {}).items()
+        }
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise DataError(f"corrupt lock file {LOCK_NAME}: {exc!r}", _HINT) from None
-    return Lock(stages)
+    return Lock(stages, tracked)
 
 
 def _parse_entry(raw: dict[str, Any]) -> LockEntry:

@@ -44,7 +44,7 @@ class Reason:
     def __str__(self) -> str:
         if self.kind == "param changed":
             return f"param {self.subject} {_show(self.old)}→{_show(self.new)}"
-        if self.kind.startswith(("dep ", "out ", "param ")):
+        if self.kind.startswith(("dep ", "out ", "param ", "data ")):
             noun, verb = self.kind.split(" ", 1)
             return f"{noun} {self.subject} {verb}"
         if self.kind == "upstream":
@@ -102,6 +102,7 @@ class Plan:
     decisions: dict[str, Decision]
     forced: frozenset[str]
     force_downstream: bool = False
+    data: tuple[Reason, ...] = ()  # tracked data (`pipeline add`) that changed
 
     @property
     def stale(self) -> list[Decision]:
@@ -137,7 +138,19 @@ def make_plan(
             waiting=waiting,
             runs=runs if options.run_cache else None,
         )
-    return Plan(selection.order, decisions, forced, options.force_downstream)
+    data = tuple(_data_changes(lock, hasher))
+    return Plan(selection.order, decisions, forced, options.force_downstream, data)
+
+
+def _data_changes(lock: Lock, hasher: Hasher) -> list[Reason]:
+    reasons = []
+    for path, info in sorted(lock.data.items()):
+        current = hasher.hash(path)
+        if current is None:
+            reasons.append(Reason("data missing", path))
+        elif current.hash != info.hash:
+            reasons.append(Reason("data modified", path))
+    return reasons
 
 
 def decide(

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline.plan import Action, Decision, Plan
 from pipeline.project import Project
+
+if TYPE_CHECKING:
+    from pipeline.workspace import CheckoutReport
 
 _COLOR = {
     Action.RUN: "yellow",
@@ -51,8 +54,12 @@ def status_text(plan: Plan) -> None:
     stale = plan.stale
     for decision in stale:
         _decision(decision)
+    for reason in plan.data:
+        echo(f"tracked {reason}", fg="yellow")
+    if plan.data:
+        echo("    run `pipeline add PATH` to record new data, `pipeline checkout PATH` to restore")
     fresh = len(plan.order) - len(stale)
-    if not stale:
+    if not stale and not plan.data:
         echo(f"Everything is up to date ({plural(fresh, 'stage')}).", fg="green")
     else:
         echo(f"\n{len(stale)} of {len(plan.order)} stages need to run; {fresh} up to date.")
@@ -81,7 +88,9 @@ def _decision(decision: Decision) -> None:
 def plan_json(plan: Plan) -> str:
     """Machine-readable status: every selected stage with its action and reasons."""
     stages = [plan.decisions[name].to_json() for name in plan.order]
-    return json.dumps(strict_json({"up_to_date": not plan.stale, "stages": stages}), indent=2)
+    data = [r.to_json() for r in plan.data]
+    body = {"up_to_date": not plan.stale and not data, "stages": stages, "data": data}
+    return json.dumps(strict_json(body), indent=2)
 
 
 def strict_json(value: Any) -> Any:
@@ -125,6 +134,35 @@ def dag_dot(project: Project) -> str:
     lines += [f"    {json.dumps(n)};" for n in project.stages]
     lines += [f"    {json.dumps(a)} -> {json.dumps(b)};" for a, b in project.graph.edges]
     return "\n".join([*lines, "}"])
+
+
+def size(count: int) -> str:
+    """Bytes for people: 512 B, 3.1 MB, 1.0 GB."""
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def checkout_text(result: CheckoutReport) -> None:
+    """`pipeline checkout`: what came back, and what the cache could not give."""
+    for path in result.restored:
+        echo(f"restored: {path}", fg="green")
+    for path in result.missing:
+        echo(f"missing from the cache: {path}", fg="red")
+    for path in result.corrupt:
+        echo(f"corrupt in the cache (moved aside): {path}", fg="red")
+    counts = [f"{len(result.restored)} restored", f"{len(result.unchanged)} already up to date"]
+    if result.missing or result.corrupt:
+        counts.append(f"{len(result.missing) + len(result.corrupt)} could not be restored")
+        counts.append("`pipeline repro` rebuilds them")
+    echo(", ".join(counts) + ".")
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(strict_json(data), indent=2)
 
 
 def error_line(message: str, hint: str | None) -> None:
