@@ -225,6 +225,7 @@ def test_status_json_structure(chain_done: Project) -> None:
                 ],
             },
         ],
+        "data": [],
     }
     assert chain_done.executions() == []
 
