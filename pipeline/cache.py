@@ -169,11 +169,18 @@ def restore_strategies(configured: Sequence[str] | None, executable: bool = Fals
     return [*chosen, "copy"] if "copy" not in chosen else chosen
 
 
-def store_strategies(configured: Sequence[str] | None) -> list[str]:
-    """How to store workspace files: reflink or hardlink first unless `copy` was configured."""
-    if configured is not None and list(configured) == ["copy"]:
-        return ["copy"]
-    return ["reflink", "hardlink", "copy"]
+def store_strategies(configured: Sequence[str] | None, *, outputs: bool = True) -> list[str]:
+    """How to store workspace files in the cache.
+
+    Stage outputs are stored by reflink or hardlink (free for a 1 GB model): a stage deletes
+    its outputs before it runs, so it never writes through the link. Data added by hand is
+    edited by hand, in place, so it is linked only if `cache.type` says so; else cloned or
+    copied.
+    """
+    if configured is not None:
+        chosen = [s for s in configured if s != "symlink"]
+        return [*chosen, "copy"] if "copy" not in chosen else chosen
+    return ["reflink", "hardlink", "copy"] if outputs else ["reflink", "copy"]
 
 
 def store_output(
