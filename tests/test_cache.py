@@ -235,8 +235,8 @@ def test_each_link_strategy_round_trips(p: Project, strategy: str, tmp_path: Pat
         {
             "stages": {
                 "gen": {
-                    "cmd": "mkdir -p out && echo a > out/a.txt && printf 'run' > out/tool && chmod +x out/tool"
-                    " && echo m > model.bin",
+                    "cmd": "mkdir -p out && echo a > out/a.txt && printf 'run' > out/tool"
+                    " && chmod +x out/tool && echo m > model.bin",
                     "outs": ["out", "model.bin"],
                 }
             }
