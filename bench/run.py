@@ -455,6 +455,129 @@ def bench_param_change_500(ctx: Context, res: Result) -> None:
     param_change(ctx, res, 25, 20, (5, 0))
 
 
+def big_output_session(ctx: Context, name: str, cache_type: str | None) -> Any:
+    """A project whose one stage wrote a "1 GB" output, stored in its cache; its session."""
+    project = ctx.project(name)
+    data = project / "big.bin"
+    gen_grid.write_input(data, ctx.big_mb)
+    stages = {"big": {"cmd": "cat big.bin > model.bin", "deps": ["big.bin"], "outs": ["model.bin"]}}
+    (project / "MLproject").write_text(yaml.safe_dump({"stages": stages}), encoding="utf-8")
+    if cache_type:
+        (project / ".pipeline").mkdir()
+        config = {"cache": {"type": cache_type}}
+        (project / ".pipeline" / "config.yaml").write_text(yaml.safe_dump(config))
+    pipeline(ctx, project, "repro")
+    return project
+
+
+def restore_time(project: Path, verify: bool = False) -> float:
+    """Seconds for the API to put the cached model back after it was deleted."""
+    session_mod = importlib.import_module("pipeline.session")
+    workspace = importlib.import_module("pipeline.workspace")
+    (project / "model.bin").unlink()
+    with session_mod.open_session(project) as session:
+        start = time.perf_counter()
+        report = workspace.checkout(session, ("model.bin",), verify=verify)
+        seconds = time.perf_counter() - start
+    assert report.restored == ["model.bin"], report
+    return seconds
+
+
+@register("restore_1gb_hardlink", "s", 0.1, "stat of the object")
+def bench_restore_link(ctx: Context, res: Result) -> None:
+    """Restoring a deleted 1 GB output from the cache by hardlink (this disk has no reflink)."""
+    load_hash_file()
+    project = big_output_session(ctx, res.name, "hardlink")
+    res.note = f"{ctx.big_mb} MiB; in-process checkout, without interpreter start-up"
+    obj = model_object(project)
+    measure(res, ctx.repeat, lambda: restore_time(project), lambda: _timed_stat(obj))
+
+
+def model_object(project: Path) -> Path:
+    """The cache object holding the stage's `model.bin`, found through the lock."""
+    lock = yaml.safe_load((project / "pipeline.lock").read_text(encoding="utf-8"))
+    hexdigest = lock["stages"]["big"]["outs"][0]["hash"].partition(":")[2]
+    return project / ".pipeline/cache/objects" / hexdigest[:2] / hexdigest[2:]
+
+
+def _timed_stat(path: Path) -> float:
+    start = time.perf_counter()
+    path.stat()
+    return time.perf_counter() - start
+
+
+@register("restore_1gb_copy_vs_cp", "x", 1.5, "`cp` of the same object")
+def bench_restore_copy(ctx: Context, res: Result) -> None:
+    """Restoring a deleted 1 GB output by copy, as a multiple of `cp` copying the object."""
+    load_hash_file()
+    project = big_output_session(ctx, res.name, "copy")
+    obj = model_object(project)
+    res.note = f"{ctx.big_mb} MiB; in-process checkout over `cp` time, run by run"
+    copy_target = project / "cp-copy.bin"
+
+    def cp() -> float:
+        copy_target.unlink(missing_ok=True)
+        return timed(["cp", str(obj), str(copy_target)])
+
+    def ratio() -> float:
+        base = cp()
+        return restore_time(project) / base
+
+    measure(res, ctx.repeat, ratio, lambda: 1.0)
+
+
+@register("add_20k_files", "s", 2.0, "`cp -r` of the directory")
+def bench_add(ctx: Context, res: Result) -> None:
+    """`pipeline add` of a directory of 20,000 small files, from scratch (DVC: ~5 s to hash)."""
+    project = ctx.project(res.name)
+    (project / "MLproject").write_text("stages: {}\n", encoding="utf-8")
+    files = 2000 if ctx.quick else 20_000
+    raw = project / "raw"
+    for i in range(files):
+        sub = raw / f"d{i // 1000:02d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True)
+        (sub / f"f{i:05d}.txt").write_text(f"row {i} " * 8)
+    res.note = f"{files} files of ~70 bytes; cache, lock and state removed before each run"
+
+    def fresh_add() -> float:
+        clean_project(project)
+        return pipeline(ctx, project, "add", "raw")
+
+    def cp_r() -> float:
+        shutil.rmtree(project / "raw-copy", ignore_errors=True)
+        return timed(["cp", "-r", str(raw), str(project / "raw-copy")])
+
+    measure(res, ctx.repeat, fresh_add, cp_r)
+
+
+@register("store_overhead_1gb", "x", 1.2, "hashing alone = 1.0")
+def bench_store_overhead(ctx: Context, res: Result) -> None:
+    """(hash + store) / hash for a stage's 1 GB output: what caching adds to every run."""
+    load_hash_file()
+    hashing = importlib.import_module("pipeline.hashing")
+    cache = importlib.import_module("pipeline.cache")
+    project = ctx.project(res.name)
+    out = project / "model.bin"
+    gen_grid.write_input(out, ctx.big_mb)
+    read_throughput(out)  # warm the page cache
+    res.note = f"{ctx.big_mb} MiB; default strategies (reflink, else hardlink, else copy)"
+
+    def ratio() -> float:
+        shutil.rmtree(project / "cache", ignore_errors=True)
+        hasher = hashing.Hasher(project, None)
+        start = time.perf_counter()
+        info = hasher.hash("model.bin")
+        hashed = time.perf_counter() - start
+        store = cache.ObjectStore(project / "cache")
+        cache.store_output(store, hasher, "model.bin", info, cache.store_strategies(None))
+        total = time.perf_counter() - start
+        os.chmod(out, 0o644)
+        return total / hashed
+
+    measure(res, ctx.repeat, ratio, lambda: 1.0)
+
+
 # --- reporting ----------------------------------------------------------------------------------
 
 

@@ -59,11 +59,12 @@ def cli(ctx: click.Context, directory: str, manifest: str | None, verbose: int) 
     Reads the manifest in the current directory or its nearest parent that has one: an
     MLproject, or else a dvc.yaml (with params.yaml), which runs unchanged.
     """
+    os.chdir(directory)  # like `git -C`: paths on the command line are relative to DIR
+    directory = "."
     if manifest is not None:
-        path = Path(directory) / manifest
-        if not path.is_file():
+        if not Path(manifest).is_file():
             raise click.BadParameter(f"{manifest} is not a file", param_hint="'-f'")
-        directory = str(path)
+        directory = manifest
     ctx.obj = GlobalOptions(directory, verbose)
 
 

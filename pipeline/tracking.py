@@ -37,7 +37,7 @@ def add_paths(session: Session, paths: list[str]) -> list[Added]:
         info = hasher.hash(relpath)
         if info is None:
             raise DataError(f"{relpath} does not exist", "add files or directories that exist")
-        strategies = store_strategies(session.config.cache_type, outputs=False)
+        strategies = store_strategies(session.config.cache_type)
         store_output(session.store, hasher, relpath, info, strategies)
         previous = lock.data.get(relpath)
         lock = lock.with_data(relpath, info)

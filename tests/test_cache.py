@@ -189,6 +189,8 @@ def test_add_tracks_raw_data(p: Project) -> None:
     data = p.lock()["data"]["data/raw"]
     assert (data["nfiles"], data["isdir"]) == (3, True)
     assert "/data/raw" in p.read(".gitignore").splitlines()
+    assert (p.root / "data/raw/1.csv").stat().st_mode & 0o222 == 0  # protected read-only
+    (p.root / "data/raw/1.csv").unlink()  # replaced, as editors and tools do
     p.write("data/raw/1.csv", "changed\n")
     status = p.cli("status").stdout
     assert "tracked data data/raw modified" in status
