@@ -159,9 +159,10 @@ def test_manifest_that_is_not_utf8_is_a_manifest_error(project: Project) -> None
     _no_traceback(done)
 
 
-def test_manifest_error_names_the_path_relative_to_the_working_directory(
+def test_manifest_error_names_the_path_relative_to_the_directory_given_with_c(
     project: Project,
 ) -> None:
+    """`-C DIR` works like `git -C DIR`: as if started in DIR, messages included."""
     project.manifest("stages:\n  a:\n    cmd: x\n    outz: []\n")
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "-C", "proj", "status"],
@@ -172,7 +173,7 @@ def test_manifest_error_names_the_path_relative_to_the_working_directory(
         check=False,
     )
     assert done.returncode == 2
-    assert done.stderr.startswith("error: proj/MLproject:4:5: stages.a.outz: unknown key 'outz'\n")
+    assert done.stderr.startswith("error: MLproject:4:5: stages.a.outz: unknown key 'outz'\n")
 
 
 def test_no_manifest_is_a_usage_error(tmp_path: Path) -> None:

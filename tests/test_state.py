@@ -37,9 +37,9 @@ class DigestCounter:
         self.paths: list[str] = []
         real = pipeline.hashing.file_digest
 
-        def counting(path: str | os.PathLike[str]) -> str:
+        def counting(path: str | os.PathLike[str], size: int = -1) -> str:
             self.paths.append(os.fspath(path))
-            return real(path)
+            return real(path, size)
 
         monkeypatch.setattr(pipeline.hashing, "file_digest", counting)
 
