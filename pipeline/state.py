@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
+from pipeline.paths import ancestors
+
 # Larger than any Linux filesystem's timestamp granularity (ext4/xfs tick at most every 10 ms).
 RACY_MARGIN_NS = 100_000_000
 
@@ -80,6 +82,7 @@ class StateDB:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[str, int, int, int, str, int]] = []
         self._prefetched: dict[str, tuple[Any, ...]] = {}
+        self._prefetched_dirs: set[str] = set()
         # One connection shared by the worker threads of a parallel run, used one at a time.
         self._lock = threading.RLock()
 
@@ -94,6 +97,7 @@ class StateDB:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+        self._prefetched_dirs.clear()
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(OSError):
                 os.replace(f"{self.path}{suffix}", f"{self.path}.corrupt{suffix}")
@@ -113,6 +117,12 @@ class StateDB:
         query = f"SELECT path, {_COLUMNS['hashes']} FROM hashes WHERE path > ? AND path < ?"
         rows = self._connect().execute(query, (directory + "/", directory + "0"))
         self._prefetched.update((row[0], row[1:]) for row in rows)
+        self._prefetched_dirs.add(directory)
+
+    def _seen_below(self, relpath: str) -> bool:
+        return bool(self._prefetched_dirs) and any(
+            parent in self._prefetched_dirs for parent in ancestors(relpath)
+        )
 
     @_locked
     def get_document(self, relpath: str, st: os.stat_result) -> str | None:
@@ -128,6 +138,8 @@ class StateDB:
 
     def _lookup(self, table: str, relpath: str, st: os.stat_result) -> str | None:
         row = self._prefetched.pop(relpath, None) if table == "hashes" else None
+        if row is None and table == "hashes" and self._seen_below(relpath):
+            return None  # the range query saw every row below that directory: there is none
         if row is None:
             query = f"SELECT {_COLUMNS[table]} FROM {table} WHERE path = ?"
             row = self._connect().execute(query, (relpath,)).fetchone()
