@@ -145,10 +145,22 @@ def gc(root: Path | str = ".", scope: str = "branches", *, dry: bool = False) ->
         return collect(session, scope, dry=dry)
 
 
-def fsck(root: Path | str = ".") -> list[str]:
-    """Rehash every cached object; return the damaged ones (moved to `cache/corrupt/`)."""
+def fsck(
+    root: Path | str = ".", on_progress: Callable[[int, int], None] | None = None
+) -> list[str]:
+    """Rehash every cached object; return the damaged ones (moved to `cache/corrupt/`).
+
+    `on_progress(done, total)` hears about every object checked.
+    """
     with open_session(root) as session:
-        return [digest for digest, intact in session.store.fsck() if not intact]
+        total = sum(1 for _ in session.store.all_objects())
+        corrupt = []
+        for done, (digest, intact) in enumerate(session.store.fsck(), start=1):
+            if not intact:
+                corrupt.append(digest)
+            if on_progress is not None:
+                on_progress(done, total)
+        return corrupt
 
 
 def _plan(session: Session, options: ReproOptions) -> Plan:

@@ -265,9 +265,10 @@ def gc(opts: GlobalOptions, scope: str | None, dry: bool) -> None:
 @click.pass_obj
 def fsck(opts: GlobalOptions) -> None:
     """Verify every cached object against its hash; move damaged ones aside."""
-    from pipeline import api, report
+    from pipeline import api, progress, report
 
-    corrupt = api.fsck(opts.directory)
+    with progress.counter("checking cached objects") as tick:
+        corrupt = api.fsck(opts.directory, tick)
     for digest in corrupt:
         report.echo(f"corrupt: {digest} (moved to .pipeline/cache/corrupt/)", fg="red")
     if corrupt:

@@ -8,10 +8,12 @@ stages are running. rich decides colour: none when `NO_COLOR` is set or stdout i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -156,6 +158,20 @@ class PrefixedEvents:
 
 
 Events = StreamEvents | PrefixedEvents
+
+
+@contextlib.contextmanager
+def counter(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for long work, on a terminal only; the callback takes (done, total)."""
+    out = console()
+    if not out.is_terminal or os.environ.get("NO_COLOR") or out.is_dumb_terminal:
+        yield lambda done, total: None
+        return
+    from rich.progress import Progress  # noqa: PLC0415 - terminals only
+
+    with Progress(console=out, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def make_events(out: Console, jobs: int) -> Events:
