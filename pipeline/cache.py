@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -214,18 +215,26 @@ def store_output(
 ) -> None:
     """Put a hashed output (file or directory) into the cache.
 
-    Executable files are copied, never linked: a link would share the object's read-only,
-    non-executable mode and change the directory's hash.
+    Executable files and symlinks are copied, never hardlinked: a link would share the
+    object's read-only, non-executable mode (or link to the symlink itself, and make its target
+    read-only).
     """
     if not info.isdir:
-        store.put_file(str(hasher.root / relpath), info.hash, strategies)
+        path = str(hasher.root / relpath)
+        store.put_file(path, info.hash, _for_file(path, strategies))
         return
     entries = hasher.tree(relpath)
-    plain = [s for s in strategies if s != "hardlink"]
     for entry in entries:
-        store.put_file(entry.abspath, entry.hash, plain if entry.executable else strategies)
+        store.put_file(entry.abspath, entry.hash, _for_file(entry.abspath, strategies))
     manifest = tree_manifest((e.path, e.hash, e.executable) for e in entries)
     store.put_bytes(manifest, info.hash)
+
+
+def _for_file(path: str, strategies: Sequence[str]) -> Sequence[str]:
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or st.st_mode & 0o111:
+        return [s for s in strategies if s != "hardlink"] or ["copy"]
+    return strategies
 
 
 def place_object(store: ObjectStore, digest: str, dst: str, strategies: Sequence[str]) -> str:

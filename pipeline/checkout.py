@@ -44,7 +44,7 @@ class Restorer:
             self._check(relpath, digest, size)
         target = self.root / relpath
         remove(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(target, self.root)
         if entries is None:
             self._place(info.hash, target, executable=False)
         else:
@@ -97,11 +97,23 @@ class Restorer:
         )
 
 
+def make_parent(path: Path, root: Path) -> None:
+    """Create `path`'s parent directories; a file standing in the way is a clear error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(p for p in path.parents if p.is_file() or p.is_symlink())
+        raise DataError(
+            f"cannot place {path.relative_to(root)}: {blocking.relative_to(root)} is a file",
+            "move that file away; a directory of that name is expected",
+        ) from None
+
+
 def remove(path: Path) -> None:
     """Delete a file, symlink or directory tree (read-only linked files included)."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there, or a parent is a file
         return
     if statmod.S_ISDIR(st.st_mode):
         shutil.rmtree(path)

@@ -20,7 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.checkout import remove
+from pipeline.checkout import make_parent, remove
 from pipeline.command import CommandResult, ProcessTracker, run_commands
 from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.fingerprint import fingerprint
@@ -246,7 +246,11 @@ class Executor:
             self.hasher.forget(out.path)
             if not out.persist:
                 remove(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                make_parent(path, self.project.root)
+            except DataError as exc:
+                msg = f"stage {stage.name}: {exc.message}"
+                raise StageFailed(stage.name, msg, exc.hint) from None
 
     def _command(self, stage: Stage) -> CommandResult:
         env = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
@@ -309,7 +313,7 @@ class _Schedule:
         """Forced by `-f`, or by `--force-downstream` because an upstream stage ran."""
         if name in self.plan.forced:
             return True
-        ran = (self.results[u].outcome is Outcome.RAN for u in self.upstream[name])
+        ran = (self.results[u].outcome in _PRODUCED for u in self.upstream[name])
         return self.plan.force_downstream and any(ran)
 
     def startable(self, free: int) -> list[str]:
@@ -361,6 +365,7 @@ class _Schedule:
 
 
 _BLOCKING = (Outcome.FAILED, Outcome.SKIPPED)
+_PRODUCED = (Outcome.RAN, Outcome.RESTORED)
 
 
 def _check_runnable(stage: Stage, decision: Decision) -> None:

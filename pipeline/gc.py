@@ -84,15 +84,17 @@ def _history(root: Path, scope: str) -> Iterator[Lock]:
     """The lock of every commit in scope (each distinct version once)."""
     if scope == "workspace":
         return
-    top = _git(root, "rev-parse", "--show-toplevel")
-    if top is None:
+    found = _git(root, "rev-parse", "--show-toplevel")
+    if found is None:
         return
-    lock_path = os.path.relpath(root / LOCK_NAME, top.strip())
-    refs = ["--branches"] if scope == "branches" else ["--all", "--reflog"]
-    revs = _git(root, "rev-list", *refs, "--", lock_path) or ""
-    blobs = {line for rev in revs.split() if (line := _blob(root, rev, lock_path))}
+    top = Path(found.strip())
+    lock_path = os.path.relpath(root.resolve() / LOCK_NAME, top)
+    # HEAD: a detached checkout is kept too; --full-history: commits behind a merge as well
+    refs = ["--branches", "HEAD"] if scope == "branches" else ["--all", "--reflog"]
+    revs = _git(top, "rev-list", "--full-history", *refs, "--", lock_path) or ""
+    blobs = {line for rev in revs.split() if (line := _blob(top, rev, lock_path))}
     for blob in sorted(blobs):
-        text = _git(root, "cat-file", "blob", blob)
+        text = _git(top, "cat-file", "blob", blob)
         try:
             yield parse_lock(yaml.safe_load(text or ""))
         except (DataError, yaml.YAMLError):

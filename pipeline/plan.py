@@ -197,8 +197,13 @@ def decide(
 def _restorable(
     stage: Stage, deps: Mapping[str, HashInfo | None], waiting: set[str] | frozenset[str]
 ) -> bool:
-    """Stages whose outputs depend on more than their inputs are never restored."""
+    """Stages whose outputs depend on more than their inputs are never restored.
+
+    That includes a stage with no deps and no params (`date > now.txt`), as in DVC.
+    """
     if waiting or stage.always_changed or any(o.persist for o in stage.outs):
+        return False
+    if not stage.deps and not stage.params:
         return False
     return bool(stage.outs) and all(info is not None for info in deps.values())
 

@@ -54,9 +54,11 @@ class StageCache:
         """Bring back the outputs of the run `decision.cached` and return its lock entry."""
         cached = decision.cached
         assert cached is not None
-        restorer = self.restorer()
+        restorer, plain = self.restorer(), self.restorer()
+        plain.strategies = ["copy"]  # `cache: false` outputs belong to git: plain files
+        in_git = {o.path for o in stage.outs if not o.cache}
         for out in cached.outs:
-            restorer.restore(out.path, out.info)
+            (plain if out.path in in_git else restorer).restore(out.path, out.info)
         return LockEntry(
             cmd=stage.cmd,
             fingerprint=cached.fingerprint,

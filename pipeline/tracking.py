@@ -6,6 +6,7 @@ missing, `checkout` restores it, and `gc` keeps it. Tracked paths go into .gitig
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def add_paths(session: Session, paths: list[str]) -> list[Added]:
     project, hasher, lock = session.project, session.hasher, session.lock
     added: list[Added] = []
     for raw in paths:
-        relpath = _project_path(project, raw)
+        relpath = _project_path(project, raw, lock.data)
         info = hasher.hash(relpath)
         if info is None:
             raise DataError(f"{relpath} does not exist", "add files or directories that exist")
@@ -53,12 +54,23 @@ def tracked_paths(project: Project, lock: Lock) -> list[str]:
     return [*outs, *lock.data]
 
 
-def _project_path(project: Project, raw: str) -> str:
+_OWN_FILES = (".pipeline", ".git", ".gitignore", "pipeline.lock", "params.yaml")
+
+
+def _project_path(project: Project, raw: str, tracked: Iterable[str]) -> str:
     absolute = (Path.cwd() / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
     try:
         relpath = normalize(str(absolute.relative_to(project.root)))
     except (ValueError, PathRuleError):
         raise UsageError(f"{raw} is outside the project at {project.root}") from None
+    if relpath.split("/")[0] in (*_OWN_FILES, project.manifest.name):
+        raise UsageError(f"{relpath} belongs to the project itself, not to its data",
+                         "commit it to git; `pipeline add` is for data files")
+    for other in tracked:
+        if other != relpath and (is_within(relpath, other) or is_within(other, relpath)):
+            outer, inner = (other, relpath) if is_within(relpath, other) else (relpath, other)
+            raise UsageError(f"{inner} is inside {outer}, which is tracked too",
+                             f"track one of them: `pipeline add {outer}` covers both")
     for parent in (relpath, *[p for p in project.outputs.sorted_paths if is_within(relpath, p)]):
         if parent in project.outputs.owner:
             owner = project.outputs.owner[parent][0]
