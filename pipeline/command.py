@@ -86,7 +86,7 @@ def run_commands(
         if run.tracker.cancelled.is_set():
             return CommandResult(-signal.SIGTERM)
         result = _run_one([bash, "-c", cmd], run)
-        if result.code != 0:
+        if result.code != 0 or result.timed_out:
             return result
     return CommandResult(0)
 
@@ -159,11 +159,15 @@ def stop_groups(procs: list[subprocess.Popen[bytes]]) -> None:
     for proc in procs:
         _signal_group(proc.pid, signal.SIGTERM)
     end = time.monotonic() + GRACE_SECONDS
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.0, end - time.monotonic()))
-    for proc in procs:
-        _signal_group(proc.pid, signal.SIGKILL)  # stragglers that ignored or trapped SIGTERM
+    try:
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, end - time.monotonic()))
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C ends the grace period; the SIGKILL below must still go out
+    finally:
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGKILL)  # stragglers that ignored SIGTERM
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

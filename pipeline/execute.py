@@ -190,6 +190,13 @@ class Executor:
         except PipelineError as exc:
             seconds = time.monotonic() - started
             return StageResult(name, Outcome.FAILED, decision, seconds, exc), None
+        except OSError as exc:  # e.g. a missing `wdir`: this stage fails, not the whole run
+            seconds = time.monotonic() - started
+            error = DataError(
+                f"stage {name}: {exc.strerror or exc}: {exc.filename or ''}".strip(),
+                "check the stage's wdir and paths",
+            )
+            return StageResult(name, Outcome.FAILED, decision, seconds, error), None
         seconds = time.monotonic() - started
         return StageResult(name, Outcome.RAN, decision, seconds, attempts=attempts), lock_entry
 
@@ -219,7 +226,7 @@ class Executor:
         self._clear_outs(stage)
         result = self._command(stage)
         try:
-            if result.code != 0:
+            if result.code != 0 or result.timed_out:  # a stage may trap SIGTERM and exit 0
                 raise StageFailed(stage.name, _exit_message(stage, result), self._log_hint(stage))
             outs = self._hash_outs(stage)
         except StageFailed as exc:

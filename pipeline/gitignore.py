@@ -57,8 +57,12 @@ def _not_ignored(root: Path, candidates: list[str], ours: range) -> list[str]:
         return []
     try:
         done = subprocess.run(
-            ["git", "check-ignore", "-v", "--stdin"], cwd=root,
-            input="\n".join(candidates) + "\n", capture_output=True, text=True, check=False,
+            ["git", "check-ignore", "-v", "--stdin"],
+            cwd=root,
+            input="\n".join(candidates) + "\n",
+            capture_output=True,
+            text=True,
+            check=False,
             timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired):

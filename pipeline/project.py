@@ -124,6 +124,12 @@ def _resolve(manifest: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any],
     stages: dict[str, Stage] = {}
     for name, entry in spec.stages.items():
         for definition in expand(doc, name, entry, context):
+            if definition.name in stages:
+                raise doc.error(
+                    definition.loc,
+                    f"two stages are named {definition.name!r}",
+                    "make foreach keys or matrix values distinct",
+                )
             stages[definition.name] = build_stage(doc, definition, files)
     build_graph(stages, doc)  # conflicts and cycles are reported with their manifest line
     top = _render_top(

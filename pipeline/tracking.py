@@ -64,13 +64,17 @@ def _project_path(project: Project, raw: str, tracked: Iterable[str]) -> str:
     except (ValueError, PathRuleError):
         raise UsageError(f"{raw} is outside the project at {project.root}") from None
     if relpath.split("/")[0] in (*_OWN_FILES, project.manifest.name):
-        raise UsageError(f"{relpath} belongs to the project itself, not to its data",
-                         "commit it to git; `pipeline add` is for data files")
+        raise UsageError(
+            f"{relpath} belongs to the project itself, not to its data",
+            "commit it to git; `pipeline add` is for data files",
+        )
     for other in tracked:
         if other != relpath and (is_within(relpath, other) or is_within(other, relpath)):
             outer, inner = (other, relpath) if is_within(relpath, other) else (relpath, other)
-            raise UsageError(f"{inner} is inside {outer}, which is tracked too",
-                             f"track one of them: `pipeline add {outer}` covers both")
+            raise UsageError(
+                f"{inner} is inside {outer}, which is tracked too",
+                f"track one of them: `pipeline add {outer}` covers both",
+            )
     for parent in (relpath, *[p for p in project.outputs.sorted_paths if is_within(relpath, p)]):
         if parent in project.outputs.owner:
             owner = project.outputs.owner[parent][0]

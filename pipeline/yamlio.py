@@ -103,17 +103,19 @@ def load_yaml(path: Path, memo: DocumentMemo | None = None, key: str = "") -> Ya
         st = os.stat(path)
     except OSError:
         return _load_text(path)
-    cached = memo.get_document(key or str(path), st)
+    key = f"{_PARSER}:{key or path}"
+    cached = memo.get_document(key, st)
     if cached is not None:
         return YamlDoc(path, json.loads(cached))
     started = time.time_ns()
     doc = _load_text(path)
     text = json_exact(doc.data)
     if text is not None:
-        memo.put_document(key or str(path), st, text, started)
+        memo.put_document(key, st, text, started)
     return doc
 
 
+_PARSER = "yaml1.2"  # memo entries made by another YAML reading are never reused
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _JSON_MAX_NODES = 1_000_000  # YAML aliases can nest references exponentially ("billion laughs")
 

@@ -5,6 +5,7 @@ Only `yamlio.py` imports this module, and only when a document must really be pa
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,46 @@ except ImportError:  # pragma: no cover - libyaml is in every wheel we install
 
 
 class _StrictLoader(_SafeLoader):
-    """A safe loader that rejects duplicate mapping keys instead of keeping the last one."""
+    """A safe loader with YAML 1.2 scalars (as DVC reads) and no duplicate mapping keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         _check_duplicate_keys(node)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml12_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
+        body = text.lstrip("+-")
+        sign = -1 if text.startswith("-") else 1
+        if body.startswith(("0o", "0x")):
+            return sign * int(body[2:], 8 if body[1] == "o" else 16)
+        return sign * int(body, 10)  # 1.2: `017` is seventeen, not octal fifteen
+
+
+# YAML 1.2's core schema, which DVC (ruamel) reads: `yes`/`no`/`on`/`off` are strings, `1e-5`
+# is a float, `017` is decimal, `1:30` is a string. PyYAML alone implements YAML 1.1.
+_YAML12 = {
+    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "tag:yaml.org,2002:int": (r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    "tag:yaml.org,2002:float": (
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+}
+
+
+class _Dumper(_SafeDumper):
+    """Writes with the same scalar rules, so a string such as `1e-5` is quoted, not a float."""
+
+
+for _cls in (_StrictLoader, _Dumper):
+    _cls.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML12]
+        for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for _tag, (_pattern, _first) in _YAML12.items():
+        _cls.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml12_int)
 
 
 def _check_duplicate_keys(node: yaml.Node) -> None:
@@ -93,7 +129,7 @@ def dump(data: Any) -> str:
     """Deterministic block-style YAML (sorted keys) for files people diff and commit."""
     return yaml.dump(
         data,
-        Dumper=_SafeDumper,
+        Dumper=_Dumper,
         sort_keys=True,
         default_flow_style=False,
         allow_unicode=True,
