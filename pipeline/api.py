@@ -119,29 +119,38 @@ def _exclusive(
         yield
 
 
+Waiting = Callable[[str], None] | None
+
+
 def checkout(
-    root: Path | str = ".", targets: tuple[str, ...] = (), *, verify: bool = False
+    root: Path | str = ".",
+    targets: tuple[str, ...] = (),
+    *,
+    verify: bool = False,
+    on_wait: Waiting = None,
 ) -> CheckoutReport:
     """Make the workspace's outputs and tracked data match `pipeline.lock`, from the cache."""
     from pipeline.workspace import checkout as restore_workspace  # noqa: PLC0415
 
-    with _exclusive(root), open_session(root) as session:
+    with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return restore_workspace(session, targets, verify=verify)
 
 
-def add(root: Path | str, paths: list[str]) -> list[Added]:
+def add(root: Path | str, paths: list[str], *, on_wait: Waiting = None) -> list[Added]:
     """Track raw data: hash it into the cache and record it in the lock's `data:` section."""
     from pipeline.tracking import add_paths  # noqa: PLC0415
 
-    with _exclusive(root), open_session(root) as session:
+    with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return add_paths(session, paths)
 
 
-def gc(root: Path | str = ".", scope: str = "branches", *, dry: bool = False) -> GcReport:
+def gc(
+    root: Path | str = ".", scope: str = "branches", *, dry: bool = False, on_wait: Waiting = None
+) -> GcReport:
     """Free cache objects that no lock in `scope` refers to."""
     from pipeline.gc import collect  # noqa: PLC0415
 
-    with _exclusive(root), open_session(root) as session:
+    with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return collect(session, scope, dry=dry)
 
 

@@ -150,13 +150,13 @@ def repro(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> Non
 
 
 def _run_repro(options: ReproOptions) -> None:
-    from pipeline import api, progress, report
+    from pipeline import api, progress
     from pipeline.errors import StageFailed
 
     out = progress.console()
     started = time.monotonic()
     with progress.make_events(out, options.jobs) as events:
-        result = api.repro(options, events, on_wait=lambda msg: report.echo(msg, err=True))
+        result = api.repro(options, events, on_wait=_waiting)
     progress.summary(out, result, time.monotonic() - started)
     failed = result.failed
     if failed is not None:
@@ -206,7 +206,7 @@ def checkout(opts: GlobalOptions, targets: tuple[str, ...], verify: bool, as_jso
     """
     from pipeline import api, report
 
-    result = api.checkout(opts.directory, targets, verify=verify)
+    result = api.checkout(opts.directory, targets, verify=verify, on_wait=_waiting)
     if as_json:
         click.echo(report.to_json(dataclasses.asdict(result)))
     else:
@@ -226,7 +226,7 @@ def add(opts: GlobalOptions, paths: tuple[str, ...]) -> None:
     """
     from pipeline import api, report
 
-    for added in api.add(opts.directory, list(paths)):
+    for added in api.add(opts.directory, list(paths), on_wait=_waiting):
         state = "added" if added.changed else "unchanged"
         files = report.plural(added.info.nfiles, "file")
         report.echo(f"{state}: {added.path} ({files}, {report.size(added.info.size)})")
@@ -252,7 +252,7 @@ def gc(opts: GlobalOptions, scope: str | None, dry: bool) -> None:
     """
     from pipeline import api, report
 
-    result = api.gc(opts.directory, scope or "branches", dry=dry)
+    result = api.gc(opts.directory, scope or "branches", dry=dry, on_wait=_waiting)
     verb = "would free" if dry else "freed"
     report.echo(
         f"{verb} {report.plural(len(result.removed), 'object')} "
@@ -278,6 +278,12 @@ def fsck(opts: GlobalOptions) -> None:
             4,
         )
     report.echo("every cached object matches its hash", fg="green")
+
+
+def _waiting(message: str) -> None:
+    from pipeline import report
+
+    report.echo(message, err=True)
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:

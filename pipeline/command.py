@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from pipeline.errors import EnvironmentSetupError
 
 GRACE_SECONDS = 5.0
 _READ_SIZE = 1 << 16
+_POLL_SECONDS = 0.1
 
 Sink = Callable[[bytes], None]
 
@@ -126,11 +128,26 @@ def _run_one(argv: list[str], run: _Invocation) -> CommandResult:
 
 
 def _pump(proc: subprocess.Popen[bytes], sink: Sink) -> None:
+    """Copy the command's output until the shell exits and the pipe has been drained.
+
+    A background child (`daemon &`) may keep the pipe open long after the shell is gone;
+    like a terminal, we stop listening once the shell has exited and nothing more is waiting.
+    """
     assert proc.stdout is not None
-    with proc.stdout:
+    with proc.stdout, selectors.DefaultSelector() as selector:
         fd = proc.stdout.fileno()
-        while chunk := os.read(fd, _READ_SIZE):
-            sink(chunk)
+        selector.register(fd, selectors.EVENT_READ)
+        exited = False
+        while True:
+            if selector.select(timeout=0.0 if exited else _POLL_SECONDS):
+                chunk = os.read(fd, _READ_SIZE)
+                if not chunk:
+                    return
+                sink(chunk)
+            elif exited:
+                return
+            else:
+                exited = proc.poll() is not None
 
 
 @contextlib.contextmanager

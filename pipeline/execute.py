@@ -298,8 +298,12 @@ class _Schedule:
         self.jobs = jobs
         self.position = {name: i for i, name in enumerate(plan.order)}
         selected = set(plan.order)
+        # A frozen stage never runs, so nothing upstream can block it (DVC drops its edges).
         self.upstream = {
-            n: [u for u in project.graph.upstream[n] if u in selected] for n in plan.order
+            n: []
+            if project.stages[n].frozen
+            else [u for u in project.graph.upstream[n] if u in selected]
+            for n in plan.order
         }
         self.downstream: dict[str, list[str]] = {n: [] for n in plan.order}
         for name, ups in self.upstream.items():

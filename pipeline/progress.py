@@ -124,6 +124,9 @@ class PrefixedEvents:
     def stage_started(self, stage: Stage, decision: Decision, attempt: int) -> None:
         with self._lock:
             self._running[stage.name] = time.monotonic()
+            rest = self._partial.pop(stage.name, b"")  # a retry: end the last attempt's line
+        if rest:
+            self._print_line(stage.name, rest)
         self.out.print(
             Text.assemble(("▶ ", "bold"), Text.from_markup(_header(stage, decision, attempt)))
         )

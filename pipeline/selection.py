@@ -50,7 +50,7 @@ def select(
 def resolve_target(project: Project, target: str) -> set[str]:
     """Stage names a target means: a stage, a group (`build` → `build@*`), or `file:stage`."""
     manifest = project.manifest.name
-    if target in (manifest, str(project.manifest)):
+    if target in (manifest, f"./{manifest}", str(project.manifest)):
         return set(project.stages)
     file, sep, name = target.rpartition(":")
     if sep and file:
