@@ -6,6 +6,7 @@ Parallelism is shown by stages that record when they start and end, never by tim
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -424,3 +425,37 @@ def test_no_wait_fails_at_once_while_another_repro_runs(p: Project) -> None:
     assert done.returncode == 1
     assert "another pipeline process (PID" in done.stderr
     assert "is running in this project" in done.stderr
+
+
+def test_a_background_child_does_not_hold_the_stage_open(p: Project) -> None:
+    pidfile = p.root.parent / "bg.pid"
+    p.manifest(
+        {
+            "stages": {
+                "s": {
+                    "cmd": f"(sleep 30 & echo $! > {pidfile}); echo done > out.txt",
+                    "outs": ["out.txt"],
+                }
+            }
+        }
+    )
+    started = time.monotonic()
+    result = repro(ReproOptions(root=p.root, jobs=1))
+    elapsed = time.monotonic() - started
+    os.kill(int(pidfile.read_text()), 9)
+    assert ran(result) == ["s"]
+    assert elapsed < 20  # the shell is done long before its 30 s background child
+
+
+def test_a_frozen_stage_is_not_skipped_when_its_upstream_fails(p: Project) -> None:
+    p.manifest(
+        {
+            "stages": {
+                "up": {"cmd": "exit 1", "outs": ["up.txt"]},
+                "f": {"cmd": "echo", "deps": ["up.txt"], "outs": ["f.txt"], "frozen": True},
+            }
+        }
+    )
+    p.write("f.txt", "kept\n")
+    result = repro(ReproOptions(root=p.root, keep_going=True))
+    assert outcomes(result) == {"up": Outcome.FAILED, "f": Outcome.UP_TO_DATE}
