@@ -24,6 +24,7 @@ from pathlib import Path
 from pipeline.errors import DataError
 from pipeline.hashing import ALGORITHM, Hasher, HashInfo, file_digest, tree_manifest
 from pipeline.links import LinkUnavailable, hardlink, place, reflink
+from pipeline.paths import PathRuleError, normalize
 
 READ_ONLY = 0o444
 _HEX = re.compile(r"[0-9a-f]{3,}")
@@ -123,7 +124,12 @@ class ObjectStore:
             raise DataError(
                 f"directory object {digest} is corrupt ({exc})", "run `pipeline fsck`"
             ) from None
-        return [TreeEntry(r["path"], r["hash"], bool(r["x"])) for r in rows]
+        entries = [TreeEntry(r["path"], r["hash"], bool(r["x"])) for r in rows]
+        if any(e.path != _inside(e.path) for e in entries):  # never place files outside
+            self.quarantine(digest)
+            raise DataError(f"directory object {digest} lists a path outside its directory",
+                            "run `pipeline fsck`")
+        return entries
 
     def verify(self, digest: str) -> bool:
         """Rehash an object; a mismatch moves it to `corrupt/` and returns False."""
@@ -172,6 +178,14 @@ class ObjectStore:
             os.makedirs(parent, exist_ok=True)
             self._parents.add(parent)
         os.replace(tmp, target)
+
+
+def _inside(path: str) -> str:
+    """`path` normalised, or "" when it is absolute or climbs out of its directory."""
+    try:
+        return normalize(path)
+    except PathRuleError:
+        return ""
 
 
 def _copy_into(src: str, dst: str) -> None:

@@ -39,6 +39,8 @@ class Restorer:
 
     def restore(self, relpath: str, info: HashInfo) -> None:
         """Replace whatever is at `relpath` by the cached content `info`."""
+        if info.isdir:  # the listing decides every file placed: check it like any object
+            self._check(relpath, info.hash, -1)
         entries = self.store.read_tree(info.hash) if info.isdir else None
         for digest, size in self._objects(info, entries):
             self._check(relpath, digest, size)

@@ -8,8 +8,10 @@ outputs would be freed go too; the rest keep their log objects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,8 @@ def collect(session: Session, scope: str, *, dry: bool = False) -> GcReport:
     keep = _referenced(session.store, locks)
     report = GcReport(locks_read=len(locks))
     report.runs_removed = _prune_runs(RunCache(session.store), keep, dry)
+    if not dry:
+        _clear_stale_temps(session.store)
     for digest in list(session.store.all_objects()):
         if digest in keep:
             report.kept += 1
@@ -54,6 +58,20 @@ def collect(session: Session, scope: str, *, dry: bool = False) -> GcReport:
         if not dry:
             path.unlink()
     return report
+
+
+STALE_TEMP_SECONDS = 24 * 3600  # a temp this old belongs to no running writer
+
+
+def _clear_stale_temps(store: ObjectStore) -> None:
+    """Remove what killed writers left in `cache/tmp/` (never a partial object: see cache.py)."""
+    if not store.tmp.is_dir():
+        return
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in store.tmp.iterdir():
+        with contextlib.suppress(OSError):
+            if leftover.lstat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _referenced(store: ObjectStore, locks: Iterable[Lock]) -> set[str]:

@@ -328,3 +328,27 @@ def test_a_writer_killed_mid_object_leaves_no_partial_object(tmp_path: Path) -> 
     store.put_file(str(src), digest, ["copy"])  # the next writer succeeds
     assert [d for d, ok in store.fsck() if not ok] == []
     assert file_digest(store.path(digest)) == digest
+
+
+def test_a_tampered_directory_listing_is_caught_before_restoring(p: Project) -> None:
+    p.manifest({"stages": {"gen": {"cmd": "mkdir -p out && echo a > out/a.txt", "outs": ["out"]}}})
+    repro(ReproOptions(root=p.root))
+    listing = store_of(p).path(lock_hash(p, "gen", "out"))
+    os.chmod(listing, 0o644)
+    listing.write_text('[{"path":"../../escape.txt","hash":"xxh3_128:00","x":false}]')
+    subprocess.run(["rm", "-rf", str(p.root / "out")], check=True)
+    report = checkout(p.root)
+    assert report.corrupt == ["out"]
+    assert not (p.root.parent / "escape.txt").exists()
+
+
+def test_gc_clears_temp_files_left_by_killed_writers(p: Project) -> None:
+    repro(ReproOptions(root=p.root))
+    tmp = p.root / ".pipeline" / "cache" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    old, fresh = tmp / "obj.1.1.1", tmp / "obj.2.2.2"
+    old.write_text("left behind")
+    fresh.write_text("being written")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    gc(p.root)
+    assert (old.exists(), fresh.exists()) == (False, True)
