@@ -127,8 +127,10 @@ class ObjectStore:
         entries = [TreeEntry(r["path"], r["hash"], bool(r["x"])) for r in rows]
         if any(e.path != _inside(e.path) for e in entries):  # never place files outside
             self.quarantine(digest)
-            raise DataError(f"directory object {digest} lists a path outside its directory",
-                            "run `pipeline fsck`")
+            raise DataError(
+                f"directory object {digest} lists a path outside its directory",
+                "run `pipeline fsck`",
+            )
         return entries
 
     def verify(self, digest: str) -> bool:

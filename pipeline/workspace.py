@@ -45,12 +45,29 @@ def wanted(session: Session, targets: tuple[str, ...]) -> dict[str, HashInfo]:
 
 
 def _target(session: Session, found: dict[str, HashInfo], target: str) -> dict[str, HashInfo]:
-    by_path = {p: i for p, i in found.items() if is_within(p, target.rstrip("/"))}
+    target = target.rstrip("/").removeprefix("./")
+    by_path = {p: i for p, i in found.items() if is_within(p, target)}
     if by_path:
         return by_path
+    inside = _inside_tracked_directory(session, found, target)
+    if inside is not None:
+        return {target: inside}
     names = resolve_target(session.project, target)
     entries = [session.lock.stages[n] for n in names if n in session.lock.stages]
     return {o.path: found[o.path] for e in entries for o in e.outs if o.path in found}
+
+
+def _inside_tracked_directory(
+    session: Session, found: dict[str, HashInfo], target: str
+) -> HashInfo | None:
+    """A single file of a tracked or output directory, looked up in its stored listing."""
+    for path, info in found.items():
+        if info.isdir and is_within(target, path) and session.store.has(info.hash):
+            rel = target[len(path) + 1 :]
+            for entry in session.store.read_tree(info.hash):
+                if entry.path == rel:
+                    return HashInfo(entry.hash, -1, 1)
+    return None
 
 
 def checkout(session: Session, targets: tuple[str, ...], *, verify: bool = False) -> CheckoutReport:

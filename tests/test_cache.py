@@ -352,3 +352,15 @@ def test_gc_clears_temp_files_left_by_killed_writers(p: Project) -> None:
     os.utime(old, (time.time() - 2 * 86400,) * 2)
     gc(p.root)
     assert (old.exists(), fresh.exists()) == (False, True)
+
+
+def test_checkout_of_one_file_inside_a_tracked_directory(p: Project) -> None:
+    for name in ("a", "b"):
+        p.write(f"data/{name}.csv", f"{name}\n")
+    assert p.cli("add", "data").returncode == 0
+    for name in ("a", "b"):
+        (p.root / f"data/{name}.csv").unlink()
+        p.write(f"data/{name}.csv", "edited\n")
+    report = checkout(p.root, ("data/a.csv",))
+    assert report.restored == ["data/a.csv"]
+    assert (p.read("data/a.csv"), p.read("data/b.csv")) == ("a\n", "edited\n")
