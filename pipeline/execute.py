@@ -262,7 +262,9 @@ class Executor:
     def _command(self, stage: Stage) -> CommandResult:
         env = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
         cwd = self.project.root / stage.wdir
-        with open(self._log_path(stage), "wb") as log:
+        log_path = self._log_path(stage)
+        log_path.unlink(missing_ok=True)  # the last log may be a hardlink into the cache
+        with open(log_path, "wb") as log:
             sink = _tee(log.write, lambda chunk: self.events.stage_output(stage, chunk))
             return run_commands(
                 stage.cmd, cwd, env, sink, timeout=stage.timeout, tracker=self.tracker

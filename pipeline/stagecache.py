@@ -71,7 +71,8 @@ class StageCache:
         if log is None or not log.is_file():
             return None
         digest = file_digest(log)
-        self.store.put_file(str(log), digest, ["copy"])
+        # logs are unlinked before every run, so they may share the object's storage
+        self.store.put_file(str(log), digest, store_strategies(self.config.cache_type))
         return digest
 
 

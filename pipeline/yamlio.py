@@ -184,8 +184,12 @@ def _umask() -> int:
     return 0o022
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and `os.replace`, so readers never see half."""
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write via a temp file in the same directory and `os.replace`, so readers never see half.
+
+    `durable` also fsyncs the data before the rename (a power cut then leaves the old file or
+    the new one); caches that may simply be lost skip it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -193,7 +197,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
