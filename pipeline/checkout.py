@@ -12,7 +12,7 @@ import os
 import shutil
 import stat as statmod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.cache import (
@@ -35,7 +35,6 @@ class Restorer:
     hasher: Hasher
     strategies: Sequence[str] | None = None
     verify: bool = False
-    used: set[str] = field(default_factory=set)  # strategies that were used, for reports
 
     def restore(self, relpath: str, info: HashInfo) -> None:
         """Replace whatever is at `relpath` by the cached content `info`."""
@@ -67,7 +66,7 @@ class Restorer:
 
     def _place(self, digest: str, dest: Path, *, executable: bool) -> None:
         strategies = restore_strategies(self.strategies, executable)
-        self.used.add(place_object(self.store, digest, str(dest), strategies))
+        place_object(self.store, digest, str(dest), strategies)
         if executable:
             os.chmod(dest, 0o755)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.errors import ManifestError
 from pipeline.pyparams import parse_python_params
-from pipeline.yamlio import DocumentMemo, YamlDoc, display_path, load_yaml
+from pipeline.yamlio import DocumentMemo, display_path, load_yaml
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +34,6 @@ class ParamsFile:
 
     name: str
     data: dict[str, Any]
-    doc: YamlDoc | None = None
 
 
 def load_params_file(
@@ -54,10 +53,10 @@ def load_params_file(
         return ParamsFile(name, data)
     doc = load_yaml(path, memo, name)
     if doc.data is None:
-        return ParamsFile(name, {}, doc)
+        return ParamsFile(name, {})
     if not isinstance(doc.data, dict):
         raise doc.error((), "a params file must be a mapping of names to values")
-    return ParamsFile(name, doc.data, doc)
+    return ParamsFile(name, doc.data)
 
 
 def _parse_other(path: Path, name: str, parse: Callable[[str, str], Any]) -> dict[str, Any]:

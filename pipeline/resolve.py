@@ -77,7 +77,7 @@ def _vars_file(
     doc: YamlDoc, loc: Loc, item: str, base: str, files: ParamsFiles
 ) -> tuple[str, dict[str, Any]]:
     name, _, keys = item.partition(":")
-    relpath = _path(doc, loc, posixpath.join(base, name))
+    relpath = _path(doc, loc, _under(base, name))
     params = files.get(relpath)
     if params is None:
         raise doc.error(loc, f"vars file {relpath} does not exist")
@@ -109,7 +109,7 @@ def build_stage(doc: YamlDoc, definition: Definition, files: ParamsFiles) -> Sta
         cmd=spec.cmd,
         deps=tuple(
             dict.fromkeys(
-                _path(doc, (*loc, "deps", i), posixpath.join(wdir, d))
+                _path(doc, (*loc, "deps", i), _under(wdir, d))
                 for i, d in enumerate(spec.deps)
             )
         ),
@@ -202,7 +202,7 @@ def _declared_params(
         file, keys = (
             (DEFAULT_PARAMS_FILE, [entry]) if isinstance(entry, str) else next(iter(entry.items()))
         )
-        relpath = _path(doc, where, posixpath.join(wdir, file))
+        relpath = _path(doc, where, _under(wdir, file))
         values = _param_values(doc, where, relpath, keys, files)
         tracked.setdefault(relpath, {}).update(values)
     return tracked
@@ -249,7 +249,7 @@ def _outs(doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str) -> tuple[Out, ...]
     for kind, entries in kinds:
         for i, entry in enumerate(entries):
             where = (*loc, kind, i)
-            path = _path(doc, where, posixpath.join(wdir, entry.path))
+            path = _path(doc, where, _under(wdir, entry.path))
             outs.append(
                 Out(
                     path,
@@ -264,8 +264,12 @@ def _outs(doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str) -> tuple[Out, ...]
     return tuple(outs)
 
 
+def _under(wdir: str, path: str) -> str:
+    """`path` as written, seen from the project root (errors then quote it as written)."""
+    return path if wdir == "." else posixpath.join(wdir, path)
+
+
 def _path(doc: YamlDoc, loc: Loc, raw: str) -> str:
-    raw = raw.removeprefix("./") if raw.startswith("./") else raw  # `wdir: .` joins as ./x
     try:
         return normalize(raw)
     except PathRuleError as exc:

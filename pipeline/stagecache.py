@@ -30,13 +30,9 @@ class StageCache:
     config: Config
     restore_runs: bool = True  # False with --no-run-cache: remember runs, never restore them
 
-    @classmethod
-    def open(cls, state_dir: Path, hasher: Hasher, config: Config, restore: bool) -> StageCache:
-        store = ObjectStore(state_dir / "cache")
-        return cls(store, RunCache(store), hasher, config, restore)
-
-    def restorer(self, verify: bool = False) -> Restorer:
-        return Restorer(self.hasher.root, self.store, self.hasher, self.config.cache_type, verify)
+    def restorer(self, strategies: list[str] | None = None) -> Restorer:
+        chosen = strategies or self.config.cache_type
+        return Restorer(self.hasher.root, self.store, self.hasher, chosen)
 
     def commit(self, stage: Stage, entry: LockEntry, log: Path | None) -> None:
         """Store a successful run's outputs and log, and remember the run by fingerprint."""
@@ -54,8 +50,8 @@ class StageCache:
         """Bring back the outputs of the run `decision.cached` and return its lock entry."""
         cached = decision.cached
         assert cached is not None
-        restorer, plain = self.restorer(), self.restorer()
-        plain.strategies = ["copy"]  # `cache: false` outputs belong to git: plain files
+        restorer = self.restorer()
+        plain = self.restorer(["copy"])  # `cache: false` outputs belong to git: plain files
         in_git = {o.path for o in stage.outs if not o.cache}
         for out in cached.outs:
             (plain if out.path in in_git else restorer).restore(out.path, out.info)
