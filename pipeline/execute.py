@@ -128,6 +128,7 @@ class Executor:
     def run(self, plan: Plan) -> RunResult:
         """Execute `plan`; on Ctrl-C every running command's process group is stopped."""
         jobs = max(1, self.options.jobs)
+        self.plan_envs = {n: d.env for n, d in plan.decisions.items()}
         schedule = _Schedule(plan, self.project, jobs)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="stage") as pool:
             try:
@@ -168,7 +169,10 @@ class Executor:
         stage = self.project.stages[name]
         entry = self.lock.stages.get(name)
         runs = self.cache.runs if self.cache and self.cache.restore_runs else None
-        decision = decide(self.project, stage, entry, self.hasher, forced=forced, runs=runs)
+        env = self.plan_envs.get(name)
+        decision = decide(
+            self.project, stage, entry, self.hasher, forced=forced, runs=runs, env=env
+        )
         if decision.action is Action.UP_TO_DATE:
             unchanged = (Reason("upstream outputs unchanged"),)
             result = StageResult(name, Outcome.UP_TO_DATE, replace(decision, reasons=unchanged))
@@ -237,10 +241,11 @@ class Executor:
             raise
         entry = LockEntry(
             cmd=stage.cmd,
-            fingerprint=fingerprint(stage, decision.deps),
+            fingerprint=fingerprint(stage, decision.deps, decision.env_digest),
             params=stage.params,
             deps=tuple(LockedPath(p, i) for p, i in decision.deps.items() if i is not None),
             outs=tuple(LockedPath(p, i) for p, i in outs.items()),
+            env=decision.env_digest,
         )
         if self.cache is not None:
             self.cache.commit(stage, entry, self._log_path(stage))

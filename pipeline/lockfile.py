@@ -48,6 +48,7 @@ class LockEntry:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     deps: tuple[LockedPath, ...] = ()
     outs: tuple[LockedPath, ...] = ()
+    env: str | None = None  # the digest of the stage's isolated env, if it has one
 
     def to_yaml(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -58,6 +59,8 @@ class LockEntry:
         }
         if self.params:
             entry["params"] = self.params
+        if self.env is not None:
+            entry["env"] = self.env
         return entry
 
     def dep(self, path: str) -> HashInfo | None:
@@ -171,6 +174,7 @@ def _parse_entry(raw: dict[str, Any]) -> LockEntry:
         params={str(f): dict(v) for f, v in (raw.get("params") or {}).items()},
         deps=tuple(_parse_path(d) for d in raw.get("deps") or ()),
         outs=tuple(_parse_path(o) for o in raw.get("outs") or ()),
+        env=None if raw.get("env") is None else str(raw["env"]),
     )
 
 

@@ -12,7 +12,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from pipeline.errors import ManifestError
@@ -146,8 +153,48 @@ class StageSpec(_Model):
         float | None, BeforeValidator(lambda v: None if v is None else parse_duration(v))
     ] = None
     retries: Annotated[int, Field(ge=0)] = 0
+    env: str | None = None
 
 
+def _env_entry(value: Any) -> Any:
+    """`system`, or a mapping naming one spec file by its kind."""
+    if value == "system":
+        return {"system": True}
+    if isinstance(value, dict):
+        return value
+    raise ValueError(
+        "expected `system` or a mapping such as {python_env: envs/train.yaml}"
+        " (kinds: python_env, requirements, conda_env, conda_lock)"
+    )
+
+
+def _version(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError(f'write the version as a string, e.g. python: "{value}"')
+    return str(value) if isinstance(value, int) else value
+
+
+class EnvEntrySpec(_Model):
+    """One named environment: exactly one spec file (or `system`), optionally a Python."""
+
+    python_env: str | None = None
+    requirements: str | None = None
+    conda_env: str | None = None
+    conda_lock: str | None = None
+    system: bool = False
+    python: Annotated[str | None, BeforeValidator(_version)] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EnvEntrySpec:
+        kinds = [k for k in ENV_KINDS if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(
+                "name exactly one of " + ", ".join(ENV_KINDS) + f" (got {len(kinds)})"
+            )
+        return self
+
+
+ENV_KINDS = ("python_env", "requirements", "conda_env", "conda_lock", "system")
 GENERATOR_KEYS = ("foreach", "do", "matrix")
 
 
@@ -162,6 +209,17 @@ class ManifestSpec(_Model):
     plots: Annotated[list[Any], BeforeValidator(_list)] = Field(default_factory=list)
     artifacts: dict[str, Any] = Field(default_factory=dict)
     datasets: Annotated[list[dict[str, Any]], BeforeValidator(_list)] = Field(default_factory=list)
+    python_env: str | None = None
+    conda_env: str | None = None
+    environments: dict[
+        str, Annotated[EnvEntrySpec, BeforeValidator(_env_entry)]
+    ] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_default_env(self) -> ManifestSpec:
+        if self.python_env and self.conda_env:
+            raise ValueError("set python_env or conda_env, not both: they name the default env")
+        return self
 
 
 def read_manifest(path: Path, memo: DocumentMemo | None = None) -> tuple[ManifestSpec, YamlDoc]:
@@ -275,10 +333,18 @@ def _known_keys(loc: Loc, model: type[BaseModel]) -> list[str]:
         return [f for f in flags.model_fields if f != "path"]
     if model is StageSpec and parent == ("resources",):
         return list(Resources.model_fields)
+    if model is ManifestSpec and len(parent) == 2 and parent[0] == "environments":
+        return list(EnvEntrySpec.model_fields)
     if not parent:
         fields = list(model.model_fields)
         return [*fields, *GENERATOR_KEYS] if model is StageSpec else fields
     return []
+
+
+def suggest_name(name: str, known: list[str], fallback: str) -> str:
+    """`did you mean 'x'?` for a near miss, else `fallback`."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}?" if close else fallback
 
 
 def _did_you_mean(field: str, known: list[str]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pipeline.env.resolve import EnvResolver, ResolvedEnv
 from pipeline.fingerprint import canonical_json, fingerprint
 from pipeline.hashing import Hasher, HashInfo
 from pipeline.lockfile import Lock, LockEntry
@@ -44,7 +45,7 @@ class Reason:
     def __str__(self) -> str:
         if self.kind == "param changed":
             return f"param {self.subject} {_show(self.old)}→{_show(self.new)}"
-        if self.kind.startswith(("dep ", "out ", "param ", "data ")):
+        if self.kind.startswith(("dep ", "out ", "param ", "data ", "env ")):
             noun, verb = self.kind.split(" ", 1)
             return f"{noun} {self.subject} {verb}"
         if self.kind == "upstream":
@@ -73,6 +74,11 @@ class Decision:
     reasons: tuple[Reason, ...]
     deps: Mapping[str, HashInfo | None]
     cached: RunEntry | None = None  # with RESTORE: the run whose outputs come back
+    env: ResolvedEnv | None = None  # the isolated env the stage runs in, if any
+
+    @property
+    def env_digest(self) -> str | None:
+        return self.env.digest if self.env else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,12 @@ class Plan:
     forced: frozenset[str]
     force_downstream: bool = False
     data: tuple[Reason, ...] = ()  # tracked data (`pipeline add`) that changed
+    envs: tuple[ResolvedEnv, ...] = ()  # the isolated envs the selected stages use
+
+    @property
+    def stale_locks(self) -> list[ResolvedEnv]:
+        """Envs whose spec changed after their lock was written: `pipeline env lock` them."""
+        return [e for e in self.envs if e.lock_stale]
 
     @property
     def stale(self) -> list[Decision]:
@@ -115,8 +127,13 @@ def make_plan(
     hasher: Hasher,
     options: PlanOptions,
     runs: RunCache | None = None,
+    *,
+    envs: EnvResolver | None = None,
 ) -> Plan:
-    """Decide every selected stage, upstream first; `runs` allows restoring from the cache."""
+    """Decide every selected stage, upstream first; `runs` allows restoring from the cache.
+
+    `envs` resolves the stages' environments (None: every stage runs in the system's).
+    """
     selection = select(
         project, options.targets, single_item=options.single_item, downstream=options.downstream
     )
@@ -137,9 +154,13 @@ def make_plan(
             forced=name in forced,
             waiting=waiting,
             runs=runs if options.run_cache else None,
+            env=envs.for_stage(project.stages[name]) if envs else None,
         )
     data = tuple(_data_changes(lock, hasher))
-    return Plan(selection.order, decisions, forced, options.force_downstream, data)
+    used = {d.env.digest: d.env for d in decisions.values() if d.env is not None}
+    return Plan(
+        selection.order, decisions, forced, options.force_downstream, data, tuple(used.values())
+    )
 
 
 def _data_changes(lock: Lock, hasher: Hasher) -> list[Reason]:
@@ -162,14 +183,17 @@ def decide(
     forced: bool = False,
     waiting: set[str] | frozenset[str] = frozenset(),
     runs: RunCache | None = None,
+    env: ResolvedEnv | None = None,
 ) -> Decision:
     """Compare a stage with its lock entry; `waiting` are upstream stages not yet finished.
 
     A stage that must run but whose exact inputs ran before (same fingerprint, every output
-    object still cached) is restored instead: `runs` is the run-cache to look in.
+    object still cached) is restored instead: `runs` is the run-cache to look in. `env` is the
+    stage's resolved environment; its digest is part of the fingerprint.
     """
     if stage.frozen:
         return _frozen(stage, hasher)
+    digest = env.digest if env else None
     pending = {d for d in stage.deps if project.outputs.producers(d) & waiting}
     deps = {d: hasher.hash(d) for d in stage.deps if d not in pending}
     if forced:
@@ -177,21 +201,21 @@ def decide(
     elif entry is None:
         reasons = [Reason("new stage")]
     else:
-        reasons = _changes(stage, entry, deps, hasher, pending)
+        reasons = _changes(stage, entry, deps, hasher, pending, env=digest)
     if stage.always_changed:
         reasons.append(Reason("always changed"))
     elif not stage.deps and not stage.outs and not forced:
         reasons.append(Reason("no deps and no outs: always runs"))
     if reasons and runs is not None and not forced and _restorable(stage, deps, waiting):
-        cached = runs.restorable(fingerprint(stage, deps))
+        cached = runs.restorable(fingerprint(stage, deps, digest))
         if cached is not None:  # the reasons still say why; the action says how
-            return Decision(stage.name, Action.RESTORE, tuple(reasons), deps, cached)
+            return Decision(stage.name, Action.RESTORE, tuple(reasons), deps, cached, env)
     if reasons:
-        return Decision(stage.name, Action.RUN, tuple(reasons), deps)
+        return Decision(stage.name, Action.RUN, tuple(reasons), deps, env=env)
     if waiting:
         upstream = tuple(Reason("upstream", u) for u in sorted(waiting))
-        return Decision(stage.name, Action.AFTER_UPSTREAM, upstream, deps)
-    return Decision(stage.name, Action.UP_TO_DATE, (), deps)
+        return Decision(stage.name, Action.AFTER_UPSTREAM, upstream, deps, env=env)
+    return Decision(stage.name, Action.UP_TO_DATE, (), deps, env=env)
 
 
 def _restorable(
@@ -224,12 +248,16 @@ def _changes(
     deps: Mapping[str, HashInfo | None],
     hasher: Hasher,
     pending: set[str],
+    *,
+    env: str | None,
 ) -> list[Reason]:
     reasons = [Reason("cmd changed")] if _cmd_changed(stage, entry) else []
+    if env != entry.env:
+        reasons.append(Reason("env changed", stage.env or "system"))
     reasons += _param_changes(stage.params, entry.params)
     reasons += _dep_changes(deps, entry, pending)
     reasons += _out_changes(stage, entry, hasher)
-    if not reasons and not pending and fingerprint(stage, deps) != entry.fingerprint:
+    if not reasons and not pending and fingerprint(stage, deps, env) != entry.fingerprint:
         reasons.append(Reason("definition changed"))
     return reasons
 

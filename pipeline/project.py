@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.env.declare import EnvDecl
 from pipeline.errors import UsageError
 from pipeline.graph import OutputIndex, StageGraph, build_graph
 from pipeline.projectmemo import Stat, recall, remember, stages_from_json, stages_to_json, stat_of
@@ -46,6 +47,7 @@ class Project:
     params_files: tuple[str, ...] = ()
     metrics_files: tuple[str, ...] = ()
     plots: tuple[Any, ...] = field(default=(), repr=False)
+    environments: dict[str, EnvDecl] = field(default_factory=dict, repr=False)
 
     @property
     def state_dir(self) -> Path:
@@ -104,6 +106,7 @@ def _project(
         params_files=tuple(data["params_files"]),
         metrics_files=tuple(data["metrics_files"]),
         plots=tuple(data["plots"]),
+        environments={n: EnvDecl.from_json(row) for n, row in data["environments"].items()},
     )
 
 
@@ -113,12 +116,14 @@ def _resolve(manifest: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any],
     Returns the project as JSON-ready data, and the stat of every file that was read.
     """
     # Imported here: an unchanged project never needs pydantic (see projectmemo.py).
+    from pipeline.env.declare import declare_envs  # noqa: PLC0415
     from pipeline.generators import expand  # noqa: PLC0415
     from pipeline.manifest import read_manifest  # noqa: PLC0415
     from pipeline.resolve import ParamsFiles, base_context, build_stage  # noqa: PLC0415
 
     inputs: dict[str, Stat] = {manifest.name: stat_of(manifest)}
     spec, doc = read_manifest(manifest, memo)
+    envs = declare_envs(doc, spec)
     files = ParamsFiles(manifest.parent, memo)
     context = base_context(doc, files, spec.vars)
     stages: dict[str, Stage] = {}
@@ -130,7 +135,7 @@ def _resolve(manifest: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any],
                     f"two stages are named {definition.name!r}",
                     "make foreach keys or matrix values distinct",
                 )
-            stages[definition.name] = build_stage(doc, definition, files)
+            stages[definition.name] = build_stage(doc, definition, files, envs)
     build_graph(stages, doc)  # conflicts and cycles are reported with their manifest line
     top = _render_top(
         doc, {"params": spec.params, "metrics": spec.metrics, "plots": spec.plots}, context.data
@@ -140,6 +145,7 @@ def _resolve(manifest: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any],
         "params_files": top["params"],
         "metrics_files": top["metrics"],
         "plots": top["plots"],
+        "environments": {name: decl.to_json() for name, decl in envs.items()},
         **stages_to_json(stages),
     }
     return data, {**inputs, **files.consulted}

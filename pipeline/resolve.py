@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.context import INLINE, Context, ContextError
+from pipeline.env.declare import EnvDecl, stage_env
 from pipeline.generators import Definition
 from pipeline.manifest import OutSpec, StageSpec, validate_stage
 from pipeline.params import (
@@ -94,8 +95,10 @@ def _vars_file(
     return relpath, {k: params.data[k] for k in wanted}
 
 
-def build_stage(doc: YamlDoc, definition: Definition, files: ParamsFiles) -> Stage:
-    """Render, validate and resolve one definition."""
+def build_stage(
+    doc: YamlDoc, definition: Definition, files: ParamsFiles, envs: dict[str, EnvDecl]
+) -> Stage:
+    """Render, validate and resolve one definition; `envs` are the declared environments."""
     body, loc = definition.body, definition.loc
     keys: list[str] = []
     wdir = _wdir(doc, loc, body, definition.context, keys)
@@ -125,6 +128,7 @@ def build_stage(doc: YamlDoc, definition: Definition, files: ParamsFiles) -> Sta
         frozen=spec.frozen,
         always_changed=spec.always_changed,
         group=definition.group,
+        env=stage_env(doc, loc, spec.env, envs),
     )
 
 

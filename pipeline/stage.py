@@ -45,6 +45,7 @@ class Stage:
     frozen: bool = False
     always_changed: bool = False
     group: str | None = None
+    env: str | None = None  # a declared environment's name; None: the system's
 
     @property
     def out_paths(self) -> tuple[str, ...]:

@@ -61,6 +61,7 @@ class StageCache:
             params=stage.params,
             deps=_locked(decision.deps),
             outs=cached.outs,
+            env=decision.env_digest,
         )
 
     def _store_log(self, log: Path | None) -> str | None:

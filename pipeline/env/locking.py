@@ -1,0 +1,180 @@
+"""`pipeline env lock`: pin an env's exact packages, with hashes, in a file next to its spec.
+
+pip-style envs get a PEP 751 `pylock.<name>.toml` written by `uv pip compile`; conda envs get a
+conda-lock (v1) file from py-rattler's solve, with the `pip:` section resolved by uv against the
+env's own python. Each lock starts with `# pipeline-spec-digest: …`, the digest of the spec it
+was made from, so a spec edited after its lock is reported (`resolve.py`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.env import conda, venv
+from pipeline.env.resolve import LOCK_MARK, ResolvedEnv, lock_path
+from pipeline.env.tools import pip_index_options, run_tool, uv_binary
+from pipeline.errors import EnvironmentSetupError, UsageError
+from pipeline.yamlio import atomic_write_text, dump_yaml, parse_yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Log = Callable[[str], None]
+
+
+def write_lock(env: ResolvedEnv, scratch: Path) -> Path:
+    """Resolve `env`'s spec afresh and write its lock; `scratch` holds temporary prefixes."""
+    if env.kind == "conda_lock":
+        raise UsageError(
+            f"env {env.name!r} is a conda-lock file already",
+            "lock the environment.yml it was made from instead",
+        )
+    target = lock_path(env.kind, env.spec)
+    header = (
+        f"# Written by `pipeline env lock {env.name}`: exact packages of {env.spec.name}.\n"
+        f"{LOCK_MARK}{env.spec_digest}\n"
+    )
+    if env.is_conda:
+        body = dump_yaml(_conda_lock(env, scratch))
+    else:
+        body = _compile(env.request.requirements, env.interpreter_path, env.spec.parent)
+    atomic_write_text(target, header + body)
+    return target
+
+
+def _compile(requirements: tuple[str, ...], python: str, cwd: Path) -> str:
+    """`uv pip compile` of requirement lines into pylock.toml text."""
+    uv = uv_binary()
+    if uv is None:
+        raise EnvironmentSetupError("locking needs uv, which cannot run here", "pip install uv")
+    stdin = cwd / f".pipeline-lock-{secrets.token_hex(4)}.in"
+    try:
+        stdin.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        argv = [uv, "pip", "compile", "--no-config", "--quiet", "--no-header"]
+        argv += ["--format", "pylock.toml", "--python", python, "--generate-hashes"]
+        argv += [*pip_index_options().uv_args(), str(stdin)]
+        return run_tool(argv, "resolving the requirements", env=venv.tool_env(), cwd=cwd)
+    finally:
+        stdin.unlink(missing_ok=True)
+
+
+def _conda_lock(env: ResolvedEnv, scratch: Path) -> dict[str, Any]:
+    cache = scratch.parent / "conda"
+    records = conda.solve(env, cache)
+    platform = _platform()
+    packages = [_conda_entry(r, platform) for r in records]
+    if env.request.pip:
+        packages += _pip_entries(env, records, scratch, cache, platform)
+    return {
+        "version": 1,
+        "metadata": {
+            "content_hash": {platform: env.spec_digest},
+            "channels": [{"url": c, "used_env_vars": []} for c in env.request.channels],
+            "platforms": [platform],
+            "sources": [env.spec.name],
+        },
+        "package": sorted(packages, key=lambda p: (p["manager"], p["name"])),
+    }
+
+
+def _platform() -> str:
+    import rattler  # noqa: PLC0415
+
+    return str(rattler.Platform.current())
+
+
+def _conda_entry(record: Any, platform: str) -> dict[str, Any]:
+    depends = {}
+    for spec in record.depends:
+        name, _, constraint = spec.partition(" ")
+        depends[name] = constraint.strip() or "*"
+    return {
+        "name": record.name.normalized if hasattr(record.name, "normalized") else str(record.name),
+        "version": str(record.version),
+        "manager": "conda",
+        "platform": platform,
+        "dependencies": depends,
+        "url": record.url,
+        "hash": {"md5": _hex(record.md5), "sha256": _hex(record.sha256)},
+        "category": "main",
+        "optional": False,
+    }
+
+
+def _hex(value: Any) -> str | None:
+    return value.hex() if isinstance(value, (bytes, bytearray)) else value
+
+
+def _pip_entries(
+    env: ResolvedEnv, records: list[Any], scratch: Path, cache: Path, platform: str
+) -> list[dict[str, Any]]:
+    """Resolve the `pip:` section against the env's python, installed in a scratch prefix."""
+    prefix = scratch / f"lock-{secrets.token_hex(4)}"
+    try:
+        conda.install(records, prefix, cache)
+        python = str(venv.python_of(prefix))
+        text = _compile(env.request.pip, python, env.spec.parent)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+    entries = []
+    for package in tomllib.loads(text).get("packages", []):
+        artifact = _pick_artifact(package)
+        entries.append(
+            {
+                "name": package["name"],
+                "version": str(package.get("version", "")),
+                "manager": "pip",
+                "platform": platform,
+                "dependencies": {},
+                "url": artifact["url"],
+                "hash": {"sha256": artifact["hashes"]["sha256"]},
+                "category": "main",
+                "optional": False,
+            }
+        )
+    return entries
+
+
+def _pick_artifact(package: dict[str, Any]) -> dict[str, Any]:
+    """A pure wheel if there is one, else the first wheel, else the sdist."""
+    wheels = package.get("wheels") or []
+    pure = [w for w in wheels if str(w.get("url", "")).endswith("-none-any.whl")]
+    chosen = (pure or wheels or [package.get("sdist")])[0]
+    if not chosen or "url" not in chosen:
+        raise EnvironmentSetupError(
+            f"the lock of pip package {package.get('name')} has no downloadable file",
+            "local-path and VCS requirements cannot be locked into a conda-lock file",
+        )
+    return dict(chosen)
+
+
+def pylock_as_requirements(lock: Path) -> str:
+    """A pylock.toml as hash-pinned requirement lines, for pip (which cannot read it)."""
+    data = tomllib.loads(lock.read_text(encoding="utf-8"))
+    lines = []
+    for package in data.get("packages", []):
+        artifacts = [*(package.get("wheels") or []), package.get("sdist") or {}]
+        hashes = [a["hashes"]["sha256"] for a in artifacts if a.get("hashes", {}).get("sha256")]
+        pins = " ".join(f"--hash=sha256:{h}" for h in hashes)
+        lines.append(f"{package['name']}=={package['version']} {pins}".strip())
+    return "\n".join(lines) + "\n"
+
+
+def conda_lock_pip_requirements(lock: Path) -> list[str]:
+    """The `manager: pip` packages of a conda-lock file, as `name @ url --hash=…` lines."""
+    doc = parse_yaml(lock.read_text(encoding="utf-8"), lock)
+    platform = _platform()
+    lines = []
+    for package in (doc.data or {}).get("package") or []:
+        if package.get("manager") == "pip" and package.get("platform") == platform:
+            sha = (package.get("hash") or {}).get("sha256")
+            pin = f" --hash=sha256:{sha}" if sha else ""
+            lines.append(f"{package['name']} @ {package['url']}{pin}")
+    return lines

@@ -1,0 +1,195 @@
+"""Execute side: make sure a stage's env exists (building it at most once) and activate it.
+
+`Provisioner.ensure` is what the executor calls before running a stage command. An env that is
+already in the shared cache costs a metadata read; a missing one is built through the store's
+one-build-per-digest protocol (`store.py`), with uv (venvs) or py-rattler (conda envs).
+"""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.env import conda, venv
+from pipeline.env.resolve import ResolvedEnv
+from pipeline.env.store import BuiltEnv, EnvStore
+from pipeline.errors import EnvironmentSetupError
+
+Log = Callable[[str], None]
+INSTALLERS = ("uv", "pip")
+CONDA_TOOLS = ("rattler", *conda.EXTERNAL_TOOLS)
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """How envs are built: where the cache is, which installer, which conda engine."""
+
+    cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/pipeline/envs
+    installer: str = "uv"  # "pip": virtualenv + pip, for machines where uv cannot run
+    conda: str = "rattler"  # or an installed "conda", "mamba", "micromamba"
+
+
+class Provisioner:
+    """Builds and activates envs for one command; safe to call from many worker threads."""
+
+    def __init__(self, options: EnvOptions | None = None) -> None:
+        self.options = options or EnvOptions()
+        self.store = EnvStore(self.options.cache_dir)
+        self.built: list[str] = []  # digests this command built (tests and reports read it)
+
+    def ensure(self, env: ResolvedEnv, log: Log | None = None) -> BuiltEnv:
+        """The built env for `env`; builds it if no process has yet."""
+        say = log or (lambda _: None)
+        started = time.monotonic()
+
+        def build(prefix: Path) -> dict[str, Any]:
+            say(f"building env {env.name!r} ({_describe(env)})\n")
+            return self._build(env, prefix)
+
+        def waiting() -> None:
+            say(f"waiting for another process to finish building env {env.name!r}\n")
+
+        built, fresh = self.store.ensure(env.digest, build, waiting)
+        if fresh:
+            self.built.append(env.digest)
+            seconds = time.monotonic() - started
+            say(f"built env {env.name!r} in {seconds:.1f}s: {len(built.packages)} packages\n")
+        else:
+            self.store.touch(env.digest)
+        return built
+
+    def _build(self, env: ResolvedEnv, prefix: Path) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "name": env.name,
+            "kind": env.kind,
+            "spec": str(env.spec),
+            "lock": str(env.lock) if env.lock else None,
+            "platform": sysconfig.get_platform(),
+            "variables": env.request.variables,
+        }
+        if env.is_conda:
+            meta["builder"] = self._build_conda(env, prefix)
+            meta["packages"] = conda.installed_packages(prefix)
+            meta["pip_packages"] = venv.installed_packages(prefix)
+            script = conda.activation_script(prefix)
+            meta["activate_script"] = str(script) if script else None
+        else:
+            meta["builder"] = self._build_venv(env, prefix)
+            meta["packages"] = venv.installed_packages(prefix)
+        if env.interpreter is not None:
+            meta["python"] = {"version": env.interpreter.version, "path": env.interpreter.path}
+        return meta
+
+    def _build_venv(self, env: ResolvedEnv, prefix: Path) -> str:
+        assert env.interpreter is not None
+        installer = self.options.installer
+        tool = venv.create_venv(prefix, env.interpreter, _quiet, installer=installer)
+        python = prefix / "bin" / "python"
+        if env.lock is not None:
+            venv.install_lock(python, env.lock, _quiet, installer=installer)
+        elif env.request.requirements:
+            wanted = prefix / "pipeline-requirements.txt"
+            wanted.write_text("\n".join(env.request.requirements) + "\n", encoding="utf-8")
+            venv.pip_install(
+                python, ["-r", str(wanted)], _quiet, installer=installer, what=_what(env)
+            )
+        return tool
+
+    def _build_conda(self, env: ResolvedEnv, prefix: Path) -> str:
+        cache = self.store.root.parent / "conda"
+        lock = env.spec if env.kind == "conda_lock" else env.lock
+        tool = self.options.conda
+        if tool != "rattler":
+            self._conda_tool(tool, env, lock, prefix, cache)
+        else:
+            records = conda.locked_records(lock) if lock else conda.solve(env, cache)
+            conda.install(records, prefix, cache)
+        self._conda_pip(env, lock, prefix)
+        return tool
+
+    def _conda_tool(
+        self, tool: str, env: ResolvedEnv, lock: Path | None, prefix: Path, cache: Path
+    ) -> None:
+        prefix.rmdir()  # conda wants to create the prefix itself
+        if lock is None:
+            conda.create_with_tool(tool, env.spec, prefix, _quiet)
+            return
+        explicit = prefix.with_name(prefix.name + ".explicit.txt")
+        try:
+            explicit.write_text(conda.explicit_list(conda.locked_records(lock)), encoding="utf-8")
+            conda.create_with_tool(tool, explicit, prefix, _quiet)
+        finally:
+            explicit.unlink(missing_ok=True)
+
+    def _conda_pip(self, env: ResolvedEnv, lock: Path | None, prefix: Path) -> None:
+        from pipeline.env.locking import conda_lock_pip_requirements  # noqa: PLC0415
+
+        if lock is not None:
+            lines = conda_lock_pip_requirements(lock)
+            args = ["--no-deps", "--require-hashes"]
+        else:
+            lines = [] if self.options.conda != "rattler" else list(env.request.pip)
+            args = []
+        if not lines:
+            return
+        wanted = prefix / "pipeline-requirements.txt"
+        wanted.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        python = venv.python_of(prefix)
+        venv.pip_install(
+            python, [*args, "-r", str(wanted)], _quiet, installer="uv", what=_what(env, "pip:")
+        )
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _what(env: ResolvedEnv, section: str = "") -> str:
+    part = f" {section} section" if section else ""
+    return f"installing the{part} packages of env {env.name!r} ({env.spec.name})"
+
+
+def _describe(env: ResolvedEnv) -> str:
+    source = env.lock.name if env.lock else env.spec.name
+    python = f", Python {env.interpreter.version}" if env.interpreter else ""
+    return f"{env.kind} from {source}{python}"
+
+
+_LEAKY = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
+
+
+def activate(base: Mapping[str, str], built: BuiltEnv) -> dict[str, str]:
+    """The environment variables a stage runs with inside `built`.
+
+    The env's `bin` goes first on PATH, VIRTUAL_ENV or CONDA_PREFIX points at it, and the
+    parent's PYTHONHOME, PYTHONPATH and any outer venv or conda env are dropped.
+    """
+    env = {k: v for k, v in base.items() if k not in _LEAKY and k != "__PYVENV_LAUNCHER__"}
+    prefix = str(built.prefix)
+    env["PATH"] = os.pathsep.join([str(built.prefix / "bin"), base.get("PATH", os.defpath)])
+    if built.is_conda:
+        env["CONDA_PREFIX"] = prefix
+        env["CONDA_DEFAULT_ENV"] = prefix
+        script = built.meta.get("activate_script")
+        if script:
+            env["BASH_ENV"] = str(script)
+    else:
+        env["VIRTUAL_ENV"] = prefix
+    env.update(built.variables)
+    return env
+
+
+def check_options(installer: str, conda_tool: str) -> None:
+    if installer not in INSTALLERS:
+        raise EnvironmentSetupError(
+            f"env.installer {installer!r} is unknown", "use one of: " + ", ".join(INSTALLERS)
+        )
+    if conda_tool not in CONDA_TOOLS:
+        raise EnvironmentSetupError(
+            f"env.conda {conda_tool!r} is unknown", "use one of: " + ", ".join(CONDA_TOOLS)
+        )

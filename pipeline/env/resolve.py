@@ -1,0 +1,144 @@
+"""Plan side: a declared environment → a `ResolvedEnv` with the digest that names it.
+
+The digest covers what determines the env's contents: its kind, the bytes of its spec and of
+every file the spec includes (or, when a lock is present, of the lock alone: the lock is what
+gets built), the platform, and the interpreter's implementation and version. Paths are left
+out, so two projects with the same spec share one env, and a colleague's machine computes the
+same digest. It is part of every fingerprint of a stage using the env (`fingerprint.py`).
+Nothing here builds anything or imports an installer.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.env.declare import EnvDecl
+from pipeline.env.interpreters import Interpreter, find_python
+from pipeline.env.specfile import EnvRequest, read_spec
+from pipeline.errors import EnvironmentSetupError, PipelineError
+from pipeline.fingerprint import canonical_json
+from pipeline.hashing import digest_bytes
+from pipeline.project import Project, Stage
+from pipeline.yamlio import YamlDoc
+
+FORMAT = 1
+VENV_KINDS = ("python_env", "requirements")
+CONDA_KINDS = ("conda_env", "conda_lock")
+LOCK_MARK = "# pipeline-spec-digest: "
+
+
+@dataclass(frozen=True)
+class ResolvedEnv:
+    """A declared env made concrete on this machine: what to build and the digest naming it."""
+
+    decl: EnvDecl
+    digest: str
+    spec: Path
+    request: EnvRequest = field(repr=False)
+    spec_digest: str
+    interpreter: Interpreter | None = None  # venv kinds
+    lock: Path | None = None  # the lock the env is built from, when one exists
+    lock_stale: bool = False  # the spec changed after the lock was written
+
+    @property
+    def name(self) -> str:
+        return self.decl.name
+
+    @property
+    def kind(self) -> str:
+        return self.decl.kind
+
+    @property
+    def is_conda(self) -> bool:
+        return self.kind in CONDA_KINDS
+
+    @property
+    def interpreter_path(self) -> str:
+        assert self.interpreter is not None, "only venv kinds have an interpreter"
+        return self.interpreter.path
+
+    @property
+    def short(self) -> str:
+        return self.digest.split(":")[-1][:12]
+
+
+def lock_path(kind: str, spec: Path) -> Path:
+    """Where `pipeline env lock` writes the lock of a spec: next to it (PEP 751 / conda-lock)."""
+    if kind == "conda_lock":
+        return spec
+    stem = spec.name.split(".")[0] or "env"
+    if kind in VENV_KINDS:
+        return spec.with_name(f"pylock.{stem}.toml")
+    return spec.with_name(f"{stem}.conda-lock.yml")
+
+
+class EnvResolver:
+    """Resolves each env of a project once; `local` mode (`--env-manager local`) resolves none."""
+
+    def __init__(self, project: Project, *, local: bool = False) -> None:
+        self.project = project
+        self.local = local
+        self._done: dict[str, ResolvedEnv] = {}
+
+    def for_stage(self, stage: Stage) -> ResolvedEnv | None:
+        if self.local or stage.env is None:
+            return None
+        return self.get(stage.env)
+
+    def get(self, name: str) -> ResolvedEnv | None:
+        """The env named `name`; None for `system` (no isolation, nothing to digest)."""
+        decl = self.project.environments[name]
+        if not decl.isolated:
+            return None
+        if name not in self._done:
+            try:
+                self._done[name] = resolve_env(self.project.root, decl)
+            except PipelineError as exc:
+                raise self._located(decl, exc) from None
+        return self._done[name]
+
+    def _located(self, decl: EnvDecl, exc: PipelineError) -> PipelineError:
+        """The same error, prefixed with the manifest line that declared the env."""
+        line, col = YamlDoc(self.project.manifest, None).locate(decl.loc)
+        where = f"{self.project.manifest.name}:{line}:{col}: env {decl.name!r}: "
+        return EnvironmentSetupError(where + exc.message, exc.hint)
+
+
+def resolve_env(root: Path, decl: EnvDecl) -> ResolvedEnv:
+    """Read the spec (and lock) of `decl` and compute its digest."""
+    assert decl.file is not None
+    spec = root / decl.file
+    request = read_spec(decl.kind, spec)
+    interpreter = None
+    if decl.kind in VENV_KINDS:
+        interpreter = find_python(decl.python or request.python)
+    spec_digest = digest_bytes(canonical_json([[n, digest_bytes(b)] for n, b in request.files]))
+    lock = lock_path(decl.kind, spec)
+    locked = lock.read_bytes() if lock.is_file() else None
+    payload = {
+        "format": FORMAT,
+        "kind": decl.kind,
+        "platform": sysconfig.get_platform(),
+        "python": interpreter.identity if interpreter else None,
+        "content": digest_bytes(locked) if locked is not None else spec_digest,
+    }
+    stale = locked is not None and decl.kind != "conda_lock" and not _locks(locked, spec_digest)
+    return ResolvedEnv(
+        decl,
+        digest_bytes(canonical_json(payload)),
+        spec,
+        request,
+        spec_digest,
+        interpreter,
+        lock if locked is not None else None,
+        stale,
+    )
+
+
+def _locks(lock: bytes, spec_digest: str) -> bool:
+    """Whether a lock was written for this exact spec (it records the spec's digest)."""
+    head = lock[:4096].decode("utf-8", "replace")
+    marks = [line for line in head.splitlines() if line.startswith(LOCK_MARK)]
+    return not marks or marks[0][len(LOCK_MARK) :].strip() == spec_digest

@@ -1,0 +1,145 @@
+"""The installers pipeline drives, and the index settings they must be given.
+
+uv is a dependency and does the work when it can run. uv does not read pip's configuration,
+so the settings a user gave pip (`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`, `PIP_FIND_LINKS`,
+`PIP_NO_INDEX` and pip's config files) are read here, in pip's order, and passed to uv as flags.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import EnvironmentSetupError
+
+
+@functools.cache
+def uv_binary() -> str | None:
+    """uv's executable (from the `uv` package, else PATH), or None when it cannot run."""
+    try:
+        import uv  # noqa: PLC0415
+
+        candidates = [uv.find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        candidates = []
+    for exe in [*candidates, "uv"]:
+        try:
+            ok = subprocess.run([exe, "--version"], check=False, capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if ok.returncode == 0:
+            return exe
+    return None
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Where packages come from, as pip is configured on this machine."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def uv_args(self) -> list[str]:
+        args: list[str] = []
+        if self.no_index:
+            args.append("--no-index")
+        elif self.index_url:
+            args += ["--index-url", self.index_url]
+        for url in () if self.no_index else self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.extra_index_urls and not self.no_index:
+            args += ["--index-strategy", "unsafe-best-match"]  # pip's rule: best version wins
+        return args
+
+
+def pip_index_options(environ: Mapping[str, str] | None = None) -> IndexOptions:
+    """pip's effective index settings: config files (global, user, site), then `PIP_*`."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    for path in _config_files(environ):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue  # pip itself would refuse it; the installer will say why
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                values.update({k: v for k, v in parser.items(section) if k in _KEYS})
+    for key in _KEYS:
+        env_value = environ.get("PIP_" + key.upper().replace("-", "_"))
+        if env_value is not None:
+            values[key] = env_value
+    return IndexOptions(
+        index_url=values.get("index-url") or None,
+        extra_index_urls=tuple(values.get("extra-index-url", "").split()),
+        find_links=tuple(values.get("find-links", "").split()),
+        no_index=values.get("no-index", "").strip().lower() in ("1", "true", "yes", "on"),
+    )
+
+
+_KEYS = ("index-url", "extra-index-url", "find-links", "no-index")
+
+
+def _config_files(environ: Mapping[str, str]) -> list[Path]:
+    """pip's loading order; later files win. `PIP_CONFIG_FILE=os.devnull` disables them all."""
+    explicit = environ.get("PIP_CONFIG_FILE")
+    if explicit == os.devnull:
+        return []
+    dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    config_home = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    files = [Path(explicit)] if explicit else []
+    files += [Path(d) / "pip" / "pip.conf" for d in dirs.split(os.pathsep) if d]
+    files += [Path("/etc/pip.conf"), Path.home() / ".pip" / "pip.conf"]
+    files += [Path(config_home) / "pip" / "pip.conf", Path(sys.prefix) / "pip.conf"]
+    return [f for f in files if f.is_file()]
+
+
+def run_tool(
+    argv: Sequence[str],
+    what: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> str:
+    """Run an installer; on failure raise with the tail of its own message (exit code 3)."""
+    try:
+        proc = subprocess.run(
+            list(argv),
+            check=False,
+            capture_output=True,
+            text=True,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+        )
+    except OSError as exc:
+        raise EnvironmentSetupError(f"{what}: cannot run {argv[0]}: {exc}") from None
+    if log is not None:
+        log(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        detail = _tail(proc.stderr or proc.stdout)
+        raise EnvironmentSetupError(f"{what} failed:\n{detail}", _hint(detail))
+    return proc.stdout
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join("  " + line for line in kept[-lines:]) or "  (no output)"
+
+
+def _hint(detail: str) -> str:
+    if "No solution found" in detail or "not found in the package registry" in detail:
+        return "check the package names and versions in the spec; they must exist on your index"
+    return "fix the spec, or the index settings pip uses (pip.conf, PIP_INDEX_URL)"
+
+
