@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import Interrupted
+from pipeline.env.resolve import EnvResolver
+from pipeline.errors import Interrupted, UsageError
 from pipeline.plan import Plan, PlanOptions, make_plan
 from pipeline.project import STATE_DIR, find_manifest
 from pipeline.session import Session, open_session
 
 if TYPE_CHECKING:
+    from pipeline.env.commands import EnvReport, Pruned
+    from pipeline.env.store import BuiltEnv
     from pipeline.execute import Events, RunResult
     from pipeline.gc import GcReport
     from pipeline.tracking import Added
@@ -39,6 +42,7 @@ class ReproOptions:
     keep_going: bool = False
     wait: bool = True
     run_cache: bool = True  # restore stages whose exact inputs ran before
+    env_manager: str = "declared"  # "local": run every stage in the current environment
 
     def plan_options(self) -> PlanOptions:
         return PlanOptions(
@@ -72,6 +76,7 @@ def repro(
     """
     # Imported here so that `status` never pays for the executor, threads and file locks.
     from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
+    from pipeline.env.provision import EnvOptions, Provisioner  # noqa: PLC0415
     from pipeline.execute import ExecOptions, Executor, Outcome, QuietEvents  # noqa: PLC0415
     from pipeline.gitignore import update_gitignore  # noqa: PLC0415
     from pipeline.stagecache import StageCache  # noqa: PLC0415
@@ -94,6 +99,11 @@ def repro(
                 events or QuietEvents(),
                 options=ExecOptions(jobs=options.jobs, keep_going=options.keep_going),
                 cache=cache,
+                envs=Provisioner(
+                    EnvOptions(
+                        installer=session.config.env_installer, conda=session.config.env_conda
+                    )
+                ),
             )
             result = executor.run(_plan(session, options))
             if any(r.outcome in (Outcome.RAN, Outcome.RESTORED) for r in result.results):
@@ -172,7 +182,73 @@ def fsck(
         return corrupt
 
 
+def env_list(root: Path | str = ".") -> list[EnvReport]:
+    """The project's environments, resolved on this machine (`pipeline env list`)."""
+    from pipeline.env import commands  # noqa: PLC0415
+
+    with open_session(root) as session:
+        return commands.env_list(session)
+
+
+def env_show(root: Path | str, stage: str) -> EnvReport | None:
+    """The env a stage runs in, with its packages if built; None: the system's."""
+    from pipeline.env import commands  # noqa: PLC0415
+
+    with open_session(root) as session:
+        return commands.env_show(session, stage)
+
+
+def env_build(
+    root: Path | str = ".",
+    names: tuple[str, ...] = (),
+    *,
+    everything: bool = False,
+    force: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> list[tuple[str, BuiltEnv]]:
+    """Build envs ahead of time: `names`, or all declared (`everything`), or those in use."""
+    from pipeline.env import commands  # noqa: PLC0415
+
+    with open_session(root) as session:
+        chosen = commands.selected(session, names, everything=everything)
+        return commands.env_build(session, chosen, force=force, say=say)
+
+
+def env_lock(
+    root: Path | str = ".", names: tuple[str, ...] = (), say: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Write lock files for `names` (default: the envs in use); returns the paths."""
+    from pipeline.env import commands  # noqa: PLC0415
+
+    with open_session(root) as session:
+        chosen = commands.selected(session, names, everything=False)
+        lockable = [n for n in chosen if session.project.environments[n].kind != "conda_lock"]
+        return commands.env_lock(session, lockable if not names else chosen, say)
+
+
+def env_prune(root: Path | str = ".", *, days: float = 30, dry: bool = False) -> Pruned:
+    """Remove cached envs this project does not use and nobody used for `days` days."""
+    from pipeline.env import commands  # noqa: PLC0415
+
+    with open_session(root) as session:
+        return commands.env_prune(session, days=days, dry=dry)
+
+
 def _plan(session: Session, options: ReproOptions) -> Plan:
+    if options.env_manager not in ENV_MANAGERS:
+        raise UsageError(
+            f"unknown env manager {options.env_manager!r}",
+            "use `declared` (each stage's own env) or `local` (the current environment)",
+        )
+    envs = EnvResolver(session.project, local=options.env_manager == "local")
     return make_plan(
-        session.project, session.lock, session.hasher, options.plan_options(), session.runs
+        session.project,
+        session.lock,
+        session.hasher,
+        options.plan_options(),
+        session.runs,
+        envs=envs,
     )
+
+
+ENV_MANAGERS = ("declared", "local")

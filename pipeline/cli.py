@@ -69,6 +69,13 @@ def cli(ctx: click.Context, directory: str, manifest: str | None, verbose: int) 
 
 
 _targets = click.argument("targets", nargs=-1, metavar="[STAGE]...")
+_env_manager = click.option(
+    "--env-manager",
+    type=click.Choice(["declared", "local"]),
+    default="declared",
+    show_default=True,
+    help="`local`: run every stage in the current environment, ignoring declared envs.",
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class ReproFlags:
     keep_going: bool
     no_wait: bool
     no_run_cache: bool
+    env_manager: str
 
 
 @cli.command()
@@ -120,6 +128,7 @@ class ReproFlags:
     is_flag=True,
     help="Run stages even when the cache holds a run with the same inputs.",
 )
+@_env_manager
 @click.pass_obj
 def repro(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> None:
     """Bring outputs up to date, running only stages whose inputs changed.
@@ -140,11 +149,14 @@ def repro(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> Non
         keep_going=f.keep_going,
         wait=not f.no_wait,
         run_cache=not f.no_run_cache,
+        env_manager=f.env_manager,
     )
     if f.jobs:
         options = dataclasses.replace(options, jobs=f.jobs)
     if f.dry:
-        report.dry_run_text(api.plan(options))
+        plan = api.plan(options)
+        report.dry_run_text(plan)
+        report.stale_lock_warnings(plan)
         return
     _run_repro(options)
 
@@ -167,16 +179,19 @@ def _run_repro(options: ReproOptions) -> None:
 @cli.command()
 @_targets
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@_env_manager
 @click.pass_obj
-def status(opts: GlobalOptions, targets: tuple[str, ...], as_json: bool) -> None:
-    """Show which stages are stale and why (dep modified, param a→b, cmd changed, ...)."""
+def status(opts: GlobalOptions, targets: tuple[str, ...], as_json: bool, env_manager: str) -> None:
+    """Show which stages are stale and why (dep modified, param a→b, env changed, ...)."""
     from pipeline import api, report
 
-    plan = api.plan(api.ReproOptions(root=opts.directory, targets=targets))
+    options = api.ReproOptions(root=opts.directory, targets=targets, env_manager=env_manager)
+    plan = api.plan(options)
     if as_json:
         click.echo(report.plan_json(plan))
     else:
         report.status_text(plan)
+        report.stale_lock_warnings(plan)
 
 
 @cli.command()
@@ -278,6 +293,107 @@ def fsck(opts: GlobalOptions) -> None:
             4,
         )
     report.echo("every cached object matches its hash", fg="green")
+
+
+@cli.group()
+def env() -> None:
+    """Stage environments: list, build, lock, prune, show.
+
+    Declared in the manifest with `python_env:`/`conda_env:` (the default env) and
+    `environments:` (named ones a stage picks with `env: NAME`). Built envs live in a cache
+    shared by all projects: $XDG_CACHE_HOME/pipeline/envs.
+    """
+
+
+@env.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def env_list(opts: GlobalOptions, as_json: bool) -> None:
+    """The project's environments: kind, spec, lock state, built or not, stages using them."""
+    from pipeline import api, report
+
+    envs = api.env_list(opts.directory)
+    if as_json:
+        click.echo(report.to_json([e.to_json() for e in envs]))
+    else:
+        report.env_list_text(envs)
+
+
+@env.command("build")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--all", "everything", is_flag=True, help="Every declared env, used or not.")
+@click.option("--force", is_flag=True, help="Rebuild even if the env is already built.")
+@click.pass_obj
+def env_build(opts: GlobalOptions, names: tuple[str, ...], everything: bool, force: bool) -> None:
+    """Build envs now rather than when a stage first needs them.
+
+    Without NAME, builds the envs the project's stages use.
+    """
+    from pipeline import api, report
+
+    for name, built in api.env_build(
+        opts.directory, names, everything=everything, force=force, say=_say
+    ):
+        count = report.plural(len(built.packages), "package")
+        report.echo(f"env {name!r}: {built.prefix} ({count})")
+
+
+@env.command("lock")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.pass_obj
+def env_lock(opts: GlobalOptions, names: tuple[str, ...]) -> None:
+    """Pin exact package versions and hashes in a lock next to each spec.
+
+    pip envs get `pylock.<spec>.toml` (PEP 751), conda envs `<spec>.conda-lock.yml`. Envs are
+    then built from the lock; commit it so colleagues get the same packages. Without NAME,
+    locks every env the project's stages use.
+    """
+    from pipeline import api, report
+
+    for path in api.env_lock(opts.directory, names, say=_say):
+        report.echo(f"wrote {report.display(path)}")
+
+
+@env.command("prune")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="Keep envs used within this many days (by any project).",
+)
+@click.option("--dry", is_flag=True, help="Only say what would be removed.")
+@click.pass_obj
+def env_prune(opts: GlobalOptions, days: float, dry: bool) -> None:
+    """Remove cached envs this project does not use and nobody used recently."""
+    from pipeline import api, report
+
+    result = api.env_prune(opts.directory, days=days, dry=dry)
+    for line in result.removed:
+        report.echo(("would remove " if dry else "removed ") + line)
+    verb = "would free" if dry else "freed"
+    report.echo(f"{verb} {report.size(result.freed_bytes)}; kept {result.kept} envs")
+
+
+@env.command("show")
+@click.argument("stage")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def env_show(opts: GlobalOptions, stage: str, as_json: bool) -> None:
+    """The env STAGE runs in: spec, lock, digest, where it is built, its packages."""
+    from pipeline import api, report
+
+    found = api.env_show(opts.directory, stage)
+    if as_json:
+        click.echo(report.to_json(found.to_json(packages=True) if found else None))
+    else:
+        report.env_show_text(stage, found)
+
+
+def _say(text: str) -> None:
+    from pipeline import report
+
+    report.echo(text.rstrip("\n"), err=True)
 
 
 def _waiting(message: str) -> None:

@@ -2,6 +2,9 @@
 
     cache:
       type: hardlink,copy      # or a list; strategies tried in order (links.STRATEGIES)
+    env:
+      installer: uv            # or pip: virtualenv + pip, where uv cannot run
+      conda: rattler           # or an installed conda, mamba or micromamba
 
 The local file wins key by key. Only what a feature reads is validated; an unknown section is
 kept for later versions, an unknown cache strategy is an error naming the file.
@@ -25,6 +28,8 @@ class Config:
     """The settings in force for one project."""
 
     cache_type: tuple[str, ...] | None = None  # None: the defaults of cache.py
+    env_installer: str = "uv"
+    env_conda: str = "rattler"
 
 
 def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
@@ -38,7 +43,23 @@ def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
                 raise doc.error((), "a config file must be a mapping")
             for section, values in (doc.data or {}).items():
                 merged[section] = {**merged.get(section, {}), **(values or {})}
-    return Config(cache_type=_cache_type(merged.get("cache", {}).get("type"), state_dir))
+    env = merged.get("env", {})
+    return Config(
+        cache_type=_cache_type(merged.get("cache", {}).get("type"), state_dir),
+        env_installer=_choice(env, "installer", ("uv", "pip"), state_dir),
+        env_conda=_choice(env, "conda", ("rattler", "conda", "mamba", "micromamba"), state_dir),
+    )
+
+
+def _choice(section: dict[str, Any], key: str, allowed: tuple[str, ...], state_dir: Path) -> str:
+    value = section.get(key, allowed[0])
+    if value not in allowed:
+        raise ManifestError(
+            f"{state_dir.name}/config.yaml: env.{key} {value!r} is not one of "
+            + ", ".join(allowed),
+            f"e.g. `env: {{{key}: {allowed[0]}}}`",
+        )
+    return str(value)
 
 
 def _cache_type(value: Any, state_dir: Path) -> tuple[str, ...] | None:

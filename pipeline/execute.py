@@ -22,6 +22,8 @@ from typing import Protocol
 
 from pipeline.checkout import make_parent, remove
 from pipeline.command import CommandResult, ProcessTracker, run_commands
+from pipeline.env.provision import Provisioner, activate
+from pipeline.env.resolve import ResolvedEnv
 from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.fingerprint import fingerprint
 from pipeline.hashing import Hasher, HashInfo
@@ -113,6 +115,7 @@ class Executor:
         *,
         options: ExecOptions | None = None,
         cache: StageCache | None = None,
+        envs: Provisioner | None = None,
     ) -> None:
         self.project = project
         self.lock = lock
@@ -120,6 +123,8 @@ class Executor:
         self.events = events
         self.options = options or ExecOptions()
         self.cache = cache
+        self.envs = envs or Provisioner()
+        self.plan_envs: dict[str, ResolvedEnv | None] = {}
         self.tracker = ProcessTracker()
         self.lock_writer = LockWriter(project.root)
         self.logs = init_state_dir(project.state_dir) / "logs"
@@ -227,8 +232,9 @@ class Executor:
     def _attempt(self, stage: Stage, decision: Decision, attempt: int) -> LockEntry | None:
         """Run the stage once; None means it failed and a retry is left."""
         self.events.stage_started(stage, decision, attempt)
+        environ = self._environ(stage, decision)
         self._clear_outs(stage)
-        result = self._command(stage)
+        result = self._command(stage, environ)
         try:
             if result.code != 0 or result.timed_out:  # a stage may trap SIGTERM and exit 0
                 raise StageFailed(stage.name, _exit_message(stage, result), self._log_hint(stage))
@@ -264,8 +270,18 @@ class Executor:
                 msg = f"stage {stage.name}: {exc.message}"
                 raise StageFailed(stage.name, msg, exc.hint) from None
 
-    def _command(self, stage: Stage) -> CommandResult:
-        env = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
+    def _environ(self, stage: Stage, decision: Decision) -> dict[str, str]:
+        """The stage's environment variables: its env activated (built first if need be)."""
+        base = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
+        if decision.env is None:
+            return base
+
+        def say(text: str) -> None:
+            self.events.stage_output(stage, text.encode())
+
+        return activate(base, self.envs.ensure(decision.env, say))
+
+    def _command(self, stage: Stage, env: dict[str, str]) -> CommandResult:
         cwd = self.project.root / stage.wdir
         log_path = self._log_path(stage)
         log_path.unlink(missing_ok=True)  # the last log may be a hardlink into the cache

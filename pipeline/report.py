@@ -18,6 +18,9 @@ from pipeline.plan import Action, Decision, Plan
 from pipeline.project import Project
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pipeline.env.commands import EnvReport
     from pipeline.workspace import CheckoutReport
 
 _COLOR = {
@@ -172,3 +175,55 @@ def error_line(message: str, hint: str | None) -> None:
     )
     if hint:
         click.echo(f"{click.style('hint:', dim=True)} {hint}", err=True, color=use_color())
+
+
+def display(path: Path) -> str:
+    from pipeline.yamlio import display_path  # noqa: PLC0415
+
+    return display_path(path)
+
+
+def stale_lock_warnings(plan: Plan) -> None:
+    """A spec edited after its lock: the env is still built from the (older) lock."""
+    for env in plan.stale_locks:
+        assert env.lock is not None
+        echo(
+            f"warning: {display(env.spec)} changed after {env.lock.name} was written; env"
+            f" {env.name!r} is built from the lock until you run `pipeline env lock {env.name}`",
+            fg="yellow",
+            err=True,
+        )
+
+
+def env_list_text(envs: list[EnvReport]) -> None:
+    """`pipeline env list`: one block per env."""
+    if not envs:
+        echo("no environments declared: every stage runs in the current environment")
+        echo("    declare one with `python_env: FILE` or `environments:` (see MLproject.example)")
+        return
+    for env in envs:
+        state = "built" if env.built else "not built"
+        colour = "green" if env.built else "yellow"
+        echo(f"{env.name}  ({env.kind}: {env.spec})", bold=True)
+        if env.error:
+            echo(f"    error: {env.error}", fg="red")
+            continue
+        echo(f"    {state}, lock: {env.lock}, digest {(env.digest or '')[-32:][:12]}", fg=colour)
+        echo("    stages: " + (", ".join(env.stages) or "none"))
+
+
+def env_show_text(stage: str, env: EnvReport | None) -> None:
+    """`pipeline env show STAGE`: the env and, when built, its packages."""
+    if env is None:
+        echo(f"stage {stage} runs in the current environment (system: no isolation, unpinned)")
+        return
+    env_list_text([env])
+    if env.built is None:
+        echo(f"    build it with `pipeline env build {env.name}`")
+        return
+    echo(f"    prefix: {env.built.prefix}")
+    python = env.built.meta.get("python") or {}
+    if python:
+        echo(f"    python: {python.get('version')} ({python.get('path')})")
+    for row in [*env.built.packages, *env.built.meta.get("pip_packages", [])]:
+        echo("    " + " ".join(str(part) for part in row[:3] if part))

@@ -1,0 +1,210 @@
+"""`pipeline env list | build | lock | prune | show`: the environments of a project.
+
+Each function takes an open `Session` and returns plain data; `report.py` renders it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.env.declare import DEFAULT, SYSTEM
+from pipeline.env.provision import EnvOptions, Provisioner
+from pipeline.env.resolve import EnvResolver, ResolvedEnv
+from pipeline.env.store import BuiltEnv, EnvStore
+from pipeline.errors import PipelineError, UsageError
+from pipeline.session import Session
+from pipeline.yamlio import display_path
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EnvReport:
+    """One declared env: its spec and lock, digest, whether it is built, who uses it."""
+
+    name: str
+    kind: str
+    spec: str | None
+    stages: tuple[str, ...]
+    lock: str = "none"  # "locked", "stale" (spec newer), "none", or "is a lock"
+    digest: str | None = None
+    built: BuiltEnv | None = None
+    error: str | None = None
+
+    def to_json(self, *, packages: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "spec": self.spec,
+            "stages": list(self.stages),
+            "lock": self.lock,
+            "digest": self.digest,
+            "built": self.built is not None,
+            "prefix": str(self.built.prefix) if self.built else None,
+        }
+        if self.error:
+            data["error"] = self.error
+        if packages and self.built is not None:
+            data["python"] = self.built.meta.get("python")
+            data["packages"] = self.built.packages
+            data["pip_packages"] = self.built.meta.get("pip_packages", [])
+        return data
+
+
+def provisioner(session: Session) -> Provisioner:
+    config = session.config
+    return Provisioner(EnvOptions(installer=config.env_installer, conda=config.env_conda))
+
+
+def env_list(session: Session) -> list[EnvReport]:
+    """Every declared env (but `system`), resolved on this machine."""
+    resolver = EnvResolver(session.project)
+    store = EnvStore()
+    return [
+        _report(session, resolver, store, name)
+        for name, decl in session.project.environments.items()
+        if decl.isolated
+    ]
+
+
+def _report(session: Session, resolver: EnvResolver, store: EnvStore, name: str) -> EnvReport:
+    decl = session.project.environments[name]
+    users = tuple(s.name for s in session.project.stages.values() if s.env == name)
+    spec = display_path(session.project.root / decl.file) if decl.file else None
+    try:
+        env = resolver.get(name)
+    except PipelineError as exc:
+        return EnvReport(name, decl.kind, spec, users, error=exc.message)
+    assert env is not None
+    return EnvReport(
+        name, decl.kind, spec, users, _lock_state(env), env.digest, store.lookup(env.digest)
+    )
+
+
+def _lock_state(env: ResolvedEnv) -> str:
+    if env.kind == "conda_lock":
+        return "is a lock"
+    if env.lock is None:
+        return "none"
+    return "stale" if env.lock_stale else "locked"
+
+
+def env_show(session: Session, stage: str) -> EnvReport | None:
+    """The env `stage` runs in (None: the system's, no isolation)."""
+    found = session.project.stages.get(stage)
+    if found is None:
+        from pipeline.manifest import suggest_name  # noqa: PLC0415
+
+        names = list(session.project.stages)
+        hint = suggest_name(stage, names, "see `pipeline dag`")
+        raise UsageError(f"no stage named {stage!r}", hint)
+    if found.env is None:
+        return None
+    return _report(session, EnvResolver(session.project), EnvStore(), found.env)
+
+
+def selected(session: Session, names: tuple[str, ...], *, everything: bool) -> list[str]:
+    """The envs to act on: `names`, or all declared (`everything`), or those stages use."""
+    declared = [n for n, d in session.project.environments.items() if d.isolated]
+    for name in names:
+        if name not in declared:
+            from pipeline.manifest import suggest_name  # noqa: PLC0415
+
+            raise UsageError(
+                f"no environment named {name!r}",
+                suggest_name(name, declared, "declared: " + (", ".join(declared) or "none")),
+            )
+    if names:
+        return list(names)
+    if everything:
+        return declared
+    used = {s.env for s in session.project.stages.values() if s.env}
+    return [n for n in declared if n in used or n == DEFAULT]
+
+
+def env_build(
+    session: Session, names: list[str], *, force: bool = False, say: Say | None = None
+) -> list[tuple[str, BuiltEnv]]:
+    """Build (or find) each named env; `force` rebuilds."""
+    resolver = EnvResolver(session.project)
+    builder = provisioner(session)
+    built = []
+    for name in names:
+        env = resolver.get(name)
+        assert env is not None
+        if force:
+            builder.store.remove(env.digest)
+        built.append((name, builder.ensure(env, say)))
+    return built
+
+
+def env_lock(session: Session, names: list[str], say: Say | None = None) -> list[Path]:
+    """Write a lock for each named env; returns the files written."""
+    from pipeline.env.locking import write_lock  # noqa: PLC0415
+
+    resolver = EnvResolver(session.project)
+    scratch = EnvStore().root / ".store"
+    written = []
+    for name in names:
+        env = resolver.get(name)
+        assert env is not None
+        if say is not None:
+            say(f"locking env {name!r} from {env.spec.name}\n")
+        scratch.mkdir(parents=True, exist_ok=True)
+        written.append(write_lock(env, scratch))
+    return written
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `env prune` removed (or would remove), and what it kept."""
+
+    removed: tuple[str, ...]
+    freed_bytes: int
+    kept: int
+
+
+def env_prune(session: Session, *, days: float, dry: bool = False) -> Pruned:
+    """Remove cached envs this project does not use and no one used for `days` days."""
+    resolver = EnvResolver(session.project)
+    keep = set()
+    for name, decl in session.project.environments.items():
+        if decl.isolated and name != SYSTEM:
+            try:
+                env = resolver.get(name)
+            except PipelineError:
+                continue
+            if env is not None:
+                keep.add(env.digest)
+    store = EnvStore()
+    cutoff = time.time() - days * 86400
+    removed, freed, kept = [], 0, 0
+    for built in store.all():
+        if built.digest in keep or built.last_used >= cutoff:
+            kept += 1
+            continue
+        freed += _du(built.prefix)
+        removed.append(f"{built.meta.get('name', '?')} ({built.prefix.name})")
+        if not dry:
+            store.remove(built.digest)
+    for orphan in store.orphans():
+        size = _du(orphan)
+        if dry or store.remove_orphan(orphan):
+            freed += size
+            removed.append(f"unfinished build {orphan.name}")
+    return Pruned(tuple(removed), freed, kept)
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
