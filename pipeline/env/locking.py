@@ -58,7 +58,7 @@ def _compile(requirements: tuple[str, ...], python: str, cwd: Path) -> str:
     try:
         stdin.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         argv = [uv, "pip", "compile", "--no-config", "--quiet", "--no-header"]
-        argv += ["--format", "pylock.toml", "--python", python, "--generate-hashes"]
+        argv += ["--format", "pylock.toml", "--universal", "--python", python, "--generate-hashes"]
         argv += [*pip_index_options().uv_args(), str(stdin)]
         return run_tool(argv, "resolving the requirements", env=venv.tool_env(), cwd=cwd)
     finally:

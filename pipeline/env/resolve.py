@@ -10,6 +10,7 @@ Nothing here builds anything or imports an installer.
 
 from __future__ import annotations
 
+import os
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,7 @@ class EnvResolver:
 def resolve_env(root: Path, decl: EnvDecl) -> ResolvedEnv:
     """Read the spec (and lock) of `decl` and compute its digest."""
     assert decl.file is not None
-    spec = root / decl.file
+    spec = Path(os.path.normpath(root / decl.file))
     request = read_spec(decl.kind, spec)
     interpreter = None
     if decl.kind in VENV_KINDS:
