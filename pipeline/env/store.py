@@ -87,7 +87,7 @@ class EnvStore:
             used = link.lstat().st_mtime
         except (OSError, ValueError):
             return None
-        return BuiltEnv(digest, link.resolve(), meta, used)
+        return BuiltEnv(str(meta.get("digest", digest)), link.resolve(), meta, used)
 
     def ensure(
         self,
