@@ -33,9 +33,10 @@ from typing import Any
 import yaml
 
 try:
+    import envbench
     import gen_grid  # `python bench/run.py` puts bench/ on sys.path
 except ModuleNotFoundError:  # imported as `bench.run` from the repository root
-    from bench import gen_grid  # type: ignore[no-redef]
+    from bench import envbench, gen_grid  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[1]
 GIB = 1 << 30  # throughput is reported in GB/s with 1 GB = 2**30 bytes (the stricter reading)
@@ -73,7 +74,11 @@ class Context:
 
 @dataclass
 class Result:
-    """Samples and verdict of one benchmark; `unit` is "s" (lower wins) or "GB/s" (higher)."""
+    """Samples and verdict of one benchmark; `unit` is "s", "ms", "x" (lower wins) or "GB/s".
+
+    `extra` holds further sample series taken alongside (name -> samples, in `unit`); they are
+    reported in the note and the JSON but do not decide the verdict.
+    """
 
     name: str
     unit: str
@@ -84,6 +89,7 @@ class Result:
     baseline_samples: list[float] = field(default_factory=list)
     state: str = "ok"  # "ok", "unavailable" or "error"
     note: str = ""
+    extra: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def median(self) -> float | None:
@@ -180,15 +186,27 @@ def pipeline(ctx: Context, project: Path, *args: str) -> float:
 
 
 def measure(
-    res: Result, repeat: int, target: Callable[[], float], base: Callable[[], float]
+    res: Result,
+    repeat: int,
+    target: Callable[[], float],
+    base: Callable[[], float],
+    also: dict[str, Callable[[], float]] | None = None,
 ) -> None:
-    """Take `repeat` samples of the baseline and the target, interleaved to share the noise."""
+    """Take `repeat` samples of the baseline and the target, interleaved to share the noise.
+
+    `also` names further workloads sampled in the same rounds, after the target, into
+    `res.extra`.
+    """
     for i in range(repeat):
         res.baseline_samples.append(base())
         res.samples.append(target())
+        extras = ""
+        for name, func in (also or {}).items():
+            res.extra.setdefault(name, []).append(func())
+            extras += f", {name} {res.extra[name][-1]:.4g}"
         log(
             f"  run {i + 1}/{repeat}: {res.samples[-1]:.4g} {res.unit}"
-            f" (baseline {res.baseline_samples[-1]:.4g})"
+            f" (baseline {res.baseline_samples[-1]:.4g}{extras})"
         )
 
 
@@ -578,6 +596,199 @@ def bench_store_overhead(ctx: Context, res: Result) -> None:
     measure(res, ctx.repeat, ratio, lambda: 1.0)
 
 
+# --- stage environments (issue 5) ---------------------------------------------------------------
+
+ENV_STAGES = 20  # stages of the per-stage overhead project
+
+
+def require_envs(ctx: Context, *, conda: bool = False) -> Any:
+    """tests/envkit.py, after checking the CLI has `env build` (and py-rattler for `conda`)."""
+    try:
+        subprocess.run(
+            [*ctx.cli, "env", "build", "--help"], check=True, capture_output=True, env=ctx.env
+        )
+    except subprocess.CalledProcessError as exc:
+        raise Unavailable("this pipeline has no `env build` command") from exc
+    try:
+        kit = envbench.envkit()
+    except ImportError as exc:
+        raise Unavailable(f"cannot import tests/envkit.py: {exc}") from exc
+    if conda:
+        try:
+            envbench.require_rattler()
+        except ImportError as exc:
+            raise Unavailable(
+                "py-rattler is not installed (pip install 'pipeline[conda]')"
+            ) from exc
+    return kit
+
+
+def fresh_dir(path: Path) -> Path:
+    """`path`, emptied (removing the previous run's envs and caches is not timed)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def env_build(ctx: Context, project: Path, environ: dict[str, str]) -> float:
+    """Seconds of `pipeline -C project env build`; checks that an env was published."""
+    seconds = timed([*ctx.cli, "-C", str(project), "env", "build"], env=environ)
+    envs = Path(environ["XDG_CACHE_HOME"]) / "pipeline" / "envs"
+    if not any(p.is_symlink() for p in envs.glob("*")):
+        raise RuntimeError(f"`pipeline env build` published no env under {envs}")
+    return seconds
+
+
+def built_prefix(environ: dict[str, str]) -> Path:
+    """The one env published under this environ's `XDG_CACHE_HOME`."""
+    envs = Path(environ["XDG_CACHE_HOME"]) / "pipeline" / "envs"
+    (link,) = [p for p in envs.glob("*") if p.is_symlink()]
+    return link.resolve()
+
+
+def uv_exe() -> str:
+    """uv's executable as pipeline finds it: the `uv` package's binary, else PATH."""
+    try:
+        import uv  # noqa: PLC0415
+
+        return str(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise Unavailable("uv is not installed") from None
+        return found
+
+
+@register("env_stage_overhead", "ms", 30, "per stage, no env")
+def bench_env_stage_overhead(ctx: Context, res: Result) -> None:
+    """What an already-built env adds to each stage: (t_env - t_noenv) / N for N trivial stages."""
+    require_envs(ctx)
+    root = ctx.project(res.name)
+    wheels = root / "wheels"
+    envbench.write_wheels(wheels)
+    environ = envbench.offline_environ(ctx.env, root / "xdg", root / "uv", wheels)
+    stages = envbench.trivial_stages(ENV_STAGES)
+    with_env = envbench.venv_project(root / "with-env", stages)
+    no_env = envbench.venv_project(root / "no-env", stages, with_env=False)
+    build = env_build(ctx, with_env, environ)
+    args = ("repro", "-f", "-j", "1", "--no-run-cache")
+    for project in (with_env, no_env):  # warm-up: state, memo and lock of each project
+        timed([*ctx.cli, "-C", str(project), *args], env=environ)
+    runs: dict[str, list[float]] = {"repro_env_s": [], "repro_noenv_s": []}
+    res.extra.update(runs)
+
+    def plain() -> float:
+        runs["repro_noenv_s"].append(timed([*ctx.cli, "-C", str(no_env), *args], env=environ))
+        return runs["repro_noenv_s"][-1] / ENV_STAGES * 1000
+
+    def declared() -> float:  # paired with the no-env run just before it
+        runs["repro_env_s"].append(timed([*ctx.cli, "-C", str(with_env), *args], env=environ))
+        return (runs["repro_env_s"][-1] - runs["repro_noenv_s"][-1]) / ENV_STAGES * 1000
+
+    measure(res, ctx.repeat, declared, plain)
+    env_med = statistics.median(runs["repro_env_s"])
+    plain_med = statistics.median(runs["repro_noenv_s"])
+    res.note = (
+        f"{ENV_STAGES} stages, `repro -f -j 1 --no-run-cache`; whole run {env_med:.3f} s with the"
+        f" venv vs {plain_med:.3f} s without (env built once first: {build:.2f} s)"
+    )
+
+
+@register("env_venv_two_wheels", "s", 1.0, "uv venv + uv pip install")
+def bench_env_venv(ctx: Context, res: Result) -> None:
+    """`pipeline env build` of a venv with two local wheels; fresh env cache and uv cache."""
+    require_envs(ctx)
+    root = ctx.project(res.name)
+    wheels = root / "wheels"
+    names = envbench.write_wheels(wheels)
+    project = envbench.venv_project(root / "project", {"touch": {"cmd": "true"}})
+    warm_uv = root / "uv-warm"
+    run = root / "run"
+
+    def environ(uv_cache: Path | None) -> dict[str, str]:
+        fresh_dir(run)
+        return envbench.offline_environ(ctx.env, run / "xdg", uv_cache or run / "uv", wheels)
+
+    # Warm-up, untimed: fills the warm uv cache and checks the env holds both packages.
+    env = environ(warm_uv)
+    env_build(ctx, project, env)
+    python = built_prefix(env) / "bin" / "python"
+    subprocess.run([str(python), "-c", "import alpha, beta"], check=True, capture_output=True)
+    uv = uv_exe()
+
+    def raw_uv() -> float:
+        env = environ(None)
+        prefix = run / "venv"
+        start = time.perf_counter()
+        subprocess.run(
+            [uv, "venv", "--quiet", "--no-config", "--python", sys.executable, str(prefix)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        install = [uv, "pip", "install", "--no-config", "--python", str(prefix / "bin/python")]
+        install += ["--no-index", "--find-links", str(wheels), *names]
+        subprocess.run(install, check=True, capture_output=True, env=env)
+        return time.perf_counter() - start
+
+    measure(
+        res,
+        ctx.repeat,
+        lambda: env_build(ctx, project, environ(None)),
+        raw_uv,
+        also={"warm_uv_cache": lambda: env_build(ctx, project, environ(warm_uv))},
+    )
+    warm = statistics.median(res.extra["warm_uv_cache"])
+    res.note = (
+        f"cold uv cache (fresh XDG_CACHE_HOME and UV_CACHE_DIR each run); with a warm uv cache:"
+        f" {warm:.3f} s; offline find-links, python {envbench.python_request()}"
+    )
+
+
+@register("env_conda_local", "s", 1.0, "rattler solve+install, own process")
+def bench_env_conda(ctx: Context, res: Result) -> None:
+    """`pipeline env build` of a conda env from a local channel (hello, greet, python)."""
+    require_envs(ctx, conda=True)
+    root = ctx.project(res.name)
+    channel = envbench.make_conda_channel(root)
+    project = envbench.conda_project(root / "project", channel)
+    warm = root / "warm"
+    run = root / "run"
+
+    def environ(cache_home: Path) -> dict[str, str]:
+        return envbench.offline_environ(ctx.env, cache_home, run / "uv", None)
+
+    # Warm-up, untimed: its package cache is what the warm variant starts from.
+    env = environ(warm / "xdg")
+    env_build(ctx, project, env)
+    hello = built_prefix(env) / "bin" / "hello"
+    subprocess.run([str(hello)], check=True, capture_output=True)
+    warm_pkgs = warm / "xdg" / "pipeline" / "conda"
+
+    def cold() -> float:
+        fresh_dir(run)
+        return env_build(ctx, project, environ(run / "xdg"))
+
+    def warm_packages() -> float:
+        fresh_dir(run)
+        shutil.copytree(warm_pkgs, run / "xdg" / "pipeline" / "conda", symlinks=True)
+        return env_build(ctx, project, environ(run / "xdg"))
+
+    script = Path(envbench.__file__).resolve()
+
+    def raw_rattler() -> float:
+        fresh_dir(run)
+        argv = [sys.executable, str(script), "conda-install", str(channel), str(run / "prefix")]
+        return timed([*argv, str(run / "cache"), *envbench.CONDA_SPECS], env=environ(run))
+
+    measure(res, ctx.repeat, cold, raw_rattler, also={"warm_pkg_cache": warm_packages})
+    warm_med = statistics.median(res.extra["warm_pkg_cache"])
+    res.note = (
+        f"fresh XDG_CACHE_HOME each run (no package cache); with rattler's package cache"
+        f" warm: {warm_med:.3f} s; specs {' '.join(envbench.CONDA_SPECS)}"
+    )
+
+
 # --- reporting ----------------------------------------------------------------------------------
 
 
@@ -587,6 +798,8 @@ def fmt(value: float | None, unit: str) -> str:
         return "—"
     if unit == "x":
         return f"{value:.2f}x"
+    if unit == "ms":
+        return f"{value:.1f} ms"
     return f"{value:.2f} GB/s" if unit == "GB/s" else f"{value:.3f} s"
 
 
