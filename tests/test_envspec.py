@@ -127,7 +127,7 @@ def test_python_env_spec_with_includes(tmp_path: Path) -> None:
     request = read_spec("python_env", spec)
     assert request.python == "3.11"
     assert request.requirements == ("pip", "attrs>=23", f"-r {tmp_path / 'envs' / 'base.txt'}")
-    assert [name for name, _ in request.files] == ["env.yaml", "-r base.txt", "-c pins.txt"]
+    assert [name for name, _ in request.files] == ["<spec>", "-r base.txt", "-c pins.txt"]
 
 
 def test_include_loops_are_reported(tmp_path: Path) -> None:

@@ -149,7 +149,8 @@ def env_lock(session: Session, names: list[str], say: Say | None = None) -> list
     from pipeline.env.locking import write_lock  # noqa: PLC0415
 
     resolver = EnvResolver(session.project)
-    scratch = EnvStore().root / ".store"
+    store = EnvStore()
+    scratch = store.root / ".store"
     written = []
     for name in names:
         env = resolver.get(name)
@@ -157,7 +158,7 @@ def env_lock(session: Session, names: list[str], say: Say | None = None) -> list
         if say is not None:
             say(f"locking env {name!r} from {env.spec.name}\n")
         scratch.mkdir(parents=True, exist_ok=True)
-        written.append(write_lock(env, scratch))
+        written.append(write_lock(env, scratch, store.conda_cache))
     return written
 
 

@@ -1,8 +1,9 @@
 """Find a Python interpreter on this machine for a request like `"3.12"`; never download one.
 
-Candidates, in order: the interpreter running pipeline, pyenv's `versions/*` (whose pyenv shims
+The interpreter running pipeline wins when it matches. Otherwise the highest matching version
+among: pyenv's `versions/*` (whose pyenv shims
 fail for non-selected versions, so they are skipped), `python3.X` on `PATH`, and finally
-`uv python find` with downloads disabled. The highest version matching the request wins.
+`uv python find` with downloads disabled.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def find_python(request: str | None) -> Interpreter:
             f"python: {request!r} is not a version",
             'give a version such as "3.12" or "3.12.1"',
         )
+    running = current()
+    if _matches(running.version, request):  # `3` or `3.11` on 3.11: what pipeline runs on
+        return running
     found = _candidates(request)
     matching = [i for i in found if _matches(i.version, request)]
     if matching:

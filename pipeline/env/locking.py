@@ -29,8 +29,11 @@ else:  # pragma: no cover
 Log = Callable[[str], None]
 
 
-def write_lock(env: ResolvedEnv, scratch: Path) -> Path:
-    """Resolve `env`'s spec afresh and write its lock; `scratch` holds temporary prefixes."""
+def write_lock(env: ResolvedEnv, scratch: Path, conda_cache: Path) -> Path:
+    """Resolve `env`'s spec afresh and write its lock.
+
+    `scratch` holds temporary prefixes; `conda_cache` is where rattler keeps packages.
+    """
     if env.kind == "conda_lock":
         raise UsageError(
             f"env {env.name!r} is a conda-lock file already",
@@ -42,7 +45,7 @@ def write_lock(env: ResolvedEnv, scratch: Path) -> Path:
         f"{LOCK_MARK}{env.spec_digest}\n"
     )
     if env.is_conda:
-        body = dump_yaml(_conda_lock(env, scratch))
+        body = dump_yaml(_conda_lock(env, scratch, conda_cache))
     else:
         body = _compile(env.request.requirements, env.interpreter_path, env.spec.parent)
     atomic_write_text(target, header + body)
@@ -65,8 +68,7 @@ def _compile(requirements: tuple[str, ...], python: str, cwd: Path) -> str:
         stdin.unlink(missing_ok=True)
 
 
-def _conda_lock(env: ResolvedEnv, scratch: Path) -> dict[str, Any]:
-    cache = scratch.parent / "conda"
+def _conda_lock(env: ResolvedEnv, scratch: Path, cache: Path) -> dict[str, Any]:
     records = conda.solve(env, cache)
     platform = _platform()
     packages = [_conda_entry(r, platform) for r in records]

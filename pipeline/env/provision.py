@@ -101,7 +101,7 @@ class Provisioner:
         return tool
 
     def _build_conda(self, env: ResolvedEnv, prefix: Path) -> str:
-        cache = self.store.root.parent / "conda"
+        cache = self.store.conda_cache
         lock = env.spec if env.kind == "conda_lock" else env.lock
         tool = self.options.conda
         if tool != "rattler":

@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.env.declare import EnvDecl
 from pipeline.env.interpreters import Interpreter, find_python
 from pipeline.env.specfile import EnvRequest, read_spec
-from pipeline.errors import EnvironmentSetupError, PipelineError
+from pipeline.errors import EnvironmentSetupError, ManifestError, PipelineError
 from pipeline.fingerprint import canonical_json
 from pipeline.hashing import digest_bytes
 from pipeline.project import Project, Stage
@@ -101,7 +101,12 @@ class EnvResolver:
         return self._done[name]
 
     def _located(self, decl: EnvDecl, exc: PipelineError) -> PipelineError:
-        """The same error, prefixed with the manifest line that declared the env."""
+        """The same error, prefixed with the manifest line that declared the env.
+
+        A malformed spec file already names its own file and line, and stays a usage error.
+        """
+        if isinstance(exc, ManifestError):
+            return exc
         line, col = YamlDoc(self.project.manifest, None).locate(decl.loc)
         where = f"{self.project.manifest.name}:{line}:{col}: env {decl.name!r}: "
         return EnvironmentSetupError(where + exc.message, exc.hint)

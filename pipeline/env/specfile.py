@@ -19,6 +19,7 @@ from pipeline.yamlio import YamlDoc, parse_yaml
 
 _INCLUDE = re.compile(r"^\s*(-r|-c|--requirement|--constraint)(?:\s+|=)(\S+)\s*$")
 _ENV_KEYS = ("name", "channels", "dependencies", "variables", "prefix")
+SPEC = "<spec>"  # the spec's label in `files`: its name is no part of what it asks for
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class EnvRequest:
     conda: tuple[str, ...] = ()  # conda match specs
     pip: tuple[str, ...] = ()  # an environment.yml's `pip:` section
     variables: dict[str, str] = field(default_factory=dict)
-    files: tuple[tuple[str, bytes], ...] = ()  # (as referenced, content), spec first
+    files: tuple[tuple[str, bytes], ...] = ()  # (SPEC or the include line, content)
 
 
 def read_spec(kind: str, path: Path) -> EnvRequest:
@@ -39,9 +40,9 @@ def read_spec(kind: str, path: Path) -> EnvRequest:
     text = _read(path)
     if kind == "requirements":
         lines = (f"-r {path}",)
-        return EnvRequest(requirements=lines, files=tuple(_with_includes(path, text)))
+        return EnvRequest(requirements=lines, files=tuple(_with_includes(path, text, SPEC)))
     if kind == "conda_lock":
-        return EnvRequest(files=((path.name, text),))
+        return EnvRequest(files=((SPEC, text),))
     doc = parse_yaml(text.decode("utf-8", "replace"), path)
     if not isinstance(doc.data, dict):
         raise doc.error((), "an environment spec must be a mapping")
@@ -129,7 +130,7 @@ def _channel(base: Path, channel: str) -> str:
 
 def _requirements(spec: Path, lines: list[str], text: bytes, python: str | None) -> EnvRequest:
     absolute = [_absolute_include(spec.parent, line) for line in lines]
-    files: list[tuple[str, bytes]] = [(spec.name, text)]
+    files: list[tuple[str, bytes]] = [(SPEC, text)]
     for line, resolved in zip(lines, absolute, strict=True):
         match = _INCLUDE.match(resolved)
         if match:

@@ -79,6 +79,11 @@ class EnvStore:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
+    @property
+    def conda_cache(self) -> Path:
+        """rattler's package and repodata cache, beside the envs (hardlinks need one volume)."""
+        return self.root.parent / "conda"
+
     def lookup(self, digest: str) -> BuiltEnv | None:
         """The published env for `digest`, or None."""
         link = self.root / dirname(digest)
