@@ -1,0 +1,92 @@
+"""The examples run as the README says: the quick start in its own locked env, or locally."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _copy_examples(tmp_path: Path) -> Path:
+    """The layout the README's "going back in time" section makes: examples/ beside envs/."""
+    for folder in ("examples", "envs"):
+        shutil.copytree(
+            REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns(".pipeline")
+        )
+    return tmp_path / "examples" / "quickstart"
+
+
+def _pipeline(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_quickstart_runs_in_the_current_environment(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    root = _copy_examples(tmp_path)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    done = _pipeline(root, "repro", "--env-manager", "local", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    scores = json.loads((root / "metrics" / "scores.json").read_text())
+    assert 0.8 <= scores["accuracy"] <= 1.0
+    assert not (tmp_path / "xdg" / "pipeline" / "envs").exists()  # no env was built
+    again = _pipeline(root, "status", "--env-manager", "local", env=env)
+    assert "up to date" in again.stdout
+
+
+def _reachable(host: str) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_quickstart_env_is_built_from_its_lock(tmp_path: Path) -> None:
+    """A new machine (empty env cache) gets exactly the versions in envs/pylock.sklearn.toml."""
+    uv_cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+    if not _reachable("files.pythonhosted.org") and not uv_cache.is_dir():
+        pytest.skip("PyPI's file host is unreachable and uv has no cache to install from")
+    root = _copy_examples(tmp_path)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg"), "UV_CACHE_DIR": str(uv_cache)}
+    built = _pipeline(root, "env", "build", env=env)
+    assert built.returncode == 0, built.stdout + built.stderr
+    shown = _pipeline(root, "env", "show", "train", "--json", env=env)
+    packages = {name.lower(): version for name, version in json.loads(shown.stdout)["packages"]}
+    lock = tomllib.loads((tmp_path / "envs" / "pylock.sklearn.toml").read_text())
+    wanted = {
+        p["name"].lower(): p["version"]
+        for p in lock["packages"]
+        if python_matches(p.get("marker", ""))
+    }
+    assert packages == wanted
+    done = _pipeline(root, "repro", "prepare", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (root / "data" / "prepared" / "train.csv").is_file()
+
+
+def python_matches(marker: str) -> bool:
+    """Whether a universal lock's package applies to the Python running the tests."""
+    from packaging.markers import Marker
+
+    return not marker or Marker(marker).evaluate()
