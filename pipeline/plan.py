@@ -81,11 +81,14 @@ class Decision:
         return self.env.digest if self.env else None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "stage": self.stage,
             "action": self.action.value,
             "reasons": [r.to_json() for r in self.reasons],
         }
+        if self.env is not None:
+            data["env"] = {"name": self.env.name, "digest": self.env.digest}
+        return data
 
 
 @dataclass(frozen=True)

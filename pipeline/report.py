@@ -208,7 +208,8 @@ def env_list_text(envs: list[EnvReport]) -> None:
         if env.error:
             echo(f"    error: {env.error}", fg="red")
             continue
-        echo(f"    {state}, lock: {env.lock}, digest {(env.digest or '')[-32:][:12]}", fg=colour)
+        short = (env.digest or "").split(":")[-1][:12]
+        echo(f"    {state}, lock: {env.lock}, digest {short}", fg=colour)
         echo("    stages: " + (", ".join(env.stages) or "none"))
 
 
