@@ -161,9 +161,9 @@ def uv_environ(cache_dir: Path | None = None) -> dict[str, str]:
 
 def current_subdir() -> str:
     """The conda subdir of this machine, e.g. `linux-64`."""
-    from rattler import Platform
+    from rattler import Subdir
 
-    return str(Platform.current())
+    return str(Subdir.current())
 
 
 def _build_number(build: str) -> int:

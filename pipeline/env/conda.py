@@ -69,7 +69,7 @@ def locked_records(lock: Path) -> list[rattler.RepoDataRecord]:
         environment = rattler.LockFile.from_path(lock).default_environment()
     except Exception as exc:
         raise _error(f"reading {lock.name}", exc, "regenerate it: pipeline env lock") from None
-    current = str(rattler.Platform.current())
+    current = str(rattler.Subdir.current())
     platform = next((p for p in environment.platforms() if p.name == current), None)
     if environment is None or platform is None:
         raise EnvironmentSetupError(

@@ -89,7 +89,7 @@ def _conda_lock(env: ResolvedEnv, scratch: Path, cache: Path) -> dict[str, Any]:
 def _platform() -> str:
     import rattler  # noqa: PLC0415
 
-    return str(rattler.Platform.current())
+    return str(rattler.Subdir.current())
 
 
 def _conda_entry(record: Any, platform: str) -> dict[str, Any]:
