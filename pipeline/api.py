@@ -43,6 +43,7 @@ class ReproOptions:
     wait: bool = True
     run_cache: bool = True  # restore stages whose exact inputs ran before
     env_manager: str = "declared"  # "local": run every stage in the current environment
+    record: bool = True  # write a run record to .pipeline/runs.db
 
     def plan_options(self) -> PlanOptions:
         return PlanOptions(
@@ -76,36 +77,27 @@ def repro(
     """
     # Imported here so that `status` never pays for the executor, threads and file locks.
     from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
-    from pipeline.env.provision import EnvOptions, Provisioner  # noqa: PLC0415
-    from pipeline.execute import ExecOptions, Executor, Outcome, QuietEvents  # noqa: PLC0415
+    from pipeline.execute import Outcome, QuietEvents  # noqa: PLC0415
     from pipeline.gitignore import update_gitignore  # noqa: PLC0415
-    from pipeline.stagecache import StageCache  # noqa: PLC0415
+    from pipeline.recorded import Execution, execute  # noqa: PLC0415
+    from pipeline.runs.record import RunInfo  # noqa: PLC0415
     from pipeline.tracking import tracked_paths  # noqa: PLC0415
 
     options = options or ReproOptions()
+    how = Execution(
+        jobs=options.jobs,
+        keep_going=options.keep_going,
+        run_cache=options.run_cache,
+        record=RunInfo(kind="repro") if options.record else None,
+    )
     try:
         with (
             sigterm_as_interrupt(),
             _exclusive(options.root, wait=options.wait, on_wait=on_wait),
             open_session(options.root) as session,
         ):
-            cache = StageCache(
-                session.store, session.runs, session.hasher, session.config, options.run_cache
-            )
-            executor = Executor(
-                session.project,
-                session.lock,
-                session.hasher,
-                events or QuietEvents(),
-                options=ExecOptions(jobs=options.jobs, keep_going=options.keep_going),
-                cache=cache,
-                envs=Provisioner(
-                    EnvOptions(
-                        installer=session.config.env_installer, conda=session.config.env_conda
-                    )
-                ),
-            )
-            result = executor.run(_plan(session, options))
+            plan = _plan(session, options)
+            result, executor = execute(session, plan, events or QuietEvents(), how)
             if any(r.outcome in (Outcome.RAN, Outcome.RESTORED) for r in result.results):
                 update_gitignore(
                     session.project.root, tracked_paths(session.project, executor.lock)

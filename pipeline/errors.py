@@ -34,9 +34,12 @@ class StageFailed(PipelineError):
 
     exit_code = 1
 
-    def __init__(self, stage: str, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, stage: str, message: str, hint: str | None = None, *, returncode: int | None = None
+    ) -> None:
         super().__init__(message, hint)
         self.stage = stage
+        self.returncode = returncode  # the command's exit code, when it ran
 
 
 class EnvironmentSetupError(PipelineError):

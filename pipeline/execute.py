@@ -55,13 +55,17 @@ class StageResult:
     error: PipelineError | None = None
     note: str = ""
     attempts: int = 0
+    started_at: float | None = None  # wall clock, for run records
+    exit_code: int | None = None  # the command's, when it ran
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """Every selected stage's result, in plan order."""
+    """Every selected stage's result, in plan order, and the run record it went into."""
 
     results: tuple[StageResult, ...]
+    run_id: str | None = None
+    record_error: str | None = None  # the run could not be recorded: why
 
     @property
     def failed(self) -> StageResult | None:
@@ -116,6 +120,7 @@ class Executor:
         options: ExecOptions | None = None,
         cache: StageCache | None = None,
         envs: Provisioner | None = None,
+        on_result: Callable[[StageResult, LockEntry | None], None] | None = None,
     ) -> None:
         self.project = project
         self.lock = lock
@@ -124,6 +129,7 @@ class Executor:
         self.options = options or ExecOptions()
         self.cache = cache
         self.envs = envs or Provisioner()
+        self.on_result = on_result
         self.plan_envs: dict[str, ResolvedEnv | None] = {}
         self.tracker = ProcessTracker()
         self.lock_writer = LockWriter(project.root)
@@ -160,6 +166,8 @@ class Executor:
                 if entry is not None:
                     self._commit(name, entry)
                 self.events.stage_finished(result)
+                if self.on_result is not None:
+                    self.on_result(result, self.lock.stages.get(name))
                 schedule.finish(result, stop=not self.options.keep_going)
         schedule.skip_rest()
 
@@ -182,9 +190,9 @@ class Executor:
             unchanged = (Reason("upstream outputs unchanged"),)
             result = StageResult(name, Outcome.UP_TO_DATE, replace(decision, reasons=unchanged))
             return result, None
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         if decision.action is Action.RESTORE:
-            restored = self._restore(stage, decision, started)
+            restored = self._restore(stage, decision, started, wall)
             if restored is not None:
                 return restored
             decision = replace(
@@ -198,18 +206,28 @@ class Executor:
             lock_entry, attempts = self._run_with_retries(stage, decision)
         except PipelineError as exc:
             seconds = time.monotonic() - started
-            return StageResult(name, Outcome.FAILED, decision, seconds, exc), None
+            code = exc.returncode if isinstance(exc, StageFailed) else None
+            failed = StageResult(
+                name, Outcome.FAILED, decision, seconds, exc, started_at=wall, exit_code=code
+            )
+            return failed, None
         except OSError as exc:  # e.g. a missing `wdir`: this stage fails, not the whole run
             seconds = time.monotonic() - started
             error = DataError(
                 f"stage {name}: {exc.strerror or exc}: {exc.filename or ''}".strip(),
                 "check the stage's wdir and paths",
             )
-            return StageResult(name, Outcome.FAILED, decision, seconds, error), None
+            broken = StageResult(name, Outcome.FAILED, decision, seconds, error, started_at=wall)
+            return broken, None
         seconds = time.monotonic() - started
-        return StageResult(name, Outcome.RAN, decision, seconds, attempts=attempts), lock_entry
+        done = StageResult(
+            name, Outcome.RAN, decision, seconds, attempts=attempts, started_at=wall, exit_code=0
+        )
+        return done, lock_entry
 
-    def _restore(self, stage: Stage, decision: Decision, started: float) -> Work | None:
+    def _restore(
+        self, stage: Stage, decision: Decision, started: float, wall: float
+    ) -> Work | None:
         """Bring a cached run back; None if an object turned out corrupt (then: run it)."""
         assert self.cache is not None
         try:
@@ -217,7 +235,7 @@ class Executor:
         except DataError:
             return None
         seconds = time.monotonic() - started
-        return StageResult(stage.name, Outcome.RESTORED, decision, seconds), entry
+        return StageResult(stage.name, Outcome.RESTORED, decision, seconds, started_at=wall), entry
 
     def _run_with_retries(self, stage: Stage, decision: Decision) -> tuple[LockEntry, int]:
         for attempt in range(1, stage.retries + 1):
@@ -237,7 +255,12 @@ class Executor:
         result = self._command(stage, environ)
         try:
             if result.code != 0 or result.timed_out:  # a stage may trap SIGTERM and exit 0
-                raise StageFailed(stage.name, _exit_message(stage, result), self._log_hint(stage))
+                raise StageFailed(
+                    stage.name,
+                    _exit_message(stage, result),
+                    self._log_hint(stage),
+                    returncode=result.code,
+                )
             outs = self._hash_outs(stage)
         except StageFailed as exc:
             if attempt <= stage.retries and not self.tracker.cancelled.is_set():

@@ -1,0 +1,101 @@
+"""One recorded execution: plan, execute and record a run in an open session.
+
+`repro` runs it in the workspace; `run` (experiments) in an isolated copy. Either way, the run
+record is begun before the first stage, each stage is recorded as it ends, and the run ends
+`succeeded`, `failed` or `interrupted` (a killed process leaves `running`, read back as
+`interrupted`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from pipeline.env.provision import EnvOptions, Provisioner
+from pipeline.execute import Events, ExecOptions, Executor, RunResult, StageResult
+from pipeline.lockfile import LockEntry
+from pipeline.plan import Plan
+from pipeline.runs.record import RunInfo, RunRecorder, StageRows, effective_params, read_metrics
+from pipeline.session import Session
+from pipeline.stagecache import StageCache
+
+if TYPE_CHECKING:
+    from pipeline.runs.store import RunStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How to execute: parallelism, failure policy, caching, and the run record to write."""
+
+    jobs: int = 1
+    keep_going: bool = False
+    run_cache: bool = True
+    record: RunInfo | None = dataclasses.field(default_factory=RunInfo)
+
+
+def execute(
+    session: Session, plan: Plan, events: Events, how: Execution
+) -> tuple[RunResult, Executor]:
+    """Run `plan`, recording it unless `how.record` is None."""
+    cache = StageCache(session.store, session.runs, session.hasher, session.config, how.run_cache)
+    recorder = _recorder(session, how.record)
+    rows = StageRows(session.project, session.store, session.runs)
+    recorded: set[str] = set()
+
+    def on_result(result: StageResult, entry: LockEntry | None) -> None:
+        if recorder is not None:
+            recorder.stage(rows.row(result, entry))
+            recorded.add(result.stage)
+
+    executor = Executor(
+        session.project,
+        session.lock,
+        session.hasher,
+        events,
+        options=ExecOptions(jobs=how.jobs, keep_going=how.keep_going),
+        cache=cache,
+        envs=Provisioner(
+            EnvOptions(installer=session.config.env_installer, conda=session.config.env_conda)
+        ),
+        on_result=on_result,
+    )
+    if recorder is not None:
+        recorder.begin(effective_params(session.project))
+    try:
+        result = executor.run(plan)
+    except BaseException:
+        if recorder is not None:
+            _finish(recorder, session, "interrupted")
+        raise
+    if recorder is None:
+        return result, executor
+    for late in result.results:  # settled without running: up to date, skipped
+        if late.stage not in recorded:
+            recorder.stage(rows.row(late, executor.lock.stages.get(late.stage)))
+    status = "failed" if result.failed else "succeeded"
+    error = _finish(recorder, session, status)
+    return dataclasses.replace(result, run_id=recorder.id, record_error=error), executor
+
+
+def _recorder(session: Session, info: RunInfo | None) -> RunRecorder | None:
+    if info is None:
+        return None
+    state_dir = session.project.state_dir
+
+    def open_store() -> RunStore:
+        from pipeline.runs.store import RunStore  # noqa: PLC0415 - SQLAlchemy loads off-thread
+
+        return RunStore.for_project(state_dir)
+
+    return RunRecorder(open_store, session.project.root, info)
+
+
+def _finish(recorder: RunRecorder, session: Session, status: str) -> str | None:
+    """End the record; a failure to record is reported, never fatal to the run itself."""
+    try:
+        recorder.finish(status, read_metrics(session.project), note="")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+

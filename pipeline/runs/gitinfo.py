@@ -1,0 +1,43 @@
+"""Which code a run used: the git commit, branch and whether the work tree had edits."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool | None = None
+
+
+def git_state(root: Path) -> GitState:
+    """One `git status` call; outside a repository (or without git) every field is None."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return GitState()
+    if out.returncode != 0:
+        return GitState()
+    commit = branch = None
+    dirty = False
+    for line in out.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split()[2]
+            commit = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line.split(maxsplit=2)[2]
+            branch = None if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            dirty = True
+    return GitState(commit, branch, dirty)

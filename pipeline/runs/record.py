@@ -1,0 +1,230 @@
+"""Turn one `repro` (or `run`) into a run record, written off the critical path.
+
+The executor reports each finished stage; `RunRecorder` queues the rows and a writer thread
+commits them (importing SQLAlchemy there too, so a command never waits for it). The run row is
+written `running` first; `finish` writes the final status and metrics and waits for the queue
+to drain. What the recorder needs from the rest of the program arrives as plain values.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import queue
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.cache import ObjectStore
+from pipeline.env.store import EnvStore
+from pipeline.execute import Outcome, StageResult
+from pipeline.hashing import HashInfo, digest_bytes
+from pipeline.lockfile import LockEntry
+from pipeline.params import DEFAULT_PARAMS_FILE, flatten_all, load_params_file
+from pipeline.project import Project
+from pipeline.runcache import RunCache
+from pipeline.runs.gitinfo import git_state
+
+if TYPE_CHECKING:
+    from pipeline.runs.store import RunStore, StageRow
+
+Job = Callable[["RunStore"], None]
+
+
+def new_run_id() -> str:
+    """Sortable and readable: `20261130-091500-a1b2c3`."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def param_key(file: str, key: str) -> str:
+    """How a param is named in records and tables: `train.lr`, or `other.yaml:train.lr`."""
+    return key if file == DEFAULT_PARAMS_FILE else f"{file}:{key}"
+
+
+def effective_params(project: Project) -> dict[str, Any]:
+    """Every param any stage uses, with the value the run used."""
+    found: dict[str, Any] = {}
+    for stage in project.stages.values():
+        for file, values in stage.params.items():
+            for key, value in values.items():
+                found[param_key(file, key)] = value
+    return dict(sorted(found.items()))
+
+
+def read_metrics(project: Project) -> dict[str, Any]:
+    """The leaves of every stage's metrics files that exist now, as `path:key`."""
+    found: dict[str, Any] = {}
+    for stage in project.stages.values():
+        for out in stage.outs:
+            if out.kind != "metrics":
+                continue
+            try:
+                data = load_params_file(project.root, out.path)
+            except Exception:  # a metrics file is the stage's business; unreadable: skipped
+                continue
+            if data is not None:
+                for key, value in flatten_all(data.data).items():
+                    found[f"{out.path}:{key}"] = value
+    return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run is before it starts: its id, kind, command line and family."""
+
+    kind: str = "repro"
+    name: str | None = None
+    parent_id: str | None = None
+    command: str = ""
+    id: str = ""
+
+
+class RunRecorder:
+    """Records one run; every method is cheap on the calling thread."""
+
+    def __init__(self, open_store: Callable[[], RunStore], root: Path, info: RunInfo) -> None:
+        self.id = info.id or new_run_id()
+        self.info = info
+        self.root = root
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._open = open_store
+        self._thread = threading.Thread(target=self._write_all, name="run-recorder", daemon=True)
+        self._thread.start()
+
+    def begin(self, params: Mapping[str, Any]) -> None:
+        from_git = git_state(self.root)
+        started = time.time()
+        command = self.info.command or " ".join(["pipeline", *sys.argv[1:]])
+
+        def job(store: RunStore) -> None:
+            from pipeline.runs.store import RunRow  # noqa: PLC0415
+
+            run = RunRow(
+                id=self.id,
+                kind=self.info.kind,
+                command=command,
+                started_at=started,
+                status="running",
+                name=self.info.name,
+                parent_id=self.info.parent_id,
+                user=_user(),
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                git_commit=from_git.commit,
+                git_branch=from_git.branch,
+                git_dirty=from_git.dirty,
+            )
+            store.start(run, params)
+
+        self._jobs.put(job)
+
+    def stage(self, row: StageRow) -> None:
+        self._jobs.put(lambda store: store.record_stage(self.id, row))
+
+    def finish(self, status: str, metrics: Mapping[str, Any], note: str = "") -> None:
+        """Queue the final status and wait until everything is written."""
+        ended = time.time()
+        self._jobs.put(lambda store: store.finish(self.id, status, ended, metrics, note))
+        self._jobs.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _write_all(self) -> None:
+        store: RunStore | None = None
+        try:
+            store = self._open()
+            while (job := self._jobs.get()) is not None:
+                job(store)
+        except BaseException as exc:  # reported by finish(), on the caller's thread
+            self._error = exc
+            while self._jobs.get() is not None:  # drain so finish() never blocks
+                pass
+        finally:
+            if store is not None:
+                store.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+class StageRows:
+    """Builds a stage's record from its result and lock entry, adding its log and packages."""
+
+    def __init__(self, project: Project, store: ObjectStore, runs: RunCache) -> None:
+        self.project = project
+        self.store = store
+        self.runs = runs
+        self.envs = EnvStore()
+        self.logs = project.state_dir / "logs"
+
+    def row(self, result: StageResult, entry: LockEntry | None) -> StageRow:
+        from pipeline.runs.store import Artifact, StageRow  # noqa: PLC0415
+
+        decision = result.decision
+        stage = self.project.stages[result.stage]
+        ended = (result.started_at + result.seconds) if result.started_at else None
+        return StageRow(
+            stage=result.stage,
+            outcome=result.outcome.value,
+            fingerprint=entry.fingerprint if entry else None,
+            started_at=result.started_at,
+            ended_at=ended,
+            exit_code=result.exit_code,
+            attempts=result.attempts or None,
+            cmd=stage.cmd,
+            reasons=_reasons(result),
+            env_name=decision.env.name if decision.env else None,
+            env_digest=decision.env_digest,
+            packages=self._packages(decision.env_digest),
+            log_hash=self._log(result, entry),
+            error=result.error.message if result.error else None,
+            deps=tuple(Artifact(d.path, *_info(d.info)) for d in entry.deps) if entry else (),
+            outs=tuple(Artifact(o.path, *_info(o.info)) for o in entry.outs) if entry else (),
+        )
+
+    def _packages(self, digest: str | None) -> tuple[tuple[str, ...], ...] | None:
+        built = self.envs.lookup(digest) if digest else None
+        if built is None:
+            return None
+        rows = [*built.packages, *built.meta.get("pip_packages", [])]
+        return tuple(tuple(str(part) for part in row) for row in rows)
+
+    def _log(self, result: StageResult, entry: LockEntry | None) -> str | None:
+        if result.outcome is Outcome.RESTORED and result.decision.cached is not None:
+            return result.decision.cached.log
+        if result.outcome is Outcome.RAN and entry is not None:
+            cached = self.runs.get(entry.fingerprint)
+            return cached.log if cached else None
+        if result.outcome is Outcome.FAILED:
+            return self._store_log(self.logs / f"{result.stage}.log")
+        return None
+
+    def _store_log(self, path: Path) -> str | None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        digest = digest_bytes(data)
+        self.store.put_bytes(data, digest)
+        return digest
+
+
+def _reasons(result: StageResult) -> tuple[str, ...]:
+    reasons = tuple(str(r) for r in result.decision.reasons)
+    return (*reasons, result.note) if result.note else reasons
+
+
+def _info(info: HashInfo) -> tuple[str, int, int]:
+    return info.hash, info.size, info.nfiles

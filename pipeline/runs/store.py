@@ -1,0 +1,337 @@
+"""The run store: writes and queries of `.pipeline/runs.db` through SQLAlchemy Core.
+
+Every write is one transaction. A run is inserted as `running` before its first stage, each
+stage's record is committed when the stage ends, and the run's final status, end time and
+metrics are committed together at the end: a crash leaves a `running` run whose process is
+gone, which readers report as `interrupted`, never as a success. SQLite runs in WAL mode, so
+readers (`pipeline runs`) never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.errors import DataError, UsageError
+from pipeline.runs import schema
+
+DB_NAME = "runs.db"
+FINAL = ("succeeded", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as stored (`status` already says `interrupted` for a dead `running` run)."""
+
+    id: str
+    kind: str
+    command: str
+    started_at: float
+    status: str
+    name: str | None = None
+    parent_id: str | None = None
+    ended_at: float | None = None
+    user: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool | None = None
+    note: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A dep or out of a stage run, by content."""
+
+    path: str
+    hash: str
+    size: int | None = None
+    nfiles: int | None = None
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One stage's part in a run."""
+
+    stage: str
+    outcome: str
+    fingerprint: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    attempts: int | None = None
+    cmd: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    env_name: str | None = None
+    env_digest: str | None = None
+    packages: tuple[tuple[str, ...], ...] | None = None
+    log_hash: str | None = None
+    error: str | None = None
+    deps: tuple[Artifact, ...] = ()
+    outs: tuple[Artifact, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["deps"] = [a.__dict__ for a in self.deps]
+        data["outs"] = [a.__dict__ for a in self.outs]
+        return data
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """Everything recorded about one run."""
+
+    run: RunRow
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[StageRow, ...] = ()
+    children: tuple[RunRow, ...] = ()
+
+
+class RunStore:
+    """One run database; `url` is any SQLAlchemy URL (SQLite by default)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine = _engine(url)
+            schema.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise _error(exc) from None
+
+    @classmethod
+    def for_project(cls, state_dir: Path) -> RunStore:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{state_dir / DB_NAME}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writing --------------------------------------------------------------------------
+
+    def start(self, run: RunRow, params: Mapping[str, Any]) -> None:
+        """Insert a run (normally `running`) with its effective params."""
+        rows = [{"run_id": run.id, "key": k, "value": _dump(v)} for k, v in params.items()]
+        with self._write() as conn:
+            conn.execute(insert(schema.runs).values(run.to_json()))
+            if rows:
+                conn.execute(insert(schema.params), rows)
+
+    def record_stage(self, run_id: str, stage: StageRow) -> None:
+        """Add one stage's record and its deps and outs."""
+        row = {k: v for k, v in stage.to_json().items() if k not in ("deps", "outs")}
+        row.update(
+            run_id=run_id,
+            cmd=_dump(list(stage.cmd)),
+            reasons=_dump(list(stage.reasons)),
+            packages=None if stage.packages is None else _dump(stage.packages),
+        )
+        files = [
+            {"run_id": run_id, "stage": stage.stage, "role": role, **a.__dict__}
+            for role, group in (("dep", stage.deps), ("out", stage.outs))
+            for a in group
+        ]
+        with self._write() as conn:
+            conn.execute(insert(schema.stage_runs).values(row))
+            if files:
+                conn.execute(insert(schema.artifacts), files)
+
+    def finish(
+        self, run_id: str, status: str, ended_at: float, metrics: Mapping[str, Any], note: str = ""
+    ) -> None:
+        """Set the final status and the metrics, in one transaction."""
+        rows = [{"run_id": run_id, "key": k, "value": _dump(v)} for k, v in metrics.items()]
+        with self._write() as conn:
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id)
+                .values(status=status, ended_at=ended_at, note=note or None)
+            )
+            if rows:
+                conn.execute(insert(schema.metrics), rows)
+
+    def _write(self) -> Any:
+        return self.engine.begin()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def runs(self, *, limit: int | None = None, top_level: bool = False) -> list[RunRow]:
+        """Runs, newest first; `top_level` leaves out the points of sweeps."""
+        query = select(schema.runs).order_by(schema.runs.c.started_at.desc())
+        if top_level:
+            query = query.where(schema.runs.c.parent_id.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_run_row(r._mapping) for r in conn.execute(query)]
+
+    def resolve(self, ref: str) -> RunRow:
+        """A run by id, unique id prefix, name, or `latest`."""
+        table = schema.runs
+        with self.engine.connect() as conn:
+            if ref in ("latest", "last", "@"):
+                query = select(table).order_by(table.c.started_at.desc()).limit(1)
+            else:
+                query = select(table).where(
+                    (table.c.id == ref) | table.c.id.startswith(ref) | (table.c.name == ref)
+                ).order_by(table.c.started_at.desc()).limit(10)
+            found = [_run_row(r._mapping) for r in conn.execute(query)]
+        exact = [r for r in found if r.id == ref]
+        if exact or len(found) == 1:
+            return (exact or found)[0]
+        if not found:
+            raise UsageError(f"no run {ref!r}", "see `pipeline runs` for run ids and names")
+        ids = ", ".join(r.id for r in found[:5])
+        raise UsageError(f"run {ref!r} is ambiguous: {ids}", "give more of the id")
+
+    def detail(self, ref: str) -> RunDetail:
+        run = self.resolve(ref)
+        with self.engine.connect() as conn:
+            stage_rows = conn.execute(
+                select(schema.stage_runs).where(schema.stage_runs.c.run_id == run.id)
+            ).all()
+            files = conn.execute(
+                select(schema.artifacts).where(schema.artifacts.c.run_id == run.id)
+            ).all()
+            children = conn.execute(
+                select(schema.runs)
+                .where(schema.runs.c.parent_id == run.id)
+                .order_by(schema.runs.c.started_at)
+            ).all()
+        stages = tuple(_stage_row(r._mapping, files) for r in stage_rows)
+        return RunDetail(
+            run,
+            self.params_of([run.id]).get(run.id, {}),
+            self.metrics_of([run.id]).get(run.id, {}),
+            tuple(sorted(stages, key=lambda s: (s.started_at or 0, s.stage))),
+            tuple(_run_row(c._mapping) for c in children),
+        )
+
+    def params_of(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self._pivot(schema.params, run_ids)
+
+    def metrics_of(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self._pivot(schema.metrics, run_ids)
+
+    def _pivot(self, table: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {i: {} for i in run_ids}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(run_ids), 500):
+                query = select(table).where(table.c.run_id.in_(chunk))
+                for run_id, key, value in conn.execute(query):
+                    found[run_id][key] = json.loads(value)
+        return found
+
+    def producers(self, digest: str) -> list[tuple[RunRow, StageRow]]:
+        """Stage runs that produced (ran or restored) an output with this hash, newest first."""
+        a, s, r = schema.artifacts, schema.stage_runs, schema.runs
+        query = (
+            select(r, s.c.stage)
+            .join(a, a.c.run_id == r.c.id)
+            .join(s, (s.c.run_id == a.c.run_id) & (s.c.stage == a.c.stage))
+            .where((a.c.hash == digest) & (a.c.role == "out"))
+            .where(s.c.outcome.in_(("ran", "restored", "up to date")))
+            .order_by(s.c.outcome != "ran", r.c.started_at.desc())
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = []
+        for row in rows:
+            detail = self.detail(row.id)
+            stage = next(st for st in detail.stages if st.stage == row.stage)
+            found.append((detail.run, stage))
+        return found
+
+
+def _engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL is atomic
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    return engine
+
+
+def _error(exc: SQLAlchemyError) -> DataError:
+    return DataError(
+        f"the run store cannot be opened: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+        "move .pipeline/runs.db aside to start a new one (runs recorded so far stay in it)",
+    )
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _run_row(m: Mapping[Any, Any]) -> RunRow:
+    row = RunRow(**{k: m[k] for k in RunRow.__dataclass_fields__})
+    if row.status == "running" and not _alive(row):
+        return RunRow(**{**row.to_json(), "status": "interrupted"})
+    return row
+
+
+def _alive(run: RunRow) -> bool:
+    """Whether a `running` run's process still exists (other hosts: assume it does)."""
+    if run.host != socket.gethostname() or run.pid is None:
+        return True
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stage_row(m: Mapping[Any, Any], files: Sequence[Any]) -> StageRow:
+    mine = [f._mapping for f in files if f.stage == m["stage"]]
+
+    def group(role: str) -> tuple[Artifact, ...]:
+        rows = [f for f in mine if f["role"] == role]
+        return tuple(Artifact(f["path"], f["hash"], f["size"], f["nfiles"]) for f in rows)
+
+    packages = json.loads(m["packages"]) if m["packages"] else None
+    return StageRow(
+        stage=m["stage"],
+        outcome=m["outcome"],
+        fingerprint=m["fingerprint"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        exit_code=m["exit_code"],
+        attempts=m["attempts"],
+        cmd=tuple(json.loads(m["cmd"] or "[]")),
+        reasons=tuple(json.loads(m["reasons"] or "[]")),
+        env_name=m["env_name"],
+        env_digest=m["env_digest"],
+        packages=tuple(tuple(p) for p in packages) if packages is not None else None,
+        log_hash=m["log_hash"],
+        error=m["error"],
+        deps=group("dep"),
+        outs=group("out"),
+    )

@@ -1,0 +1,580 @@
+"""Review of the environments feature (issue 5): each test here pins one confirmed bug.
+
+Every test is `xfail(strict=True)`: it fails because of the bug named in its reason and will
+pass (and then must lose its marker) once the bug is fixed. All are hermetic: own
+`XDG_CACHE_HOME` and uv cache, pip's config files off, no index, wheels from a find-links dir
+built here, conda packages from a local channel built here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import envkit
+import pytest
+from conftest import Project
+from test_env_common import (
+    EnvCache,
+    build_wheels,
+    isolate,
+    other_python,
+    output,
+    repro_ok,
+    write_yaml,
+)
+
+from pipeline import api
+from pipeline.env import interpreters, tools
+from pipeline.env.declare import EnvDecl
+from pipeline.env.resolve import resolve_env
+from pipeline.env.specfile import read_spec
+from pipeline.env.store import META, EnvStore
+from pipeline.errors import EnvironmentSetupError, ManifestError, PipelineError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheels(tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture(autouse=True)
+def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wheels: Path) -> EnvCache:
+    return isolate(monkeypatch, tmp_path, wheels)
+
+
+@pytest.fixture
+def fresh_interpreter_caches() -> Iterator[None]:
+    """Interpreter lookups are memoised per process; a test that changes PATH needs them cold."""
+
+    def clear() -> None:
+        for fn in (interpreters._pyenv, interpreters._on_path, interpreters._probe):
+            fn.cache_clear()
+        tools.uv_binary.cache_clear()
+
+    clear()
+    yield
+    clear()
+
+
+# -- pip configuration: pip's own precedence rules ---------------------------------------------
+#
+# Expected values were checked against `pip install`'s parsed options (pip 23.2.1, this
+# machine's) for the same files and variables: see the review report.
+
+PIP_CASES: dict[str, tuple[dict[str, str], dict[str, str], str | None, bool]] = {
+    # files (relative to the fake $HOME layout), environment, expected index-url, no-index
+    "PIP_CONFIG_FILE-suppresses-user-config": (
+        {
+            "explicit.conf": "[global]\nindex-url = http://explicit.invalid/simple\n",
+            "home/.config/pip/pip.conf": "[global]\nindex-url = http://user.invalid/simple\n",
+        },
+        {"PIP_CONFIG_FILE": "@/explicit.conf"},
+        "http://explicit.invalid/simple",
+        False,
+    ),
+    "install-section-beats-global-across-files": (
+        {
+            "xdgdirs/pip/pip.conf": "[install]\nindex-url = http://site-install.invalid/simple\n",
+            "home/.config/pip/pip.conf": "[global]\nindex-url = http://user-global.invalid/simple\n",
+        },
+        {},
+        "http://site-install.invalid/simple",
+        False,
+    ),
+    "underscore-key-is-normalised": (
+        {"home/.config/pip/pip.conf": "[global]\nindex_url = http://user.invalid/simple\n"},
+        {},
+        "http://user.invalid/simple",
+        False,
+    ),
+    "empty-env-var-is-ignored": (
+        {"home/.config/pip/pip.conf": "[global]\nindex-url = http://user.invalid/simple\n"},
+        {"PIP_INDEX_URL": ""},
+        "http://user.invalid/simple",
+        False,
+    ),
+    "no-index-accepts-strtobool-y": ({}, {"PIP_NO_INDEX": "y"}, None, True),
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=f"BUG: tools.pip_index_options diverges from pip ({name})",
+            ),
+        )
+        for name in PIP_CASES
+    ],
+)
+def test_pip_index_options_follow_pips_precedence(tmp_path: Path, case: str) -> None:
+    files, env, index_url, no_index = PIP_CASES[case]
+    base = tmp_path / "pipcfg"
+    for rel, text in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    home = base / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    environ = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CONFIG_DIRS": str(base / "xdgdirs"),
+        **{k: v.replace("@", str(base)) for k, v in env.items()},
+    }
+    old_home = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)  # Path.home() is read from the process environment
+    try:
+        options = tools.pip_index_options(environ)
+    finally:
+        if old_home is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = old_home
+    assert (options.index_url, options.no_index) == (index_url, no_index)
+
+
+# -- spec parsing -----------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: specfile._channel turns a labelled channel name (conda-forge/label/dev) "
+    "into a file:// path because it contains '/'",
+)
+def test_a_labelled_channel_name_stays_a_channel_name(tmp_path: Path) -> None:
+    spec = tmp_path / "environment.yml"
+    spec.write_text("channels: [conda-forge/label/dev, ./local]\ndependencies: [hello]\n")
+    channels = read_spec("conda_env", spec).channels
+    assert channels[0] == "conda-forge/label/dev"
+    assert channels[1] == (tmp_path / "local").as_uri()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: `python: 3.10` (a YAML float) is answered with the hint "
+    '`python: "3.1"`, the wrong version',
+)
+def test_float_python_hint_repeats_the_version_as_written(tmp_path: Path) -> None:
+    spec = tmp_path / "python_env.yaml"
+    spec.write_text("python: 3.10\ndependencies: [alpha]\n")
+    with pytest.raises(ManifestError) as caught:
+        read_spec("python_env", spec)
+    assert '"3.10"' in caught.value.message + (caught.value.hint or "")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a malformed `python:` value in python_env.yaml (`>=3.10`) exits 3 and points "
+    "at MLproject:1:1, while `python: 3.10` exits 2 at python_env.yaml:1",
+)
+def test_a_python_range_is_a_spec_error_naming_the_spec(project: Project) -> None:
+    project.write("python_env.yaml", 'python: ">=3.10"\ndependencies: [alpha]\n')
+    project.manifest({"python_env": "python_env.yaml", "stages": {"a": {"cmd": "true"}}})
+    done = project.cli("status")
+    assert done.returncode == 2, output(done)
+    assert "python_env.yaml:1" in done.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: python: '2.7' resolves to pyenv's 2.7 at plan time; the build then fails "
+    "inside uv with an index-settings hint",
+)
+def test_python_2_is_refused_when_resolving() -> None:
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if not any(root.glob("2.7.*")):
+        pytest.skip("no Python 2.7 under pyenv on this machine")
+    with pytest.raises(PipelineError):
+        interpreters.find_python("2.7")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: tools._hint gives every installer failure the index-settings hint, even "
+    "`uv venv` failing on the interpreter",
+)
+def test_a_venv_creation_failure_gets_a_hint_about_the_interpreter(tmp_path: Path) -> None:
+    from pipeline.env.venv import create_venv
+
+    broken = tmp_path / "python3.99"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    bad = interpreters.Interpreter(str(broken), "3.99.0")
+    with pytest.raises(EnvironmentSetupError) as caught:
+        create_venv(tmp_path / "venv", bad, lambda _: None, installer="uv")
+    assert "index" not in (caught.value.hint or "")
+
+
+# -- locks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: resolve.lock_path keeps only the spec name up to its first dot, so "
+    "requirements.cpu.txt and requirements.gpu.txt share pylock.requirements.toml and one "
+    "env is built from the other's lock",
+)
+def test_two_specs_with_one_stem_do_not_share_a_lock(tmp_path: Path) -> None:
+    (tmp_path / "requirements.cpu.txt").write_text("alpha\n")
+    (tmp_path / "requirements.gpu.txt").write_text("gamma\n")
+    cpu = EnvDecl("cpu", "requirements", "requirements.cpu.txt")
+    gpu = EnvDecl("gpu", "requirements", "requirements.gpu.txt")
+    lock = resolve_env(tmp_path, cpu)
+    assert lock.lock is None
+    from pipeline.env.resolve import lock_path
+
+    lock_path("requirements", lock.spec).write_text("# the cpu env's lock\n")
+    assert resolve_env(tmp_path, gpu).lock is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the lock header names the env (`pipeline env lock NAME`), so one shared spec "
+    "locked under two env names gives two lock texts and two env digests",
+)
+def test_a_lock_does_not_depend_on_the_env_name(project: Project) -> None:
+    write_yaml(project, "envs/shared.yaml", {"dependencies": ["alpha"]})
+    project.manifest(
+        {
+            "environments": {
+                "one": {"python_env": "envs/shared.yaml"},
+                "two": {"python_env": "envs/shared.yaml"},
+            },
+            "stages": {"a": {"cmd": "true", "env": "one"}, "b": {"cmd": "true", "env": "two"}},
+        }
+    )
+    (lock,) = api.env_lock(project.root, ("one",))
+    first = lock.read_bytes()
+    api.env_lock(project.root, ("two",))
+    assert lock.read_bytes() == first
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: locking.pylock_as_requirements drops each package's `marker`, so pip "
+    "(installer: pip) installs packages a universal lock meant for other platforms/Pythons",
+)
+def test_pylock_as_requirements_keeps_markers(tmp_path: Path) -> None:
+    from pipeline.env.locking import pylock_as_requirements
+
+    lock = tmp_path / "pylock.env.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "uv"\n\n'
+        '[[packages]]\nname = "colorama"\nversion = "0.4.6"\n'
+        "marker = \"sys_platform == 'win32'\"\n"
+        'wheels = [{ url = "https://files.invalid/colorama-0.4.6-py2.py3-none-any.whl", '
+        'hashes = { sha256 = "' + "a" * 64 + '" } }]\n'
+    )
+    text = pylock_as_requirements(lock)
+    line = next((x for x in text.splitlines() if x.startswith("colorama")), None)
+    assert line is None or "win32" in line, text
+
+
+def _declared_uv_floor() -> str:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for dep in data["project"]["dependencies"]:
+        match = re.fullmatch(r"uv\s*>=\s*([\d.]+)", dep.strip())
+        if match:
+            return match.group(1)
+    raise AssertionError("no uv>= dependency in pyproject.toml")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: venv.install_lock passes `--preview-features pylock`, which uv 0.6.15 (the "
+    "declared floor), 0.7.22 and 0.8.0 reject; 0.8.20 accepts it",
+)
+def test_declared_uv_floor_knows_every_flag_we_pass() -> None:
+    from packaging.version import Version
+
+    from pipeline.env import venv
+
+    import inspect
+
+    if "--preview-features" in inspect.getsource(venv.install_lock):
+        assert Version(_declared_uv_floor()) >= Version("0.8.20")
+
+
+# -- the store: prune, crashes, corrupt metadata ---------------------------------------------
+
+
+def _fake_env(root: Path, hexdigest: str, meta_text: str) -> Path:
+    prefix = root / ".store" / f"{hexdigest}.cafe0001"
+    prefix.mkdir(parents=True)
+    (prefix / META).write_text(meta_text)
+    (root / hexdigest).symlink_to(os.path.relpath(prefix, root))
+    return prefix
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: store.lookup assumes pipeline-env.json holds an object; `null` or a list "
+    "crashes `env prune`/`env list` with an internal AttributeError",
+)
+def test_metadata_that_is_not_an_object_counts_as_missing(cache: EnvCache) -> None:
+    _fake_env(cache.root, "ab" * 16, "null\n")
+    assert EnvStore(cache.root).all() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: env prune never removes a published symlink whose build dir is gone",
+)
+def test_prune_removes_a_symlink_to_a_deleted_env(project: Project, cache: EnvCache) -> None:
+    project.manifest({"stages": {"a": {"cmd": "true"}}})
+    cache.root.mkdir(parents=True)
+    dangling = cache.root / ("cd" * 16)
+    dangling.symlink_to(f".store/{'cd' * 16}.deadbeef")
+    api.env_prune(project.root, days=30)
+    assert not dangling.is_symlink()
+
+
+# -- CLI / API edges -------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: env show of a stage in a *named* system env (`host: system`) hits "
+    "`assert env is not None` in commands._report: internal error, exit 1",
+)
+def test_env_show_of_a_stage_in_a_named_system_env(project: Project) -> None:
+    project.manifest(
+        {"environments": {"host": "system"}, "stages": {"a": {"cmd": "true", "env": "host"}}}
+    )
+    done = project.cli("env", "show", "a")
+    assert done.returncode == 0, output(done)
+    assert "internal error" not in output(done)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: `env lock NAME` of a declared system env says there is no such environment",
+)
+def test_env_lock_of_a_named_system_env_says_it_is_system(project: Project) -> None:
+    project.manifest(
+        {"environments": {"host": "system"}, "stages": {"a": {"cmd": "true", "env": "host"}}}
+    )
+    with pytest.raises(UsageError) as caught:
+        api.env_lock(project.root, ("host",))
+    assert "no environment named" not in caught.value.message
+    assert "system" in caught.value.message + (caught.value.hint or "")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: config.load_config merges `**values` without checking the section is a "
+    "mapping: `env: uv` is an internal TypeError, not a config error",
+)
+def test_config_env_section_that_is_not_a_mapping(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+
+    state = tmp_path / ".pipeline"
+    state.mkdir()
+    (state / "config.yaml").write_text("env: uv\n")
+    with pytest.raises(ManifestError):
+        load_config(state)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: config._choice always blames config.yaml, even for a value from "
+    "config.local.yaml",
+)
+def test_config_error_names_the_local_file(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+
+    state = tmp_path / ".pipeline"
+    state.mkdir()
+    (state / "config.local.yaml").write_text("env: {installer: bogus}\n")
+    with pytest.raises(ManifestError) as caught:
+        load_config(state)
+    assert "config.local.yaml" in caught.value.message
+
+
+# -- building and running ---------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: relative paths in a spec's dependencies (./pkg.whl, -e ./src) are resolved "
+    "against the process's cwd, not the spec's directory (as -r/-c, channels and "
+    "`env lock` do)",
+)
+def test_a_local_wheel_path_is_relative_to_the_spec(
+    project: Project, wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = project.root / "dist"
+    dist.mkdir()
+    wheel = dist / "gamma-1.0-py3-none-any.whl"
+    wheel.write_bytes((wheels / wheel.name).read_bytes())
+    project.write("envs/pe.yaml", "dependencies:\n  - ../dist/gamma-1.0-py3-none-any.whl\n")
+    project.manifest(
+        {
+            "python_env": "envs/pe.yaml",
+            "stages": {"a": {"cmd": "python -c 'import gamma' > a.txt", "outs": ["a.txt"]}},
+        }
+    )
+    monkeypatch.chdir(project.root)  # what the CLI does (`-C`)
+    repro_ok(project)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: provision.activate puts only the env's bin before PATH; an outer venv's "
+    "bin (whose VIRTUAL_ENV is dropped) stays on PATH, so its tools and python leak in",
+)
+def test_an_outer_venvs_bin_is_not_on_the_stages_path(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outer = tmp_path / "outer-venv"
+    (outer / "bin").mkdir(parents=True)
+    tool = outer / "bin" / "outer-tool"
+    tool.write_text("#!/bin/sh\necho leaked\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("VIRTUAL_ENV", str(outer))
+    monkeypatch.setenv("PATH", f"{outer / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    write_yaml(project, "python_env.yaml", {"dependencies": ["alpha"]})
+    project.manifest(
+        {
+            "python_env": "python_env.yaml",
+            "stages": {
+                "a": {"cmd": "(command -v outer-tool || echo none) > a.txt", "outs": ["a.txt"]}
+            },
+        }
+    )
+    repro_ok(project)
+    assert project.read("a.txt").strip() == "none"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a venv interpreter found via PATH (not pyenv) is probed, and `uv python "
+    "find` run, on every `status`: subprocesses although nothing changed",
+)
+def test_status_runs_no_subprocess_for_an_interpreter_on_path(
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_interpreter_caches: None,
+) -> None:
+    other = other_python()
+    if other is None:
+        pytest.skip("needs a second CPython 3.9+ (another X.Y than the running one)")
+    version, exe = other
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / f"python{version}").symlink_to(os.path.realpath(exe))
+    empty = tmp_path / "no-pyenv"
+    (empty / "versions").mkdir(parents=True)
+    monkeypatch.setenv("PYENV_ROOT", str(empty))
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    write_yaml(project, "python_env.yaml", {"python": version, "dependencies": ["alpha"]})
+    project.manifest(
+        {"python_env": "python_env.yaml", "stages": {"a": {"cmd": "echo a > a.txt", "outs": ["a.txt"]}}}
+    )
+    repro_ok(project)
+    interpreters._on_path.cache_clear()  # a second `pipeline status` is a new process
+    interpreters._probe.cache_clear()
+    tools.uv_binary.cache_clear()
+
+    calls: list[Any] = []
+    real_run, real_popen = subprocess.run, subprocess.Popen
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0] if args else kwargs.get("args"))
+        return real_run(*args, **kwargs)
+
+    class Popen(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            calls.append(args[0] if args else kwargs.get("args"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "Popen", Popen)
+    plan = project.plan()
+    assert plan.stale == []
+    assert calls == []
+
+
+# -- conda ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def channel(tmp_path: Path) -> Path:
+    pytest.importorskip("rattler")
+    return envkit.make_channel(tmp_path, with_python=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: provision.activate overwrites the user's BASH_ENV (e.g. Lmod's module "
+    "init) with the activate.d script, which does not source the old one",
+)
+def test_the_users_bash_env_still_runs_with_activate_hooks(
+    project: Project, channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    envkit.build_conda_package(
+        channel, "activator", files={"etc/conda/activate.d/act.sh": "export HOOK_VAR=on\n"}
+    )
+    envkit.index_channel(channel)
+    user = tmp_path / "user-bash-env.sh"
+    user.write_text("export USER_VAR=yes\n")
+    monkeypatch.setenv("BASH_ENV", str(user))
+    write_yaml(
+        project,
+        "environment.yml",
+        {"channels": [channel.as_uri()], "dependencies": ["hello", "activator"]},
+    )
+    project.manifest(
+        {
+            "conda_env": "environment.yml",
+            "stages": {"a": {"cmd": 'echo "$HOOK_VAR $USER_VAR" > a.txt', "outs": ["a.txt"]}},
+        }
+    )
+    repro_ok(project)
+    assert project.read("a.txt").split() == ["on", "yes"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: `env lock` installs its scratch prefix as .store/lock-XXXX without the "
+    "build lock, so a concurrent `env prune` deletes it as an unfinished build",
+)
+def test_prune_during_a_conda_lock_leaves_the_lock_alone(
+    project: Project, channel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.env import conda
+
+    write_yaml(
+        project,
+        "environment.yml",
+        {"channels": [channel.as_uri()], "dependencies": ["hello", "python", {"pip": ["alpha"]}]},
+    )
+    project.manifest({"conda_env": "environment.yml", "stages": {"a": {"cmd": "true"}}})
+    real_install = conda.install
+
+    def install_then_prune(records: Any, prefix: Path, cache: Path) -> None:
+        real_install(records, prefix, cache)
+        if prefix.name.startswith("lock-"):
+            api.env_prune(project.root, days=30)  # another terminal, at the wrong moment
+
+    monkeypatch.setattr(conda, "install", install_then_prune)
+    (lock,) = api.env_lock(project.root)
+    assert "manager: pip" in lock.read_text()
