@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from pipeline.env.store import BuiltEnv
     from pipeline.execute import Events, RunResult
     from pipeline.gc import GcReport
+    from pipeline.runs.compare import Table
+    from pipeline.runs.diff import Change, Values
+    from pipeline.runs.lineage import Node
+    from pipeline.runs.store import RunDetail, RunRow, RunStore
     from pipeline.tracking import Added
     from pipeline.workspace import CheckoutReport
 
@@ -244,3 +248,100 @@ def _plan(session: Session, options: ReproOptions) -> Plan:
 
 
 ENV_MANAGERS = ("declared", "local")
+
+
+@contextlib.contextmanager
+def _run_store(root: Path | str) -> Iterator[RunStore]:
+    from pipeline.runs.store import RunStore  # noqa: PLC0415
+
+    store = RunStore.for_project(find_manifest(Path(root)).parent / STATE_DIR)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def runs(root: Path | str = ".", limit: int | None = 20) -> list[RunRow]:
+    """Recorded runs, newest first (`pipeline runs`)."""
+    with _run_store(root) as store:
+        return store.runs(limit=limit)
+
+
+def run_detail(root: Path | str, ref: str) -> RunDetail:
+    """Everything recorded about one run: a run id, id prefix, name or `latest`."""
+    with _run_store(root) as store:
+        return store.detail(ref)
+
+
+def compare(
+    root: Path | str = ".",
+    refs: tuple[str, ...] = (),
+    *,
+    limit: int = 20,
+    all_columns: bool = False,
+    sort_by: str | None = None,
+    ascending: bool = False,
+) -> Table:
+    """Runs side by side: params and metrics, by default only the columns that differ."""
+    from pipeline.runs.compare import compare as build  # noqa: PLC0415
+
+    with _run_store(root) as store:
+        return build(
+            store,
+            refs,
+            limit=limit,
+            all_columns=all_columns,
+            sort_by=sort_by,
+            descending=not ascending,
+        )
+
+
+def metrics_show(root: Path | str = ".", ref: str = "workspace") -> Values:
+    """The metrics of the workspace, a run or a git revision."""
+    from pipeline.runs.diff import metrics_of  # noqa: PLC0415
+
+    with open_session(root) as session, _run_store(root) as store:
+        return metrics_of(session, store, ref)
+
+
+def metrics_diff(
+    root: Path | str = ".", old: str = "HEAD", new: str = "workspace", *, all_keys: bool = False
+) -> tuple[Values, Values, list[Change]]:
+    """Metrics of `old` and `new` (each the workspace, a run or a revision) and what changed."""
+    from pipeline.runs.diff import diff, metrics_of  # noqa: PLC0415
+
+    with open_session(root) as session, _run_store(root) as store:
+        a, b = metrics_of(session, store, old), metrics_of(session, store, new)
+        return a, b, diff(a, b, all_keys=all_keys)
+
+
+def params_diff(
+    root: Path | str = ".", old: str = "HEAD", new: str = "workspace", *, all_keys: bool = False
+) -> tuple[Values, Values, list[Change]]:
+    """Params of `old` and `new` and what changed."""
+    from pipeline.runs.diff import diff, params_of  # noqa: PLC0415
+
+    with open_session(root) as session, _run_store(root) as store:
+        a, b = params_of(session, store, old), params_of(session, store, new)
+        return a, b, diff(a, b, all_keys=all_keys)
+
+
+def lineage(root: Path | str, path: str) -> Node:
+    """Which run and stage produced the file at `path`, from which inputs, back to raw data."""
+    from pipeline.paths import normalize  # noqa: PLC0415
+    from pipeline.runs.lineage import lineage as walk  # noqa: PLC0415
+
+    with open_session(root) as session, _run_store(root) as store:
+        relpath = _project_path(session, path)
+        return walk(store, session.hasher, normalize(relpath))
+
+
+def _project_path(session: Session, path: str) -> str:
+    absolute = (Path.cwd() / path).resolve()
+    try:
+        return absolute.relative_to(session.project.root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(
+            f"{path} is outside the project at {session.project.root}",
+            "give a path inside the project",
+        ) from None

@@ -87,6 +87,22 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
 }
 
 
+def parse_text(text: str, name: str) -> Any:
+    """Parse params (or metrics) text by the extension of `name`; YAML unless it says otherwise.
+
+    Raises ValueError (or SyntaxError) on malformed text.
+    """
+    parse = _PARSERS.get(Path(name).suffix.lower())
+    if parse is not None:
+        return parse(text, name)
+    from pipeline.yamlio import parse_yaml  # noqa: PLC0415
+
+    try:
+        return parse_yaml(text, Path(name)).data
+    except ManifestError as exc:
+        raise ValueError(exc.message) from None
+
+
 def split_key(key: str) -> list[str | int]:
     """`a.b[0].c` → ['a', 'b', 0, 'c']; raises KeyError for a malformed key."""
     parts: list[str | int] = []

@@ -185,6 +185,7 @@ class StageRows:
             attempts=result.attempts or None,
             cmd=stage.cmd,
             reasons=_reasons(result),
+            params={param_key(f, k): v for f, vs in stage.params.items() for k, v in vs.items()},
             env_name=decision.env.name if decision.env else None,
             env_digest=decision.env_digest,
             packages=self._packages(decision.env_digest),

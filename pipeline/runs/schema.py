@@ -82,6 +82,7 @@ stage_runs = Table(
     Column("attempts", Integer),
     Column("cmd", Text),  # JSON list
     Column("reasons", Text),  # JSON list of strings
+    Column("params", Text),  # JSON {key: value} of the params the stage uses
     Column("env_name", String(200)),
     Column("env_digest", String(64)),
     Column("packages", Text),  # JSON list of [name, version, ...]

@@ -78,6 +78,7 @@ class StageRow:
     attempts: int | None = None
     cmd: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
     env_name: str | None = None
     env_digest: str | None = None
     packages: tuple[tuple[str, ...], ...] | None = None
@@ -111,8 +112,23 @@ class RunStore:
         try:
             self.engine = _engine(url)
             schema.metadata.create_all(self.engine)
+            self._check_version()
         except SQLAlchemyError as exc:
             raise _error(exc) from None
+
+    def _check_version(self) -> None:
+        """Stamp a new store with the schema version; refuse one written by another version."""
+        table = schema.info
+        with self.engine.begin() as conn:
+            found = conn.execute(select(table.c.value).where(table.c.key == "schema")).scalar()
+            if found is None:
+                conn.execute(insert(table).values(key="schema", value=str(schema.SCHEMA_VERSION)))
+            elif found != str(schema.SCHEMA_VERSION):
+                raise DataError(
+                    f"the run store has schema {found}; this version of pipeline reads"
+                    f" {schema.SCHEMA_VERSION}",
+                    "upgrade pipeline, or move .pipeline/runs.db aside to start a new store",
+                )
 
     @classmethod
     def for_project(cls, state_dir: Path) -> RunStore:
@@ -139,6 +155,7 @@ class RunStore:
             run_id=run_id,
             cmd=_dump(list(stage.cmd)),
             reasons=_dump(list(stage.reasons)),
+            params=_dump(stage.params),
             packages=None if stage.packages is None else _dump(stage.packages),
         )
         files = [
@@ -327,6 +344,7 @@ def _stage_row(m: Mapping[Any, Any], files: Sequence[Any]) -> StageRow:
         attempts=m["attempts"],
         cmd=tuple(json.loads(m["cmd"] or "[]")),
         reasons=tuple(json.loads(m["reasons"] or "[]")),
+        params=json.loads(m["params"] or "{}"),
         env_name=m["env_name"],
         env_digest=m["env_digest"],
         packages=tuple(tuple(p) for p in packages) if packages is not None else None,

@@ -1,0 +1,162 @@
+"""`pipeline compare`: runs side by side, params and metrics as columns (like `dvc exp show`).
+
+By default only the columns whose values differ between the runs shown are kept, so a sweep
+over one param shows that param and the metrics. Metric keys lose their `file:` prefix when
+only one metrics file is involved.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import UsageError
+from pipeline.runs.store import RunRow, RunStore
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of runs; `params` and `metrics` name the columns of each group."""
+
+    runs: tuple[RunRow, ...]
+    params: tuple[str, ...]
+    metrics: tuple[str, ...]
+    values: dict[str, dict[str, Any]]  # run id -> column -> value
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "status": r.status,
+                "started_at": r.started_at,
+                "params": {k: self.values[r.id].get(k) for k in self.params},
+                "metrics": {k: self.values[r.id].get(k) for k in self.metrics},
+            }
+            for r in self.runs
+        ]
+
+
+def compare(
+    store: RunStore,
+    refs: tuple[str, ...] = (),
+    *,
+    limit: int = 20,
+    all_columns: bool = False,
+    sort_by: str | None = None,
+    descending: bool = True,
+) -> Table:
+    """The comparison table of `refs` (a sweep id expands to its points), or the latest runs."""
+    runs = _runs(store, refs, limit)
+    ids = [r.id for r in runs]
+    params, metrics = store.params_of(ids), store.metrics_of(ids)
+    metrics = _short_metric_keys(metrics)
+    param_cols = _columns(params, all_columns)
+    metric_cols = _columns(metrics, all_columns or len(runs) == 1)
+    values = {i: {**params[i], **metrics[i]} for i in ids}
+    if sort_by is not None:
+        runs = _sorted(runs, values, sort_by, [*param_cols, *metric_cols], descending)
+    return Table(tuple(runs), tuple(param_cols), tuple(metric_cols), values)
+
+
+def _runs(store: RunStore, refs: tuple[str, ...], limit: int) -> list[RunRow]:
+    if not refs:
+        return store.runs(limit=limit, top_level=False)
+    chosen: list[RunRow] = []
+    for ref in refs:
+        detail = store.detail(ref)
+        chosen += list(detail.children) or [detail.run]
+    return chosen
+
+
+def _short_metric_keys(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    files = {k.rsplit(":", 1)[0] for values in metrics.values() for k in values if ":" in k}
+    if len(files) != 1:
+        return metrics
+    return {
+        i: {k.rsplit(":", 1)[-1]: v for k, v in values.items()} for i, values in metrics.items()
+    }
+
+
+def _columns(rows: dict[str, dict[str, Any]], everything: bool) -> list[str]:
+    keys = sorted({k for values in rows.values() for k in values})
+    if everything or len(rows) < 2:
+        return keys
+    return [
+        k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in rows.values()}) > 1
+    ]
+
+
+def _sorted(
+    runs: list[RunRow],
+    values: dict[str, dict[str, Any]],
+    key: str,
+    columns: list[str],
+    descending: bool,
+) -> list[RunRow]:
+    matches = [c for c in columns if c == key or c.endswith((":" + key, "." + key))]
+    known = {k for v in values.values() for k in v}
+    if key in known:
+        matches = [key]
+    if not matches:
+        raise UsageError(
+            f"no param or metric {key!r} to sort by", "columns: " + ", ".join(sorted(known))
+        )
+    column = matches[0]
+
+    def rank(run: RunRow) -> tuple[int, float | str]:
+        value = values[run.id].get(column)
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not math.isnan(value)
+        ):
+            return (0, -value if descending else value)
+        return (1, str(value))
+
+    return sorted(runs, key=rank)
+
+
+def render(table: Table, fmt: str) -> str:
+    """`text` (aligned), `md`, `csv` or `json`."""
+    if fmt == "json":
+        return json.dumps(table.to_json(), indent=2, default=str)
+    header = ["run", "name", "status", *table.params, *table.metrics]
+    rows = [
+        [
+            r.id,
+            r.name or "",
+            r.status,
+            *(_cell(table.values[r.id].get(c)) for c in (*table.params, *table.metrics)),
+        ]
+        for r in table.runs
+    ]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+        return buffer.getvalue()
+    if fmt == "md":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
+    return (
+        "\n".join(
+            "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]
+        )
+        + "\n"
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)

@@ -1,0 +1,142 @@
+"""Params and metrics of a workspace, a recorded run or a git revision, and their differences.
+
+A REF is `workspace`, a run (id, id prefix, name, `latest`) or anything `git rev-parse`
+accepts. A revision's params come from its `pipeline.lock` (every stage's params), and its
+metrics from the metrics outputs that lock records, read from the cache when git does not hold
+them (`cache: true` metrics are not in git).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UsageError
+from pipeline.lockfile import LOCK_NAME, Lock, parse_lock
+from pipeline.params import flatten_all
+from pipeline.runs.record import effective_params, param_key, read_metrics
+from pipeline.runs.store import RunStore
+from pipeline.session import Session
+from pipeline.yamlio import parse_yaml
+
+WORKSPACE = "workspace"
+
+
+@dataclass(frozen=True)
+class Values:
+    """The params or metrics of one REF."""
+
+    ref: str
+    label: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    old: Any
+    new: Any
+
+    @property
+    def delta(self) -> float | None:
+        numbers = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (self.old, self.new)
+        )
+        return float(self.new - self.old) if numbers else None
+
+
+def params_of(session: Session, store: RunStore | None, ref: str) -> Values:
+    if ref == WORKSPACE:
+        return Values(ref, "workspace", effective_params(session.project))
+    if store is not None and (run := _run(store, ref)) is not None:
+        return Values(ref, f"run {run}", store.params_of([run])[run])
+    lock = _lock_at(session.project.root, ref)
+    found: dict[str, Any] = {}
+    for entry in lock.stages.values():
+        for file, values in entry.params.items():
+            found.update({param_key(file, k): v for k, v in values.items()})
+    return Values(ref, f"commit {ref}", dict(sorted(found.items())))
+
+
+def metrics_of(session: Session, store: RunStore | None, ref: str) -> Values:
+    if ref == WORKSPACE:
+        return Values(ref, "workspace", read_metrics(session.project))
+    if store is not None and (run := _run(store, ref)) is not None:
+        return Values(ref, f"run {run}", store.metrics_of([run])[run])
+    lock = _lock_at(session.project.root, ref)
+    found: dict[str, Any] = {}
+    for stage in session.project.stages.values():
+        for out in stage.outs:
+            entry = lock.stages.get(stage.name)
+            info = entry.out(out.path) if entry else None
+            if out.kind == "metrics" and info is not None:
+                data = _read_object(session, info.hash, out.path)
+                found.update({f"{out.path}:{k}": v for k, v in flatten_all(data).items()})
+    return Values(ref, f"commit {ref}", dict(sorted(found.items())))
+
+
+def diff(old: Values, new: Values, *, all_keys: bool = False) -> list[Change]:
+    keys = sorted(set(old.values) | set(new.values))
+    changes = [Change(k, old.values.get(k), new.values.get(k)) for k in keys]
+    return changes if all_keys else [c for c in changes if c.old != c.new]
+
+
+def _run(store: RunStore, ref: str) -> str | None:
+    try:
+        return store.resolve(ref).id
+    except UsageError:
+        return None
+
+
+def _lock_at(root: Path, rev: str) -> Lock:
+    text = _git_show(root, rev, LOCK_NAME)
+    if text is None:
+        return Lock()
+    return parse_lock(parse_yaml(text, root / LOCK_NAME).data)
+
+
+def _git_show(root: Path, rev: str, path: str) -> str | None:
+    check = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise UsageError(
+            f"{rev!r} is neither a run nor a git revision",
+            "use `workspace`, a run id or name from `pipeline runs`, or a commit",
+        )
+    prefix = subprocess.run(
+        ["git", "rev-parse", "--show-prefix"], cwd=root, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    shown = subprocess.run(
+        ["git", "show", f"{rev}:{prefix}{path}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def _read_object(session: Session, digest: str, path: str) -> dict[str, Any]:
+    from pipeline.params import _PARSERS  # noqa: PLC0415
+
+    try:
+        text = session.store.path(digest).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    suffix = Path(path).suffix.lower()
+    try:
+        data = (
+            _PARSERS[suffix](text, path)
+            if suffix in _PARSERS
+            else parse_yaml(text, Path(path)).data
+        )
+    except Exception:
+        return {}
+    return data if isinstance(data, dict) else {}
