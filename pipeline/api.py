@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.env.commands import EnvReport, Pruned
     from pipeline.env.store import BuiltEnv
     from pipeline.execute import Events, RunResult
+    from pipeline.experiments.run import EventsFor, Experiment, RunOptions
     from pipeline.gc import GcReport
     from pipeline.runs.compare import Table
     from pipeline.runs.diff import Change, Values
@@ -134,12 +135,41 @@ def checkout(
     *,
     verify: bool = False,
     on_wait: Waiting = None,
+    run: str | None = None,
+    force: bool = False,
 ) -> CheckoutReport:
-    """Make the workspace's outputs and tracked data match `pipeline.lock`, from the cache."""
+    """Make the workspace's outputs and tracked data match `pipeline.lock`, from the cache.
+
+    With `run`, first bring that experiment's params files and lock into the workspace (params
+    files with uncommitted edits are refused unless `force`).
+    """
     from pipeline.workspace import checkout as restore_workspace  # noqa: PLC0415
 
-    with _exclusive(root, on_wait=on_wait), open_session(root) as session:
-        return restore_workspace(session, targets, verify=verify)
+    with _exclusive(root, on_wait=on_wait):
+        if run is not None:
+            from pipeline.experiments.apply import apply_run_files  # noqa: PLC0415
+
+            with open_session(root) as session, _run_store(root) as store:
+                apply_run_files(session, store, run, force=force)
+        with open_session(root) as session:
+            return restore_workspace(session, targets, verify=verify)
+
+
+def is_run(root: Path | str, ref: str) -> bool:
+    """Whether `ref` names a recorded run (and not a stage or a path of the project)."""
+    from pipeline.errors import PipelineError  # noqa: PLC0415
+
+    with open_session(root) as session:
+        if ref in session.project.stages or (Path.cwd() / ref).exists():
+            return False
+        if not (session.project.state_dir / "runs.db").exists():
+            return False
+    try:
+        with _run_store(root) as store:
+            store.resolve(ref)
+    except PipelineError:
+        return False
+    return True
 
 
 def add(root: Path | str, paths: list[str], *, on_wait: Waiting = None) -> list[Added]:
@@ -228,6 +258,22 @@ def env_prune(root: Path | str = ".", *, days: float = 30, dry: bool = False) ->
 
     with open_session(root) as session:
         return commands.env_prune(session, days=days, dry=dry)
+
+
+def run(options: RunOptions, events_for: EventsFor | None = None) -> Experiment:
+    """Experiments: run in isolated workspaces with `--param` overrides or a `--sweep` grid.
+
+    The user's files are never written; every point is recorded as a run (a sweep also as the
+    parent of its points). `events_for(point, count)` gives each point's progress sink.
+    """
+    from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
+    from pipeline.experiments.run import run_experiments  # noqa: PLC0415
+
+    try:
+        with sigterm_as_interrupt():
+            return run_experiments(options, events_for)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; the runs are recorded as interrupted") from None
 
 
 def _plan(session: Session, options: ReproOptions) -> Plan:

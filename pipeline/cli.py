@@ -209,22 +209,36 @@ def dag(opts: GlobalOptions, fmt: str | None) -> None:
 
 
 @cli.command()
-@click.argument("targets", nargs=-1, metavar="[STAGE|PATH]...")
+@click.argument("targets", nargs=-1, metavar="[RUN|STAGE|PATH]...")
 @click.option("--verify", is_flag=True, help="Rehash every object before restoring it.")
+@click.option("--force", is_flag=True, help="With RUN: overwrite params files with edits.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_obj
-def checkout(opts: GlobalOptions, targets: tuple[str, ...], verify: bool, as_json: bool) -> None:
+def checkout(
+    opts: GlobalOptions, targets: tuple[str, ...], verify: bool, force: bool, as_json: bool
+) -> None:
     """Make outputs and tracked data match pipeline.lock, from the cache.
 
     After `git checkout <commit>`, this brings back that commit's data and models without
-    running anything. STAGE or PATH limits it to those outputs.
+    running anything. STAGE or PATH limits it to those outputs. RUN (a run id, prefix or name
+    from `pipeline runs`) applies that experiment: its params files, lock and outputs.
     """
     from pipeline import api, report
 
-    result = api.checkout(opts.directory, targets, verify=verify, on_wait=_waiting)
+    run = targets[0] if len(targets) == 1 and api.is_run(opts.directory, targets[0]) else None
+    result = api.checkout(
+        opts.directory,
+        () if run else targets,
+        verify=verify,
+        on_wait=_waiting,
+        run=run,
+        force=force,
+    )
     if as_json:
         click.echo(report.to_json(dataclasses.asdict(result)))
     else:
+        if run is not None:
+            report.echo(f"applied run {run}: its params and lock")
         report.checkout_text(result)
     if result.missing or result.corrupt:
         sys.exit(4)
@@ -388,6 +402,104 @@ def env_show(opts: GlobalOptions, stage: str, as_json: bool) -> None:
         click.echo(report.to_json(found.to_json(packages=True) if found else None))
     else:
         report.env_show_text(stage, found)
+
+
+@cli.command("run")
+@_targets
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a param for this run (repeatable); `file.yaml:key=v` for other files.",
+)
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="KEY=A,B,...",
+    help="Run once per value (repeatable: the grid of all combinations).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run up to N stages or sweep points at once [default: the CPU count].",
+)
+@click.option("-n", "--name", help="A name for the run (sweep points add their values).")
+@click.option(
+    "-k", "--keep-going", is_flag=True, help="After a failure, go on with independent stages."
+)
+@click.option(
+    "--no-run-cache", is_flag=True, help="Run stages even when the cache holds their result."
+)
+@_env_manager
+@click.pass_obj
+def run_cmd(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> None:
+    """Run an experiment in an isolated workspace and record it, leaving your files untouched.
+
+    --param sets values for this run only; --sweep runs every combination, in parallel with
+    -j, each point a recorded run (stages they share run once). Results go to the cache and the
+    run store: `pipeline compare` shows them, `pipeline checkout RUN` brings one into your
+    workspace.
+    """
+    from pipeline import api, progress
+    from pipeline.experiments.run import RunOptions
+
+    options = RunOptions(
+        root=opts.directory,
+        targets=targets,
+        params=flags["params"],
+        sweeps=flags["sweeps"],
+        jobs=flags["jobs"] or os.cpu_count() or 1,
+        name=flags["name"],
+        keep_going=flags["keep_going"],
+        run_cache=not flags["no_run_cache"],
+        env_manager=flags["env_manager"],
+    )
+    out = progress.console()
+    started = time.monotonic()
+    single = not options.sweeps
+
+    def events_for(point: Any, count: int) -> Any:
+        if count == 1:
+            return progress.make_events(out, options.jobs)
+        return progress.PointEvents(out, point.name or "run")
+
+    experiment = api.run(options, events_for)
+    _report_experiment(opts, experiment, single, time.monotonic() - started)
+
+
+def _report_experiment(opts: GlobalOptions, experiment: Any, single: bool, seconds: float) -> None:
+    from pipeline import api, progress, report
+    from pipeline.runs.compare import render
+
+    out = progress.console()
+    for point in experiment.points:
+        if point.result is not None and single:
+            progress.summary(out, point.result, seconds)
+        if point.error is not None:
+            report.error_line(
+                f"{point.point.name or 'run'}: {point.error.message}", point.error.hint
+            )
+    if experiment.parent_id is not None:
+        out.print()
+        table = api.compare(opts.directory, (experiment.parent_id,))
+        click.echo(render(table, "text"), nl=False)
+        parent = experiment.parent_id
+        report.echo(f"sweep recorded as run {parent}; `pipeline compare {parent}` shows it again")
+    else:
+        report.echo(f"recorded as run {experiment.points[0].run_id}")
+    failed = [p for p in experiment.points if not p.succeeded]
+    if failed:
+        first = failed[0]
+        error = first.error or (
+            first.result.failed.error if first.result and first.result.failed else None
+        )
+        code = error.exit_code if error is not None else 1
+        _fail(f"{len(failed)} of {len(experiment.points)} runs failed", None, code)
 
 
 @cli.group(invoke_without_command=True)

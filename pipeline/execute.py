@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -83,6 +84,18 @@ class ExecOptions:
     keep_going: bool = False
 
 
+class FingerprintGate:
+    """One lock per fingerprint, shared by the executors of one process (a sweep's points)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def hold(self, fingerprint: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(fingerprint, threading.Lock())
+
+
 class Events(Protocol):
     """What the executor reports; `progress.py` prints it. Called from worker threads too."""
 
@@ -121,6 +134,8 @@ class Executor:
         cache: StageCache | None = None,
         envs: Provisioner | None = None,
         on_result: Callable[[StageResult, LockEntry | None], None] | None = None,
+        gate: FingerprintGate | None = None,
+        tracker: ProcessTracker | None = None,
     ) -> None:
         self.project = project
         self.lock = lock
@@ -130,8 +145,9 @@ class Executor:
         self.cache = cache
         self.envs = envs or Provisioner()
         self.on_result = on_result
+        self.gate = gate
         self.plan_envs: dict[str, ResolvedEnv | None] = {}
-        self.tracker = ProcessTracker()
+        self.tracker = tracker or ProcessTracker()
         self.lock_writer = LockWriter(project.root)
         self.logs = init_state_dir(project.state_dir) / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -178,14 +194,32 @@ class Executor:
             self.hasher.state.flush()
 
     def _work(self, name: str, forced: bool) -> Work:
-        """One stage, in a worker thread: decide again, then run and hash, or skip."""
+        """One stage, in a worker thread: decide again, then run and hash, or skip.
+
+        With a `gate`, a stage whose exact inputs another executor of this process is running
+        waits for it, then decides again: usually it is restored from that run.
+        """
+        decision = self._decide(name, forced)
+        if self.gate is None or decision.action is not Action.RUN:
+            return self._perform(name, decision)
         stage = self.project.stages[name]
-        entry = self.lock.stages.get(name)
+        with self.gate.hold(fingerprint(stage, decision.deps, decision.env_digest)):
+            return self._perform(name, self._decide(name, forced))
+
+    def _decide(self, name: str, forced: bool) -> Decision:
         runs = self.cache.runs if self.cache and self.cache.restore_runs else None
-        env = self.plan_envs.get(name)
-        decision = decide(
-            self.project, stage, entry, self.hasher, forced=forced, runs=runs, env=env
+        return decide(
+            self.project,
+            self.project.stages[name],
+            self.lock.stages.get(name),
+            self.hasher,
+            forced=forced,
+            runs=runs,
+            env=self.plan_envs.get(name),
         )
+
+    def _perform(self, name: str, decision: Decision) -> Work:
+        stage = self.project.stages[name]
         if decision.action is Action.UP_TO_DATE:
             unchanged = (Reason("upstream outputs unchanged"),)
             result = StageResult(name, Outcome.UP_TO_DATE, replace(decision, reasons=unchanged))

@@ -195,6 +195,42 @@ class EnvEntrySpec(_Model):
 
 
 ENV_KINDS = ("python_env", "requirements", "conda_env", "conda_lock", "system")
+PARAM_TYPES = ("float", "int", "string", "str", "bool", "path", "uri")
+
+
+def _param_decl(value: Any) -> Any:
+    """MLflow's short form `alpha: float` is `{type: float}`."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+class ParamDecl(_Model):
+    """A typed parameter (MLflow's `parameters`): what `--param`/`-P` values must be."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    type: str | None = None
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[Any] | None = None
+    desc: str | None = None
+
+    @model_validator(mode="after")
+    def _known_type(self) -> ParamDecl:
+        if self.type is not None and self.type not in PARAM_TYPES:
+            raise ValueError(f"unknown type {self.type!r}; use one of " + ", ".join(PARAM_TYPES))
+        return self
+
+
+ParamDecls = dict[str, Annotated[ParamDecl, BeforeValidator(_param_decl)]]
+
+
+class EntryPointSpec(_Model):
+    """An MLflow entry point: a command template with typed `{name}` parameters."""
+
+    command: str
+    parameters: ParamDecls = Field(default_factory=dict)
+    env: str | None = None
 GENERATOR_KEYS = ("foreach", "do", "matrix")
 
 
@@ -214,6 +250,9 @@ class ManifestSpec(_Model):
     environments: dict[
         str, Annotated[EnvEntrySpec, BeforeValidator(_env_entry)]
     ] = Field(default_factory=dict)
+    parameters: ParamDecls = Field(default_factory=dict)
+    entry_points: dict[str, EntryPointSpec] = Field(default_factory=dict)
+    docker_env: Any = None  # MLflow's; refused with a clear message by project.py
 
     @model_validator(mode="after")
     def _one_default_env(self) -> ManifestSpec:

@@ -244,3 +244,22 @@ def _why(result: StageResult) -> str:
     if result.outcome is Outcome.SKIPPED:
         return result.note
     return ", ".join(str(r) for r in result.decision.reasons)
+
+
+class PointEvents:
+    """A sweep's point: one line per finished stage, labelled with the point."""
+
+    def __init__(self, out: Console, label: str) -> None:
+        self.out = out
+        self.label = label
+
+    def stage_started(self, stage: Stage, decision: Decision, attempt: int) -> None:
+        pass
+
+    def stage_output(self, stage: Stage, chunk: bytes) -> None:
+        pass
+
+    def stage_finished(self, result: StageResult) -> None:
+        line = _finished_line(result)
+        if line is not None:
+            self.out.print(f"[dim]{escape(self.label)}[/] {line}")

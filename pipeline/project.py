@@ -48,6 +48,8 @@ class Project:
     metrics_files: tuple[str, ...] = ()
     plots: tuple[Any, ...] = field(default=(), repr=False)
     environments: dict[str, EnvDecl] = field(default_factory=dict, repr=False)
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    entry_points: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def state_dir(self) -> Path:
@@ -107,6 +109,8 @@ def _project(
         metrics_files=tuple(data["metrics_files"]),
         plots=tuple(data["plots"]),
         environments={n: EnvDecl.from_json(row) for n, row in data["environments"].items()},
+        parameters=data["parameters"],
+        entry_points=data["entry_points"],
     )
 
 
@@ -123,7 +127,15 @@ def _resolve(manifest: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any],
 
     inputs: dict[str, Stat] = {manifest.name: stat_of(manifest)}
     spec, doc = read_manifest(manifest, memo)
+    if spec.docker_env is not None:
+        raise doc.error(
+            ("docker_env",),
+            "docker_env is not supported",
+            "use python_env or conda_env; stages run in local envs",
+            at_key=True,
+        )
     envs = declare_envs(doc, spec)
+    _check_entry_envs(doc, spec.entry_points, envs)
     files = ParamsFiles(manifest.parent, memo)
     context = base_context(doc, files, spec.vars)
     stages: dict[str, Stage] = {}
@@ -146,6 +158,8 @@ def _resolve(manifest: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any],
         "metrics_files": top["metrics"],
         "plots": top["plots"],
         "environments": {name: decl.to_json() for name, decl in envs.items()},
+        "parameters": {k: v.model_dump(exclude_none=True) for k, v in spec.parameters.items()},
+        "entry_points": {k: v.model_dump() for k, v in spec.entry_points.items()},
         **stages_to_json(stages),
     }
     return data, {**inputs, **files.consulted}
@@ -157,3 +171,9 @@ def _render_top(doc: YamlDoc, sections: dict[str, Any], data: dict[str, Any]) ->
         return dict(interpolate(sections, data).value)
     except TemplateError as exc:
         raise doc.error((), exc.reason) from None
+
+
+def _check_entry_envs(doc: YamlDoc, entries: dict[str, Any], envs: dict[str, Any]) -> None:
+    for name, entry in entries.items():
+        if entry.env is not None and entry.env not in envs:
+            raise doc.error(("entry_points", name, "env"), f"unknown environment {entry.env!r}")

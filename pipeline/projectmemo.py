@@ -21,7 +21,7 @@ from pipeline.stage import Out, Stage
 from pipeline.state import RACY_MARGIN_NS
 from pipeline.yamlio import DocumentMemo, json_exact
 
-FORMAT = 3  # 2: YAML 1.2 scalars; 3: environments
+FORMAT = 4  # 2: YAML 1.2 scalars; 3: environments; 4: parameters, entry points
 Stat = tuple[int, int, int] | None
 
 

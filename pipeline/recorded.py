@@ -9,10 +9,20 @@ record is begun before the first stage, each stage is recorded as it ends, and t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.command import ProcessTracker
 from pipeline.env.provision import EnvOptions, Provisioner
-from pipeline.execute import Events, ExecOptions, Executor, RunResult, StageResult
+from pipeline.execute import (
+    Events,
+    ExecOptions,
+    Executor,
+    FingerprintGate,
+    RunResult,
+    StageResult,
+)
 from pipeline.lockfile import LockEntry
 from pipeline.plan import Plan
 from pipeline.runs.record import RunInfo, RunRecorder, StageRows, effective_params, read_metrics
@@ -20,7 +30,7 @@ from pipeline.session import Session
 from pipeline.stagecache import StageCache
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore
+    from pipeline.runs.store import Artifact, RunStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +41,10 @@ class Execution:
     keep_going: bool = False
     run_cache: bool = True
     record: RunInfo | None = dataclasses.field(default_factory=RunInfo)
+    store_dir: Path | None = None  # whose runs.db records it (default: the session's project)
+    gate: FingerprintGate | None = None  # shared by a sweep's points
+    after: Callable[[Executor], list[Artifact]] | None = None  # files to record with the run
+    tracker: ProcessTracker | None = None  # shared by a sweep's points, to stop them all
 
 
 def execute(
@@ -38,7 +52,7 @@ def execute(
 ) -> tuple[RunResult, Executor]:
     """Run `plan`, recording it unless `how.record` is None."""
     cache = StageCache(session.store, session.runs, session.hasher, session.config, how.run_cache)
-    recorder = _recorder(session, how.record)
+    recorder = _recorder(how.store_dir or session.project.state_dir, session, how.record)
     rows = StageRows(session.project, session.store, session.runs)
     recorded: set[str] = set()
 
@@ -58,6 +72,8 @@ def execute(
             EnvOptions(installer=session.config.env_installer, conda=session.config.env_conda)
         ),
         on_result=on_result,
+        gate=how.gate,
+        tracker=how.tracker,
     )
     if recorder is not None:
         recorder.begin(effective_params(session.project))
@@ -72,15 +88,16 @@ def execute(
     for late in result.results:  # settled without running: up to date, skipped
         if late.stage not in recorded:
             recorder.stage(rows.row(late, executor.lock.stages.get(late.stage)))
+    if how.after is not None:
+        recorder.files(how.after(executor))
     status = "failed" if result.failed else "succeeded"
     error = _finish(recorder, session, status)
     return dataclasses.replace(result, run_id=recorder.id, record_error=error), executor
 
 
-def _recorder(session: Session, info: RunInfo | None) -> RunRecorder | None:
+def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRecorder | None:
     if info is None:
         return None
-    state_dir = session.project.state_dir
 
     def open_store() -> RunStore:
         from pipeline.runs.store import RunStore  # noqa: PLC0415 - SQLAlchemy loads off-thread

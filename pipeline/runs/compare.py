@@ -1,7 +1,7 @@
 """`pipeline compare`: runs side by side, params and metrics as columns (like `dvc exp show`).
 
-By default only the columns whose values differ between the runs shown are kept, so a sweep
-over one param shows that param and the metrics. Metric keys lose their `file:` prefix when
+By default only the param columns whose values differ between the runs shown are kept, so a
+sweep over one param shows that param and every metric. Metric keys lose their `file:` prefix when
 only one metrics file is involved.
 """
 
@@ -56,7 +56,7 @@ def compare(
     params, metrics = store.params_of(ids), store.metrics_of(ids)
     metrics = _short_metric_keys(metrics)
     param_cols = _columns(params, all_columns)
-    metric_cols = _columns(metrics, all_columns or len(runs) == 1)
+    metric_cols = _columns(metrics, True)  # metrics are why one compares: always shown
     values = {i: {**params[i], **metrics[i]} for i in ids}
     if sort_by is not None:
         runs = _sorted(runs, values, sort_by, [*param_cols, *metric_cols], descending)
@@ -64,8 +64,8 @@ def compare(
 
 
 def _runs(store: RunStore, refs: tuple[str, ...], limit: int) -> list[RunRow]:
-    if not refs:
-        return store.runs(limit=limit, top_level=False)
+    if not refs:  # a sweep's own row has no params or metrics: its points stand for it
+        return [r for r in store.runs(limit=limit + 10) if r.kind != "sweep"][:limit]
     chosen: list[RunRow] = []
     for ref in refs:
         detail = store.detail(ref)

@@ -32,7 +32,7 @@ from pipeline.runcache import RunCache
 from pipeline.runs.gitinfo import git_state
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore, StageRow
+    from pipeline.runs.store import Artifact, RunStore, StageRow
 
 Job = Callable[["RunStore"], None]
 
@@ -127,6 +127,10 @@ class RunRecorder:
 
     def stage(self, row: StageRow) -> None:
         self._jobs.put(lambda store: store.record_stage(self.id, row))
+
+    def files(self, artifacts: list[Artifact]) -> None:
+        """Files the run wrote that belong to no stage: its params files and lock."""
+        self._jobs.put(lambda store: store.record_files(self.id, artifacts))
 
     def finish(self, status: str, metrics: Mapping[str, Any], note: str = "") -> None:
         """Queue the final status and wait until everything is written."""

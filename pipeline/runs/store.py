@@ -168,6 +168,29 @@ class RunStore:
             if files:
                 conn.execute(insert(schema.artifacts), files)
 
+    def record_files(self, run_id: str, files: Sequence[Artifact]) -> None:
+        """Files of the run as a whole (params files, the lock), stored as objects."""
+        rows = [{"run_id": run_id, "stage": "", "role": "file", **a.__dict__} for a in files]
+        if rows:
+            with self._write() as conn:
+                conn.execute(insert(schema.artifacts), rows)
+
+    def known_file(self, path: str, digest: str) -> bool:
+        """Whether some run recorded the file `path` with exactly this content."""
+        a = schema.artifacts
+        query = select(a.c.run_id).where(
+            (a.c.role == "file") & (a.c.path == path) & (a.c.hash == digest)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query.limit(1)).first() is not None
+
+    def run_files(self, run_id: str) -> list[Artifact]:
+        a = schema.artifacts
+        query = select(a).where((a.c.run_id == run_id) & (a.c.role == "file"))
+        with self.engine.connect() as conn:
+            rows = [r._mapping for r in conn.execute(query)]
+        return [Artifact(r["path"], r["hash"], r["size"], r["nfiles"]) for r in rows]
+
     def finish(
         self, run_id: str, status: str, ended_at: float, metrics: Mapping[str, Any], note: str = ""
     ) -> None:

@@ -1,0 +1,79 @@
+"""`pipeline checkout RUN`: bring an experiment's params and outputs into the workspace.
+
+The run stored its params files and its lock as objects; they are written back (refusing to
+overwrite params files with uncommitted edits unless forced), then the outputs the lock names
+are restored from the cache as by `pipeline checkout`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pipeline.errors import DataError, UsageError
+from pipeline.lockfile import LOCK_NAME
+from pipeline.runs.store import Artifact, RunRow, RunStore
+from pipeline.session import Session
+from pipeline.yamlio import atomic_write_text
+
+
+def apply_run_files(session: Session, store: RunStore, ref: str, *, force: bool) -> RunRow:
+    """Write RUN's params files and lock into the workspace; returns the run."""
+    run = store.resolve(ref)
+    files = store.run_files(run.id)
+    if not files:
+        raise UsageError(
+            f"run {run.id} ({run.kind}) kept no params or lock to check out",
+            "only `pipeline run` experiments can be checked out; a repro's results belong"
+            " to its commit: `git checkout` it, then `pipeline checkout`",
+        )
+    root = session.project.root
+    params = [f for f in files if f.path != LOCK_NAME]
+    if not force:
+        at_risk = [f for f in params if _differs(session, f) and not _from_a_run(session, store, f)]
+        _refuse_uncommitted(root, at_risk)
+    for artifact in files:
+        atomic_write_text(root / artifact.path, _object_text(session, artifact))
+    return run
+
+
+def _differs(session: Session, artifact: Artifact) -> bool:
+    current = session.hasher.hash(artifact.path)
+    return current is None or current.hash != artifact.hash
+
+
+def _from_a_run(session: Session, store: RunStore, artifact: Artifact) -> bool:
+    """A params file exactly as some run left it (an earlier `checkout RUN`) is no user edit."""
+    current = session.hasher.hash(artifact.path)
+    return current is not None and store.known_file(artifact.path, current.hash)
+
+
+def _refuse_uncommitted(root: Path, files: list[Artifact]) -> None:
+    if not files:
+        return
+    paths = [f.path for f in files]
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", *paths],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        return  # not a git repository: nothing tells an edit from a committed version
+    edited = [line[3:] for line in out.stdout.splitlines() if line.strip()]
+    if edited:
+        raise UsageError(
+            f"{edited[0]} has uncommitted edits that checking out the run would overwrite",
+            "commit or stash them first, or pass --force",
+        )
+
+
+def _object_text(session: Session, artifact: Artifact) -> str:
+    try:
+        return session.store.path(artifact.hash).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise DataError(
+            f"the cache no longer holds {artifact.path} of this run ({artifact.hash})",
+            "it was freed by `pipeline gc`, or the cache was moved",
+        ) from None

@@ -1,0 +1,107 @@
+"""An isolated workspace under `.pipeline/tmp/runs/<id>/` for one experiment.
+
+Source files are copied from the working tree (git's view of it: tracked and untracked but not
+ignored files; every file when the project is not in git). Stage outputs and tracked data are
+not copied: `pipeline.lock` is, and they come back from the shared cache by checkout, as links.
+The workspace's `.pipeline/cache` is a symlink to the project's, so whatever the experiment
+computes lands in the one cache (and run-cache) every later run and `checkout RUN` read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from pipeline.config import FILES as CONFIG_FILES
+from pipeline.lockfile import LOCK_NAME, Lock
+from pipeline.project import STATE_DIR, Project
+
+RUNS_DIR = Path("tmp") / "runs"
+
+
+def workspace_dir(project: Project, run_id: str) -> Path:
+    return project.state_dir / RUNS_DIR / run_id
+
+
+def make_workspace(project: Project, lock: Lock, run_id: str) -> Path:
+    """Copy the project's sources into a fresh workspace; returns its root."""
+    root = workspace_dir(project, run_id)
+    skip = _derived(project, lock)
+    for relpath in source_files(project.root):
+        if not _under_any(relpath, skip):
+            target = root / relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(project.root / relpath, target, follow_symlinks=False)
+    state = root / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    os.symlink(project.state_dir.resolve() / "cache", state / "cache")
+    for name in CONFIG_FILES:
+        if (project.state_dir / name).is_file():
+            shutil.copy2(project.state_dir / name, state / name)
+    if (project.root / LOCK_NAME).is_file():
+        shutil.copy2(project.root / LOCK_NAME, root / LOCK_NAME)
+    return root
+
+
+def source_files(root: Path) -> Iterator[str]:
+    """Project-relative paths of the files an experiment needs a copy of."""
+    listed = _git_files(root)
+    files = listed if listed is not None else _walk(root)
+    for relpath in files:
+        first = relpath.split("/")[0]
+        if first in (STATE_DIR, ".git") or not os.path.lexists(root / relpath):
+            continue
+        yield relpath
+
+
+def _git_files(root: Path) -> list[str] | None:
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    if out.returncode != 0:
+        return None
+    return sorted({p for p in out.stdout.decode("utf-8", "surrogateescape").split("\0") if p})
+
+
+def _walk(root: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in (STATE_DIR, ".git")]
+        base = Path(dirpath).relative_to(root)
+        found += [(base / name).as_posix() for name in filenames]
+    return sorted(found)
+
+
+def _derived(project: Project, lock: Lock) -> list[str]:
+    """Paths that come from the cache, not from a copy: outputs and tracked data."""
+    outs = [o.path for stage in project.stages.values() for o in stage.outs]
+    return [*outs, *lock.data]
+
+
+def _under_any(relpath: str, prefixes: list[str]) -> bool:
+    return any(relpath == p or relpath.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def with_outside_specs(isolated: Project, original: Project) -> Project:
+    """Env specs outside the project (`../envs/x.yaml`) stay where the original project has them."""
+    envs = {
+        name: replace(decl, file=str((original.root / decl.file).resolve()))
+        if decl.file and decl.file.startswith("..")
+        else decl
+        for name, decl in isolated.environments.items()
+    }
+    return replace(isolated, environments=envs)
+
+
+def remove_workspace(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)

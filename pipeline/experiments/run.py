@@ -1,0 +1,210 @@
+"""`pipeline run`: experiments in isolated workspaces, one recorded run per point of a sweep.
+
+Every point gets its own workspace (`isolate.py`) with its overrides written into the params
+files, is planned and executed there, and is recorded in the project's run store with its
+params files and lock stored as objects (so `checkout RUN` can bring it back). Points run in
+parallel up to `jobs`; a `FingerprintGate` makes a stage that several points share run once,
+the others restoring its outputs from the run-cache. The user's workspace is never written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.command import ProcessTracker
+from pipeline.env.resolve import EnvResolver
+from pipeline.errors import PipelineError
+from pipeline.execute import Events, Executor, FingerprintGate, QuietEvents, RunResult
+from pipeline.experiments.isolate import (
+    make_workspace,
+    remove_workspace,
+    with_outside_specs,
+)
+from pipeline.experiments.overrides import Point, apply, points
+from pipeline.hashing import file_digest
+from pipeline.lockfile import LOCK_NAME, LockWriter
+from pipeline.plan import PlanOptions, make_plan
+from pipeline.project import Project
+from pipeline.recorded import Execution, execute
+from pipeline.runs.record import RunInfo, RunRecorder, new_run_id
+from pipeline.runs.store import Artifact, RunStore
+from pipeline.selection import select
+from pipeline.session import Session, open_session
+from pipeline.workspace import checkout
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`pipeline run` (see its --help)."""
+
+    root: Path | str = "."
+    targets: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()  # KEY=VALUE
+    sweeps: tuple[str, ...] = ()  # KEY=A,B,C
+    jobs: int = 1
+    name: str | None = None
+    keep_going: bool = False
+    run_cache: bool = True
+    env_manager: str = "declared"
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """One point's run: its record id, and what happened (or why it could not start)."""
+
+    point: Point
+    run_id: str
+    result: RunResult | None = None
+    error: PipelineError | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and self.result is not None and self.result.failed is None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """All points of one `pipeline run`, and the sweep record grouping them (if several)."""
+
+    points: tuple[PointResult, ...]
+    parent_id: str | None = None
+
+
+EventsFor = Callable[[Point, int], Events]
+
+
+def run_experiments(options: RunOptions, events_for: EventsFor | None = None) -> Experiment:
+    """Validate every override first (exit 2 before anything runs), then run the points."""
+    with open_session(options.root) as session:
+        grid = points(session.project, options.params, options.sweeps)
+        if options.targets:  # unknown targets are reported now, before any workspace exists
+            select(session.project, options.targets)
+        parent = _parent(session, options) if len(grid) > 1 else None
+        tracker = ProcessTracker()
+        gate = FingerprintGate()
+        width = max(1, min(options.jobs, len(grid)))
+        per_point = max(1, options.jobs // width)
+        try:
+            with ThreadPoolExecutor(width, thread_name_prefix="point") as pool:
+                futures = [
+                    pool.submit(
+                        _run_point,
+                        session,
+                        point,
+                        dataclasses.replace(options, jobs=per_point),
+                        Shared(parent.id if parent else None, gate, tracker),
+                        (events_for or _quiet)(point, len(grid)),
+                    )
+                    for point in grid
+                ]
+                results = tuple(f.result() for f in futures)
+        except BaseException:
+            tracker.stop_all()
+            if parent is not None:
+                parent.finish("interrupted", {})
+            raise
+        if parent is not None:
+            status = "succeeded" if all(r.succeeded for r in results) else "failed"
+            parent.finish(status, {})
+        return Experiment(results, parent.id if parent else None)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the points of one experiment share."""
+
+    parent_id: str | None
+    gate: FingerprintGate
+    tracker: ProcessTracker
+
+
+def _quiet(point: Point, count: int) -> Events:
+    return QuietEvents()
+
+
+def _parent(session: Session, options: RunOptions) -> RunRecorder:
+    def open_store() -> RunStore:
+        return RunStore.for_project(session.project.state_dir)
+
+    info = RunInfo(kind="sweep", name=options.name, command=_command_line())
+    recorder = RunRecorder(open_store, session.project.root, info)
+    recorder.begin({})
+    return recorder
+
+
+def _command_line() -> str:
+    return " ".join(["pipeline", *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+def _run_point(
+    session: Session, point: Point, options: RunOptions, shared: Shared, events: Events
+) -> PointResult:
+    run_id = new_run_id()
+    root = make_workspace(session.project, session.lock, run_id)
+    try:
+        changed = apply(root, point.overrides)
+        with open_session(root) as opened:
+            isolated = dataclasses.replace(
+                opened, project=with_outside_specs(opened.project, session.project)
+            )
+            checkout(isolated, ())
+            plan = make_plan(
+                isolated.project,
+                isolated.lock,
+                isolated.hasher,
+                PlanOptions(targets=options.targets, run_cache=options.run_cache),
+                isolated.runs,
+                envs=EnvResolver(isolated.project, local=options.env_manager == "local"),
+            )
+            name = point.name if options.name is None else _named(options.name, point)
+            how = Execution(
+                jobs=options.jobs,
+                keep_going=options.keep_going,
+                run_cache=options.run_cache,
+                record=RunInfo("run", name, shared.parent_id, _command_line(), run_id),
+                store_dir=session.project.state_dir,
+                gate=shared.gate,
+                after=lambda executor: _keep_files(isolated, executor, changed),
+                tracker=shared.tracker,
+            )
+            result, _ = execute(isolated, plan, events, how)
+            return PointResult(point, run_id, result)
+    except PipelineError as exc:
+        return PointResult(point, run_id, error=exc)
+    finally:
+        remove_workspace(root)
+
+
+def _named(name: str, point: Point) -> str:
+    return f"{name}:{point.name}" if point.name else name
+
+
+def _keep_files(session: Session, executor: Executor, changed: list[str]) -> list[Artifact]:
+    """Store the run's params files and its lock as objects, for `checkout RUN`."""
+    project: Project = session.project
+    files = sorted({*project.params_files, *changed, *_params_files_used(project)})
+    kept = []
+    for relpath in files:
+        path = project.root / relpath
+        if path.is_file():
+            digest = file_digest(path)
+            session.store.put_file(str(path), digest, ["copy"])
+            kept.append(Artifact(relpath, digest, os.path.getsize(path), 1))
+    lock_text = LockWriter.render_once(executor.lock).encode()
+    from pipeline.hashing import digest_bytes  # noqa: PLC0415
+
+    digest = digest_bytes(lock_text)
+    session.store.put_bytes(lock_text, digest)
+    kept.append(Artifact(LOCK_NAME, digest, len(lock_text), 1))
+    return kept
+
+
+def _params_files_used(project: Project) -> set[str]:
+    return {file for stage in project.stages.values() for file in stage.params}
