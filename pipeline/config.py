@@ -35,6 +35,7 @@ class Config:
 def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
     """Merge the project's config files (missing files are fine)."""
     merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # "section.key" -> the file that set it, for messages
     for name in FILES:
         path = state_dir / name
         if path.is_file():
@@ -42,21 +43,26 @@ def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
             if doc.data is not None and not isinstance(doc.data, dict):
                 raise doc.error((), "a config file must be a mapping")
             for section, values in (doc.data or {}).items():
+                if values is not None and not isinstance(values, dict):
+                    raise doc.error((section,), f"`{section}` must be a mapping of settings")
                 merged[section] = {**merged.get(section, {}), **(values or {})}
+                origin.update({f"{section}.{k}": f"{state_dir.name}/{name}" for k in values or {}})
     env = merged.get("env", {})
     return Config(
         cache_type=_cache_type(merged.get("cache", {}).get("type"), state_dir),
-        env_installer=_choice(env, "installer", ("uv", "pip"), state_dir),
-        env_conda=_choice(env, "conda", ("rattler", "conda", "mamba", "micromamba"), state_dir),
+        env_installer=_choice(env, "installer", ("uv", "pip"), origin),
+        env_conda=_choice(env, "conda", ("rattler", "conda", "mamba", "micromamba"), origin),
     )
 
 
-def _choice(section: dict[str, Any], key: str, allowed: tuple[str, ...], state_dir: Path) -> str:
+def _choice(
+    section: dict[str, Any], key: str, allowed: tuple[str, ...], origin: dict[str, str]
+) -> str:
     value = section.get(key, allowed[0])
     if value not in allowed:
+        where = origin.get(f"env.{key}", ".pipeline/config.yaml")
         raise ManifestError(
-            f"{state_dir.name}/config.yaml: env.{key} {value!r} is not one of "
-            + ", ".join(allowed),
+            f"{where}: env.{key} {value!r} is not one of " + ", ".join(allowed),
             f"e.g. `env: {{{key}: {allowed[0]}}}`",
         )
     return str(value)

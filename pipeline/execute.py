@@ -10,11 +10,12 @@ committed only after it succeeds. After a failure no new stage starts unless `ke
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -284,9 +285,9 @@ class Executor:
     def _attempt(self, stage: Stage, decision: Decision, attempt: int) -> LockEntry | None:
         """Run the stage once; None means it failed and a retry is left."""
         self.events.stage_started(stage, decision, attempt)
-        environ = self._environ(stage, decision)
-        self._clear_outs(stage)
-        result = self._command(stage, environ)
+        with self._environ(stage, decision) as environ:
+            self._clear_outs(stage)
+            result = self._command(stage, environ)
         try:
             if result.code != 0 or result.timed_out:  # a stage may trap SIGTERM and exit 0
                 raise StageFailed(
@@ -327,16 +328,19 @@ class Executor:
                 msg = f"stage {stage.name}: {exc.message}"
                 raise StageFailed(stage.name, msg, exc.hint) from None
 
-    def _environ(self, stage: Stage, decision: Decision) -> dict[str, str]:
-        """The stage's environment variables: its env activated (built first if need be)."""
+    @contextlib.contextmanager
+    def _environ(self, stage: Stage, decision: Decision) -> Iterator[dict[str, str]]:
+        """The stage's environment variables: its env built if need be, activated, and held."""
         base = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
         if decision.env is None:
-            return base
+            yield base
+            return
 
         def say(text: str) -> None:
             self.events.stage_output(stage, text.encode())
 
-        return activate(base, self.envs.ensure(decision.env, say))
+        with self.envs.activated(decision.env, say) as built:
+            yield activate(base, built)
 
     def _command(self, stage: Stage, env: dict[str, str]) -> CommandResult:
         cwd = self.project.root / stage.wdir

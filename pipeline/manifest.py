@@ -191,6 +191,8 @@ class EnvEntrySpec(_Model):
             raise ValueError(
                 "name exactly one of " + ", ".join(ENV_KINDS) + f" (got {len(kinds)})"
             )
+        if self.python is not None and kinds[0] not in ("python_env", "requirements"):
+            raise ValueError(f"`python` applies to pip envs; a {kinds[0]} env names its own")
         return self
 
 

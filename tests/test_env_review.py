@@ -113,13 +113,7 @@ PIP_CASES: dict[str, tuple[dict[str, str], dict[str, str], str | None, bool]] = 
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=f"BUG: tools.pip_index_options diverges from pip ({name})",
-            ),
-        )
+        pytest.param(name)
         for name in PIP_CASES
     ],
 )
@@ -145,11 +139,6 @@ def test_pip_index_options_follow_pips_precedence(
     assert (options.index_url, options.no_index) == (index_url, no_index)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pip's `constraint` setting (this machine's /etc/xdg/pip/pip.conf caps torch "
-    "with one) is not passed to uv, so uv-built envs ignore constraints pip would apply",
-)
 def test_a_constraint_in_pip_conf_applies_to_uv_builds(
     project: Project, tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,11 +171,6 @@ def test_a_constraint_in_pip_conf_applies_to_uv_builds(
 # -- spec parsing -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: specfile._channel turns a labelled channel name (conda-forge/label/dev) "
-    "into a file:// path because it contains '/'",
-)
 def test_a_labelled_channel_name_stays_a_channel_name(tmp_path: Path) -> None:
     spec = tmp_path / "environment.yml"
     spec.write_text("channels: [conda-forge/label/dev, ./local]\ndependencies: [hello]\n")
@@ -195,11 +179,6 @@ def test_a_labelled_channel_name_stays_a_channel_name(tmp_path: Path) -> None:
     assert channels[1] == (tmp_path / "local").as_uri()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `python: 3.10` (a YAML float) is answered with the hint "
-    '`python: "3.1"`, the wrong version',
-)
 def test_float_python_hint_repeats_the_version_as_written(tmp_path: Path) -> None:
     spec = tmp_path / "python_env.yaml"
     spec.write_text("python: 3.10\ndependencies: [alpha]\n")
@@ -208,11 +187,6 @@ def test_float_python_hint_repeats_the_version_as_written(tmp_path: Path) -> Non
     assert '"3.10"' in caught.value.message + (caught.value.hint or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a malformed `python:` value in python_env.yaml (`>=3.10`) exits 3 and points "
-    "at MLproject:1:1, while `python: 3.10` exits 2 at python_env.yaml:1",
-)
 def test_a_python_range_is_a_spec_error_naming_the_spec(project: Project) -> None:
     project.write("python_env.yaml", 'python: ">=3.10"\ndependencies: [alpha]\n')
     project.manifest({"python_env": "python_env.yaml", "stages": {"a": {"cmd": "true"}}})
@@ -221,11 +195,6 @@ def test_a_python_range_is_a_spec_error_naming_the_spec(project: Project) -> Non
     assert "python_env.yaml:1" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: python: '2.7' resolves to pyenv's 2.7 at plan time; the build then fails "
-    "inside uv with an index-settings hint",
-)
 def test_python_2_is_refused_when_resolving() -> None:
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
     if not any(root.glob("2.7.*")):
@@ -234,11 +203,6 @@ def test_python_2_is_refused_when_resolving() -> None:
         interpreters.find_python("2.7")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: tools._hint gives every installer failure the index-settings hint, even "
-    "`uv venv` failing on the interpreter",
-)
 def test_a_venv_creation_failure_gets_a_hint_about_the_interpreter(tmp_path: Path) -> None:
     from pipeline.env.venv import create_venv
 
@@ -254,12 +218,6 @@ def test_a_venv_creation_failure_gets_a_hint_about_the_interpreter(tmp_path: Pat
 # -- locks ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: resolve.lock_path keeps only the spec name up to its first dot, so "
-    "requirements.cpu.txt and requirements.gpu.txt share pylock.requirements.toml and one "
-    "env is built from the other's lock",
-)
 def test_two_specs_with_one_stem_do_not_share_a_lock(tmp_path: Path) -> None:
     (tmp_path / "requirements.cpu.txt").write_text("alpha\n")
     (tmp_path / "requirements.gpu.txt").write_text("gamma\n")
@@ -273,11 +231,6 @@ def test_two_specs_with_one_stem_do_not_share_a_lock(tmp_path: Path) -> None:
     assert resolve_env(tmp_path, gpu).lock is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the lock header names the env (`pipeline env lock NAME`), so one shared spec "
-    "locked under two env names gives two lock texts and two env digests",
-)
 def test_a_lock_does_not_depend_on_the_env_name(project: Project) -> None:
     write_yaml(project, "envs/shared.yaml", {"dependencies": ["alpha"]})
     project.manifest(
@@ -295,11 +248,6 @@ def test_a_lock_does_not_depend_on_the_env_name(project: Project) -> None:
     assert lock.read_bytes() == first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: locking.pylock_as_requirements drops each package's `marker`, so pip "
-    "(installer: pip) installs packages a universal lock meant for other platforms/Pythons",
-)
 def test_pylock_as_requirements_keeps_markers(tmp_path: Path) -> None:
     from pipeline.env.locking import pylock_as_requirements
 
@@ -325,11 +273,6 @@ def _declared_uv_floor() -> str:
     raise AssertionError("no uv>= dependency in pyproject.toml")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: venv.install_lock passes `--preview-features pylock`, which uv 0.6.15 (the "
-    "declared floor), 0.7.22 and 0.8.0 reject; 0.8.20 accepts it",
-)
 def test_declared_uv_floor_knows_every_flag_we_pass() -> None:
     import inspect
 
@@ -352,20 +295,11 @@ def _fake_env(root: Path, hexdigest: str, meta_text: str) -> Path:
     return prefix
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: store.lookup assumes pipeline-env.json holds an object; `null` or a list "
-    "crashes `env prune`/`env list` with an internal AttributeError",
-)
 def test_metadata_that_is_not_an_object_counts_as_missing(cache: EnvCache) -> None:
     _fake_env(cache.root, "ab" * 16, "null\n")
     assert EnvStore(cache.root).all() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: env prune never removes a published symlink whose build dir is gone",
-)
 def test_prune_removes_a_symlink_to_a_deleted_env(project: Project, cache: EnvCache) -> None:
     project.manifest({"stages": {"a": {"cmd": "true"}}})
     cache.root.mkdir(parents=True)
@@ -378,11 +312,6 @@ def test_prune_removes_a_symlink_to_a_deleted_env(project: Project, cache: EnvCa
 # -- CLI / API edges -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: env show of a stage in a *named* system env (`host: system`) hits "
-    "`assert env is not None` in commands._report: internal error, exit 1",
-)
 def test_env_show_of_a_stage_in_a_named_system_env(project: Project) -> None:
     project.manifest(
         {"environments": {"host": "system"}, "stages": {"a": {"cmd": "true", "env": "host"}}}
@@ -392,10 +321,6 @@ def test_env_show_of_a_stage_in_a_named_system_env(project: Project) -> None:
     assert "internal error" not in output(done)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `env lock NAME` of a declared system env says there is no such environment",
-)
 def test_env_lock_of_a_named_system_env_says_it_is_system(project: Project) -> None:
     project.manifest(
         {"environments": {"host": "system"}, "stages": {"a": {"cmd": "true", "env": "host"}}}
@@ -406,11 +331,6 @@ def test_env_lock_of_a_named_system_env_says_it_is_system(project: Project) -> N
     assert "system" in caught.value.message + (caught.value.hint or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.load_config merges `**values` without checking the section is a "
-    "mapping: `env: uv` is an internal TypeError, not a config error",
-)
 def test_config_env_section_that_is_not_a_mapping(tmp_path: Path) -> None:
     from pipeline.config import load_config
 
@@ -421,10 +341,6 @@ def test_config_env_section_that_is_not_a_mapping(tmp_path: Path) -> None:
         load_config(state)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config._choice always blames config.yaml, even for a value from config.local.yaml",
-)
 def test_config_error_names_the_local_file(tmp_path: Path) -> None:
     from pipeline.config import load_config
 
@@ -439,12 +355,6 @@ def test_config_error_names_the_local_file(tmp_path: Path) -> None:
 # -- building and running ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: relative paths in a spec's dependencies (./pkg.whl, -e ./src) are resolved "
-    "against the process's cwd, not the spec's directory (as -r/-c, channels and "
-    "`env lock` do)",
-)
 def test_a_local_wheel_path_is_relative_to_the_spec(
     project: Project, wheels: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,11 +373,6 @@ def test_a_local_wheel_path_is_relative_to_the_spec(
     repro_ok(project)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: provision.activate puts only the env's bin before PATH; an outer venv's "
-    "bin (whose VIRTUAL_ENV is dropped) stays on PATH, so its tools and python leak in",
-)
 def test_an_outer_venvs_bin_is_not_on_the_stages_path(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -491,11 +396,6 @@ def test_an_outer_venvs_bin_is_not_on_the_stages_path(
     assert project.read("a.txt").strip() == "none"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a venv interpreter found via PATH (not pyenv) is probed, and `uv python "
-    "find` run, on every `status`: subprocesses although nothing changed",
-)
 def test_status_runs_no_subprocess_for_an_interpreter_on_path(
     project: Project,
     tmp_path: Path,
@@ -553,11 +453,6 @@ def channel(tmp_path: Path) -> Path:
     return envkit.make_channel(tmp_path, with_python=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: provision.activate overwrites the user's BASH_ENV (e.g. Lmod's module "
-    "init) with the activate.d script, which does not source the old one",
-)
 def test_the_users_bash_env_still_runs_with_activate_hooks(
     project: Project, channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -583,11 +478,6 @@ def test_the_users_bash_env_still_runs_with_activate_hooks(
     assert project.read("a.txt").split() == ["on", "yes"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `env lock` installs its scratch prefix as .store/lock-XXXX without the "
-    "build lock, so a concurrent `env prune` deletes it as an unfinished build",
-)
 def test_prune_during_a_conda_lock_leaves_the_lock_alone(
     project: Project, channel: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -646,13 +536,6 @@ print(errors)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: tools.uv_binary calls uv.find_uv_bin() (sysconfig) lazily in stage worker "
-    "threads; on Python 3.10/3.11 sysconfig's first use is not thread-safe, so two envs "
-    "building under -j 2 (or one build beside the run-recorder thread) crash with "
-    "TypeError: 'uv' + None, an internal error",
-)
 def test_two_envs_building_in_parallel_threads_on_a_cold_sysconfig(project: Project) -> None:
     import sysconfig
 
@@ -671,12 +554,6 @@ def test_two_envs_building_in_parallel_threads_on_a_cold_sysconfig(project: Proj
     assert done.stdout.strip() == "[]", done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: env prune (--days 0, or `env build --force`) from another project deletes an "
-    "env a running stage is using; the stage then silently runs the system python and "
-    "succeeds. Nothing marks an env as in use (store.remove only takes the build lock)",
-)
 def test_prune_does_not_delete_an_env_a_running_stage_uses(
     make_project: Any, cache: EnvCache, tmp_path: Path
 ) -> None:

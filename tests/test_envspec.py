@@ -192,9 +192,10 @@ def test_pip_settings_follow_pips_order(tmp_path: Path) -> None:
         "XDG_CONFIG_DIRS": str(tmp_path / "none"),
     }
     options = pip_index_options(environ)
-    assert options.index_url == "https://user/simple"  # the user file wins over PIP_CONFIG_FILE
+    # As pip: an existing PIP_CONFIG_FILE replaces the user files and wins over the rest.
+    assert options.index_url == "https://explicit/simple"
     assert options.find_links == ("/a", "/b")
-    assert options.extra_index_urls == ("https://x", "https://y")
+    assert options.extra_index_urls == ()  # only the (skipped) user file had them
     environ["PIP_INDEX_URL"] = "https://env/simple"
     environ["PIP_NO_INDEX"] = "yes"
     options = pip_index_options(environ)

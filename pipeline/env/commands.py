@@ -104,7 +104,7 @@ def env_show(session: Session, stage: str) -> EnvReport | None:
         names = list(session.project.stages)
         hint = suggest_name(stage, names, "see `pipeline dag`")
         raise UsageError(f"no stage named {stage!r}", hint)
-    if found.env is None:
+    if found.env is None or not session.project.environments[found.env].isolated:
         return None
     return _report(session, EnvResolver(session.project), EnvStore(), found.env)
 
@@ -113,6 +113,11 @@ def selected(session: Session, names: tuple[str, ...], *, everything: bool) -> l
     """The envs to act on: `names`, or all declared (`everything`), or those stages use."""
     declared = [n for n, d in session.project.environments.items() if d.isolated]
     for name in names:
+        if name in session.project.environments and name not in declared:
+            raise UsageError(
+                f"env {name!r} is the system environment: there is nothing to build or lock",
+                "its stages run in whatever environment pipeline runs in (unpinned)",
+            )
         if name not in declared:
             from pipeline.manifest import suggest_name  # noqa: PLC0415
 
@@ -138,8 +143,11 @@ def env_build(
     for name in names:
         env = resolver.get(name)
         assert env is not None
-        if force:
-            builder.store.remove(env.digest)
+        if force and not builder.store.remove(env.digest):
+            raise UsageError(
+                f"env {name!r} is in use by a running stage; it was not rebuilt",
+                "run `pipeline env build --force` again when the stage has finished",
+            )
         built.append((name, builder.ensure(env, say)))
     return built
 
@@ -150,7 +158,7 @@ def env_lock(session: Session, names: list[str], say: Say | None = None) -> list
 
     resolver = EnvResolver(session.project)
     store = EnvStore()
-    scratch = store.root / ".store"
+    scratch = store.root / ".scratch"  # not .store: `env prune` must not take it for a crash
     written = []
     for name in names:
         env = resolver.get(name)
@@ -190,10 +198,16 @@ def env_prune(session: Session, *, days: float, dry: bool = False) -> Pruned:
         if built.digest in keep or built.last_used >= cutoff:
             kept += 1
             continue
-        freed += _du(built.prefix)
-        removed.append(f"{built.meta.get('name', '?')} ({built.prefix.name})")
+        size, label = _du(built.prefix), f"{built.meta.get('name', '?')} ({built.prefix.name})"
+        if dry or store.remove(built.digest):
+            freed += size
+            removed.append(label)
+        else:
+            kept += 1  # a stage is running in it right now
+    for link in store.dangling():
+        removed.append(f"broken entry {link.name}")
         if not dry:
-            store.remove(built.digest)
+            store.remove(link.name)
     for orphan in store.orphans():
         size = _du(orphan)
         if dry or store.remove_orphan(orphan):

@@ -70,8 +70,9 @@ def locked_records(lock: Path) -> list[rattler.RepoDataRecord]:
     except Exception as exc:
         raise _error(f"reading {lock.name}", exc, "regenerate it: pipeline env lock") from None
     current = str(rattler.Subdir.current())
-    platform = next((p for p in environment.platforms() if p.name == current), None)
-    if environment is None or platform is None:
+    platforms = environment.platforms() if environment is not None else []
+    platform = next((p for p in platforms if p.name == current), None)
+    if platform is None:
         raise EnvironmentSetupError(
             f"{lock.name} has no packages for {current}",
             "lock it on (or for) this platform: pipeline env lock",
@@ -138,8 +139,9 @@ def activation_script(prefix: Path) -> Path | None:
     if not hooks:
         return None
     script = prefix / "etc" / "conda" / "pipeline-activate.sh"
+    outer = '[ -n "$PIPELINE_OUTER_BASH_ENV" ] && . "$PIPELINE_OUTER_BASH_ENV"\n'
     body = "".join(f'. "{hook}"\n' for hook in hooks)
-    script.write_text(f'export CONDA_PREFIX="{prefix}"\n' + body, encoding="utf-8")
+    script.write_text(outer + f'export CONDA_PREFIX="{prefix}"\n' + body, encoding="utf-8")
     os.chmod(script, 0o644)
     return script
 

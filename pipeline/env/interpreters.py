@@ -8,7 +8,9 @@ fail for non-selected versions, so they are skipped), `python3.X` on `PATH`, and
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import platform
 import re
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import EnvironmentSetupError
+from pipeline.yamlio import atomic_write_text
 
 _VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
 _PROBE = "import platform, sys; print(platform.python_implementation(), platform.python_version())"
@@ -60,6 +63,11 @@ def find_python(request: str | None) -> Interpreter:
             f"python: {request!r} is not a version",
             'give a version such as "3.12" or "3.12.1"',
         )
+    if not request.startswith("3"):
+        raise EnvironmentSetupError(
+            f"python: {request!r}: only Python 3 environments can be built",
+            'ask for a Python 3 version such as "3.11"',
+        )
     running = current()
     if _matches(running.version, request):  # `3` or `3.11` on 3.11: what pipeline runs on
         return running
@@ -76,11 +84,13 @@ def find_python(request: str | None) -> Interpreter:
 
 
 def _candidates(request: str) -> list[Interpreter]:
-    """Cheap sources first; PATH and uv only when they found nothing matching."""
-    cheap = [current(), *_pyenv()]
-    if any(_matches(i.version, request) for i in cheap):
-        return cheap
-    return [*cheap, *_on_path(), *_uv_find(request)]
+    """Cheap sources first; PATH, then uv, only when the ones before found nothing matching."""
+    found = [current(), *_pyenv()]
+    for more in (_on_path, lambda: _uv_find(request)):
+        if any(_matches(i.version, request) for i in found):
+            break
+        found += more()
+    return found
 
 
 def _all_found() -> list[Interpreter]:
@@ -143,6 +153,44 @@ def _uv_find(request: str) -> list[Interpreter]:
 
 @functools.cache
 def _probe(exe: str) -> Interpreter | None:
+    """The interpreter at `exe`, asked once per binary (then remembered on disk)."""
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return None
+    key = f"{os.path.realpath(exe)}:{st.st_mtime_ns}:{st.st_size}"
+    memo = _probe_memo()
+    if key in memo:
+        impl, version = memo[key]
+        return Interpreter(exe, version, impl)
+    found = _ask(exe)
+    if found is not None:
+        _remember_probe(key, found)
+    return found
+
+
+def _memo_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pipeline" / "interpreters.json"
+
+
+def _probe_memo() -> dict[str, list[str]]:
+    try:
+        data = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_probe(key: str, found: Interpreter) -> None:
+    memo = _probe_memo()
+    memo[key] = [found.implementation, found.version]
+    with contextlib.suppress(OSError):
+        _memo_path().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(_memo_path(), json.dumps(memo, indent=0), durable=False)
+
+
+def _ask(exe: str) -> Interpreter | None:
     try:
         argv = [exe, "-c", _PROBE]
         out = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)

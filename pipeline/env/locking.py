@@ -40,8 +40,9 @@ def write_lock(env: ResolvedEnv, scratch: Path, conda_cache: Path) -> Path:
             "lock the environment.yml it was made from instead",
         )
     target = lock_path(env.kind, env.spec)
+    # Nothing here names the env: one spec shared by several envs gives one lock (one digest).
     header = (
-        f"# Written by `pipeline env lock {env.name}`: exact packages of {env.spec.name}.\n"
+        f"# Written by `pipeline env lock`: exact packages of {env.spec.name}.\n"
         f"{LOCK_MARK}{env.spec_digest}\n"
     )
     if env.is_conda:
@@ -165,7 +166,8 @@ def pylock_as_requirements(lock: Path) -> str:
         artifacts = [*(package.get("wheels") or []), package.get("sdist") or {}]
         hashes = [a["hashes"]["sha256"] for a in artifacts if a.get("hashes", {}).get("sha256")]
         pins = " ".join(f"--hash=sha256:{h}" for h in hashes)
-        lines.append(f"{package['name']}=={package['version']} {pins}".strip())
+        marker = f" ; {package['marker']}" if package.get("marker") else ""
+        lines.append(f"{package['name']}=={package['version']}{marker} {pins}".strip())
     return "\n".join(lines) + "\n"
 
 

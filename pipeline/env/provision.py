@@ -7,10 +7,11 @@ one-build-per-digest protocol (`store.py`), with uv (venvs) or py-rattler (conda
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sysconfig
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class Provisioner:
     """Builds and activates envs for one command; safe to call from many worker threads."""
 
     def __init__(self, options: EnvOptions | None = None) -> None:
+        sysconfig.get_config_vars()  # its first use is not thread-safe before Python 3.12
         self.options = options or EnvOptions()
         self.store = EnvStore(self.options.cache_dir)
         self.built: list[str] = []  # digests this command built (tests and reports read it)
@@ -62,6 +64,20 @@ class Provisioner:
         else:
             self.store.touch(env.digest)
         return built
+
+    @contextlib.contextmanager
+    def activated(self, env: ResolvedEnv, log: Log | None = None) -> Iterator[BuiltEnv]:
+        """The built env, kept from `env prune` (and `build --force`) while the block runs."""
+        for _ in range(3):
+            built = self.ensure(env, log)
+            with self.store.using(env.digest):
+                if self.store.lookup(env.digest) is not None:
+                    yield built
+                    return
+        raise EnvironmentSetupError(
+            f"env {env.name!r} was removed each time it was built",
+            "is another process running `pipeline env prune` in a loop?",
+        )
 
     def _build(self, env: ResolvedEnv, prefix: Path) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -96,7 +112,12 @@ class Provisioner:
             wanted = prefix / "pipeline-requirements.txt"
             wanted.write_text("\n".join(env.request.requirements) + "\n", encoding="utf-8")
             venv.pip_install(
-                python, ["-r", str(wanted)], _quiet, installer=installer, what=_what(env)
+                python,
+                ["-r", str(wanted)],
+                _quiet,
+                installer=installer,
+                what=_what(env),
+                cwd=env.spec.parent,
             )
         return tool
 
@@ -141,7 +162,12 @@ class Provisioner:
         wanted.write_text("\n".join(lines) + "\n", encoding="utf-8")
         python = venv.python_of(prefix)
         venv.pip_install(
-            python, [*args, "-r", str(wanted)], _quiet, installer="uv", what=_what(env, "pip:")
+            python,
+            [*args, "-r", str(wanted)],
+            _quiet,
+            installer="uv",
+            what=_what(env, "pip:"),
+            cwd=env.spec.parent,
         )
 
 
@@ -171,12 +197,16 @@ def activate(base: Mapping[str, str], built: BuiltEnv) -> dict[str, str]:
     """
     env = {k: v for k, v in base.items() if k not in _LEAKY and k != "__PYVENV_LAUNCHER__"}
     prefix = str(built.prefix)
-    env["PATH"] = os.pathsep.join([str(built.prefix / "bin"), base.get("PATH", os.defpath)])
+    outer = {os.path.join(base[k], "bin") for k in ("VIRTUAL_ENV", "CONDA_PREFIX") if base.get(k)}
+    path = [p for p in base.get("PATH", os.defpath).split(os.pathsep) if p not in outer]
+    env["PATH"] = os.pathsep.join([str(built.prefix / "bin"), *path])
     if built.is_conda:
         env["CONDA_PREFIX"] = prefix
         env["CONDA_DEFAULT_ENV"] = prefix
         script = built.meta.get("activate_script")
         if script:
+            if base.get("BASH_ENV"):  # the user's own startup file still runs, first
+                env["PIPELINE_OUTER_BASH_ENV"] = base["BASH_ENV"]
             env["BASH_ENV"] = str(script)
     else:
         env["VIRTUAL_ENV"] = prefix

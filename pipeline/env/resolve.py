@@ -69,7 +69,7 @@ def lock_path(kind: str, spec: Path) -> Path:
     """Where `pipeline env lock` writes the lock of a spec: next to it (PEP 751 / conda-lock)."""
     if kind == "conda_lock":
         return spec
-    stem = spec.name.split(".")[0] or "env"
+    stem = (spec.stem if spec.suffix else spec.name).replace(".", "-") or "env"
     if kind in VENV_KINDS:
         return spec.with_name(f"pylock.{stem}.toml")
     return spec.with_name(f"{stem}.conda-lock.yml")

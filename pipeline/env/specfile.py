@@ -17,6 +17,8 @@ from typing import Any
 from pipeline.errors import EnvironmentSetupError, ManifestError
 from pipeline.yamlio import YamlDoc, parse_yaml
 
+_VERSION = re.compile(r"^\s*\d+(\.\d+){0,2}\s*$")
+_LOCAL = re.compile(r"^(-e\s+|--editable[\s=]+)?(\.{1,2}/\S*)(.*)$")
 _INCLUDE = re.compile(r"^\s*(-r|-c|--requirement|--constraint)(?:\s+|=)(\S+)\s*$")
 _ENV_KEYS = ("name", "channels", "dependencies", "variables", "prefix")
 SPEC = "<spec>"  # the spec's label in `files`: its name is no part of what it asks for
@@ -73,9 +75,14 @@ def _python_env(doc: YamlDoc, text: bytes) -> EnvRequest:
         )
     python = data.get("python")
     if isinstance(python, float):
-        raise doc.error(("python",), f'write the version as a string, e.g. python: "{python}"')
-    if python is not None and not isinstance(python, (str, int)):
-        raise doc.error(("python",), "expected a version such as \"3.11\"")
+        written = _source_text(doc, "python") or str(python)
+        raise doc.error(("python",), f'write the version as a string: python: "{written}"')
+    if python is not None and not (
+        isinstance(python, (str, int)) and _VERSION.match(str(python).removeprefix("=="))
+    ):
+        raise doc.error(
+            ("python",), f"python: {python!r} is not a version", 'give one such as "3.11"'
+        )
     lines = [*_str_list(doc, "build_dependencies"), *_str_list(doc, "dependencies")]
     return _requirements(doc.path, lines, text, None if python is None else str(python))
 
@@ -110,6 +117,14 @@ def _conda_env(doc: YamlDoc, text: bytes) -> EnvRequest:
     )
 
 
+def _source_text(doc: YamlDoc, key: str) -> str | None:
+    """The scalar as written (`3.10`), which YAML would read as the float 3.1."""
+    from pipeline.yamlparse import child  # noqa: PLC0415
+
+    node = child(doc.root, key) if doc.root is not None else None
+    return str(node.value) if node is not None and isinstance(node.value, str) else None
+
+
 def _str_list(doc: YamlDoc, *loc: str | int) -> list[str]:
     value: Any = doc.data
     for step in loc:
@@ -122,10 +137,14 @@ def _str_list(doc: YamlDoc, *loc: str | int) -> list[str]:
 
 
 def _channel(base: Path, channel: str) -> str:
-    """Names and URLs stay; a local path becomes a `file://` URL (relative to the spec)."""
-    if "://" in channel or not (channel.startswith((".", "/", "~")) or "/" in channel):
-        return channel
-    return (base / Path(channel).expanduser()).resolve().as_uri()
+    """Names (`conda-forge/label/dev` too) and URLs stay; a path becomes a `file://` URL.
+
+    As in conda, only `./`, `../`, `/` or `~` make a path; relative ones are relative to the
+    spec.
+    """
+    if channel in (".", "..") or channel.startswith(("./", "../", "/", "~")):
+        return (base / Path(channel).expanduser()).resolve().as_uri()
+    return channel
 
 
 def _requirements(spec: Path, lines: list[str], text: bytes, python: str | None) -> EnvRequest:
@@ -135,14 +154,21 @@ def _requirements(spec: Path, lines: list[str], text: bytes, python: str | None)
         match = _INCLUDE.match(resolved)
         if match:
             files += _with_includes(Path(match.group(2)), _read(Path(match.group(2))), line)
+        elif _LOCAL.match(line.strip()) and Path(resolved.split()[-1]).is_file():
+            files.append((line.strip(), _read(Path(resolved.split()[-1]))))  # a local wheel
     return EnvRequest(python=python, requirements=tuple(absolute), files=tuple(files))
 
 
 def _absolute_include(base: Path, line: str) -> str:
+    """`-r`/`-c` files and `./local` paths relative to the spec, made absolute."""
     match = _INCLUDE.match(line)
-    if not match:
-        return line.strip()
-    return f"{match.group(1)} {(base / match.group(2)).resolve()}"
+    if match:
+        return f"{match.group(1)} {(base / match.group(2)).resolve()}"
+    local = _LOCAL.match(line.strip())
+    if local:
+        editable, path, rest = local.groups()
+        return f"{editable or ''}{(base / path).resolve()}{rest}"
+    return line.strip()
 
 
 def _with_includes(

@@ -12,6 +12,7 @@ the winner's env. A failed build is removed; a crashed one is removed by the nex
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -92,6 +93,8 @@ class EnvStore:
             used = link.lstat().st_mtime
         except (OSError, ValueError):
             return None
+        if not isinstance(meta, dict):
+            return None  # damaged: counts as not built, and the next build replaces it
         return BuiltEnv(str(meta.get("digest", digest)), link.resolve(), meta, used)
 
     def ensure(
@@ -158,16 +161,49 @@ class EnvStore:
                     found.append(built)
         return sorted(found, key=lambda b: -b.last_used)
 
-    def remove(self, digest: str) -> None:
-        """Unpublish then delete an env (under its build lock, so no build races it)."""
+    @contextlib.contextmanager
+    def using(self, digest: str) -> Iterator[None]:
+        """Mark the env in use (a shared lock) while a stage runs in it; `remove` skips it."""
+        fd = self._use_fd(digest)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def remove(self, digest: str) -> bool:
+        """Unpublish then delete an env, unless a stage is using it (then False).
+
+        Runs under its build lock, so no build races it, and holds the use lock exclusively,
+        so a stage about to use it waits and then finds it gone (and rebuilds it).
+        """
         name = dirname(digest)
-        with self._thread_lock(digest), self._file_lock(digest, None):
-            link = self.root / name
-            target = link.resolve() if link.is_symlink() else None
-            link.unlink(missing_ok=True)
-            if target is not None:
-                shutil.rmtree(target, ignore_errors=True)
-            self._remove_partial(name)
+        fd = self._use_fd(digest)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            with self._thread_lock(digest), self._file_lock(digest, None):
+                link = self.root / name
+                target = link.resolve() if link.is_symlink() else None
+                link.unlink(missing_ok=True)
+                if target is not None:
+                    shutil.rmtree(target, ignore_errors=True)
+                self._remove_partial(name)
+            return True
+        finally:
+            os.close(fd)
+
+    def _use_fd(self, digest: str) -> int:
+        locks = self.root / _LOCKS
+        locks.mkdir(parents=True, exist_ok=True)
+        return os.open(locks / f"{dirname(digest)}.use", os.O_RDWR | os.O_CREAT, 0o644)
+
+    def dangling(self) -> list[Path]:
+        """Published names whose env is gone or unreadable (deleted by hand, damaged)."""
+        links = [p for p in self.root.glob("*") if p.is_symlink()] if self.root.is_dir() else []
+        return [link for link in links if self.lookup(link.name) is None]
 
     def orphans(self) -> list[Path]:
         """Build directories no symlink publishes (left by a crash or a removed link)."""

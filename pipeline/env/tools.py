@@ -12,22 +12,27 @@ import functools
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import EnvironmentSetupError
 
+_UV_LOCK = threading.Lock()
+
 
 @functools.cache
 def uv_binary() -> str | None:
     """uv's executable (from the `uv` package, else PATH), or None when it cannot run."""
-    try:
-        import uv  # noqa: PLC0415
+    # find_uv_bin reads sysconfig, whose first use is not thread-safe before Python 3.12.
+    with _UV_LOCK:
+        try:
+            import uv  # noqa: PLC0415
 
-        candidates = [uv.find_uv_bin()]
-    except (ImportError, FileNotFoundError):
-        candidates = []
+            candidates = [uv.find_uv_bin()]
+        except Exception:  # not installed, or no binary for this platform: uv cannot run
+            candidates = []
     for exe in [*candidates, "uv"]:
         try:
             ok = subprocess.run([exe, "--version"], check=False, capture_output=True, timeout=30)
@@ -46,6 +51,7 @@ class IndexOptions:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    constraints: tuple[str, ...] = ()
 
     def uv_args(self) -> list[str]:
         args: list[str] = []
@@ -59,48 +65,78 @@ class IndexOptions:
             args += ["--find-links", link]
         if self.extra_index_urls and not self.no_index:
             args += ["--index-strategy", "unsafe-best-match"]  # pip's rule: best version wins
+        for constraint in self.constraints:
+            args += ["--constraint", constraint]
         return args
 
 
 def pip_index_options(environ: Mapping[str, str] | None = None) -> IndexOptions:
-    """pip's effective index settings: config files (global, user, site), then `PIP_*`."""
+    """pip's effective index settings, found the way pip finds them.
+
+    Files in pip's priority order (global, user, site, then `PIP_CONFIG_FILE`; user files are
+    skipped when that one exists; `os.devnull` skips them all); every file's `[global]`, then
+    every file's `[install]`, then `PIP_*` variables, each overriding the one before.
+    """
     environ = os.environ if environ is None else environ
-    values: dict[str, str] = {}
+    sections: dict[str, dict[str, str]] = {"global": {}, "install": {}}
     for path in _config_files(environ):
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            continue  # pip itself would refuse it; the installer will say why
-        for section in ("global", "install"):
-            if parser.has_section(section):
-                values.update({k: v for k, v in parser.items(section) if k in _KEYS})
+        for section, values in _read_config(path).items():
+            if section in sections:
+                sections[section].update(values)
+    values = {**sections["global"], **sections["install"]}
     for key in _KEYS:
         env_value = environ.get("PIP_" + key.upper().replace("-", "_"))
-        if env_value is not None:
+        if env_value:  # pip ignores empty variables
             values[key] = env_value
     return IndexOptions(
         index_url=values.get("index-url") or None,
         extra_index_urls=tuple(values.get("extra-index-url", "").split()),
         find_links=tuple(values.get("find-links", "").split()),
-        no_index=values.get("no-index", "").strip().lower() in ("1", "true", "yes", "on"),
+        no_index=_true(values.get("no-index", "")),
+        constraints=tuple(values.get("constraint", "").split()),
     )
 
 
-_KEYS = ("index-url", "extra-index-url", "find-links", "no-index")
+_KEYS = ("index-url", "extra-index-url", "find-links", "no-index", "constraint")
+
+
+def _read_config(path: Path) -> dict[str, dict[str, str]]:
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return {}  # pip itself would refuse it; the installer will say why
+    return {
+        section: {
+            _key(k): v for k, v in parser.items(section) if _key(k) in _KEYS and v.strip()
+        }
+        for section in parser.sections()
+    }
+
+
+def _key(name: str) -> str:
+    return name.strip().lstrip("-").replace("_", "-").lower()
+
+
+def _true(value: str) -> bool:
+    return value.strip().lower() in ("y", "yes", "t", "true", "on", "1")
 
 
 def _config_files(environ: Mapping[str, str]) -> list[Path]:
-    """pip's loading order; later files win. `PIP_CONFIG_FILE=os.devnull` disables them all."""
+    """pip's files, lowest priority first."""
     explicit = environ.get("PIP_CONFIG_FILE")
     if explicit == os.devnull:
         return []
+    home = Path(environ.get("HOME") or Path.home())
     dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-    config_home = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    files = [Path(explicit)] if explicit else []
-    files += [Path(d) / "pip" / "pip.conf" for d in dirs.split(os.pathsep) if d]
-    files += [Path("/etc/pip.conf"), Path.home() / ".pip" / "pip.conf"]
-    files += [Path(config_home) / "pip" / "pip.conf", Path(sys.prefix) / "pip.conf"]
+    config_home = environ.get("XDG_CONFIG_HOME") or str(home / ".config")
+    files = [Path(d) / "pip" / "pip.conf" for d in dirs.split(os.pathsep) if d]
+    files.append(Path("/etc/pip.conf"))
+    if not (explicit and os.path.exists(explicit)):
+        files += [home / ".pip" / "pip.conf", Path(config_home) / "pip" / "pip.conf"]
+    files.append(Path(sys.prefix) / "pip.conf")
+    if explicit:
+        files.append(Path(explicit))
     return [f for f in files if f.is_file()]
 
 
@@ -128,7 +164,7 @@ def run_tool(
         log(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         detail = _tail(proc.stderr or proc.stdout)
-        raise EnvironmentSetupError(f"{what} failed:\n{detail}", _hint(detail))
+        raise EnvironmentSetupError(f"{what} failed:\n{detail}", _hint(what, detail))
     return proc.stdout
 
 
@@ -137,9 +173,11 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join("  " + line for line in kept[-lines:]) or "  (no output)"
 
 
-def _hint(detail: str) -> str:
+def _hint(what: str, detail: str) -> str:
     if "No solution found" in detail or "not found in the package registry" in detail:
         return "check the package names and versions in the spec; they must exist on your index"
+    if "venv" in what or "virtualenv" in what:
+        return "the interpreter could not make a venv: check that it runs, or pick another python"
     return "fix the spec, or the index settings pip uses (pip.conf, PIP_INDEX_URL)"
 
 

@@ -44,19 +44,28 @@ def create_venv(prefix: Path, interpreter: Interpreter, log: Log, *, installer: 
 
 
 def pip_install(
-    python: Path, args: Sequence[str], log: Log, *, installer: str, what: str
+    python: Path,
+    args: Sequence[str],
+    log: Log,
+    *,
+    installer: str,
+    what: str,
+    cwd: Path | None = None,
 ) -> None:
-    """Install `args` (requirements or `-r file`) into the env whose interpreter is `python`."""
+    """Install `args` (requirements or `-r file`) into the env whose interpreter is `python`.
+
+    `cwd` is the spec's directory: relative paths a spec names are relative to it.
+    """
     uv = uv_binary() if installer == "uv" else None
     if uv is not None:
         index = pip_index_options().uv_args()
         argv = [uv, "pip", "install", "--no-config", "--python", str(python), *index, *args]
-        run_tool(argv, what, env=tool_env(), log=log)
+        run_tool(argv, what, env=tool_env(), log=log, cwd=cwd)
     else:
         argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", *args]
         if not (python.parent / "pip").exists():
             _ensure_pip(python, log)
-        run_tool(argv, what, env=tool_env(), log=log)
+        run_tool(argv, what, env=tool_env(), log=log, cwd=cwd)
 
 
 def install_lock(python: Path, lock: Path, log: Log, *, installer: str) -> None:
@@ -67,15 +76,13 @@ def install_lock(python: Path, lock: Path, log: Log, *, installer: str) -> None:
         argv += ["--preview-features", "pylock", "-r", str(lock)]
         run_tool(argv, f"installing {lock.name}", env=tool_env(), log=log)
         return
-    requirements = lock.with_name(f".{lock.stem}.requirements.txt")
+    # Written inside the env being built: a shared, read-only envs/ folder stays untouched.
+    requirements = python.parent.parent / "pipeline-requirements.txt"
     from pipeline.env.locking import pylock_as_requirements  # noqa: PLC0415
 
-    try:
-        requirements.write_text(pylock_as_requirements(lock), encoding="utf-8")
-        pip_install(python, ["--no-deps", "--require-hashes", "-r", str(requirements)], log,
-                    installer="pip", what=f"installing {lock.name} with pip")
-    finally:
-        requirements.unlink(missing_ok=True)
+    requirements.write_text(pylock_as_requirements(lock), encoding="utf-8")
+    args = ["--no-deps", "--require-hashes", "-r", str(requirements)]
+    pip_install(python, args, log, installer="pip", what=f"installing {lock.name} with pip")
 
 
 def _ensure_pip(python: Path, log: Log) -> None:
