@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.env.commands import EnvReport, Pruned
     from pipeline.env.store import BuiltEnv
     from pipeline.execute import Events, RunResult
+    from pipeline.experiments.entry import EntryRun
     from pipeline.experiments.run import EventsFor, Experiment, RunOptions
     from pipeline.gc import GcReport
     from pipeline.runs.compare import Table
@@ -274,6 +275,35 @@ def run(options: RunOptions, events_for: EventsFor | None = None) -> Experiment:
             return run_experiments(options, events_for)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; the runs are recorded as interrupted") from None
+
+
+def run_entry(
+    root: Path | str,
+    name: str,
+    params: tuple[str, ...] = (),
+    sink: Callable[[bytes], None] | None = None,
+    *,
+    env_manager: str = "declared",
+) -> EntryRun:
+    """Run an MLflow entry point with `-P key=value` params, validated, and record it."""
+    from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
+    from pipeline.experiments.entry import run_entry as run_it  # noqa: PLC0415
+
+    try:
+        with sigterm_as_interrupt(), open_session(root) as session:
+            return run_it(
+                session, name, params, sink or (lambda _: None), local=env_manager == "local"
+            )
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; the run is recorded as interrupted") from None
+
+
+def default_entry(root: Path | str = ".") -> str | None:
+    """`main`, when the project has no stages but a `main` entry point (MLflow's default)."""
+    from pipeline.project import load_project  # noqa: PLC0415
+
+    project = load_project(root)
+    return "main" if not project.stages and "main" in project.entry_points else None
 
 
 def _plan(session: Session, options: ReproOptions) -> Plan:

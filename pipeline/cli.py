@@ -435,6 +435,10 @@ def env_show(opts: GlobalOptions, stage: str, as_json: bool) -> None:
 @click.option(
     "--no-run-cache", is_flag=True, help="Run stages even when the cache holds their result."
 )
+@click.option("-e", "--entry-point", metavar="NAME", help="Run this MLflow entry point instead.")
+@click.option(
+    "-P", "entry_params", multiple=True, metavar="KEY=VALUE", help="An entry point parameter."
+)
 @_env_manager
 @click.pass_obj
 def run_cmd(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> None:
@@ -448,6 +452,10 @@ def run_cmd(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> N
     from pipeline import api, progress
     from pipeline.experiments.run import RunOptions
 
+    entry = flags["entry_point"] or (None if targets else api.default_entry(opts.directory))
+    if entry is not None or flags["entry_params"]:
+        _run_entry(opts, entry or "main", targets, flags)
+        return
     options = RunOptions(
         root=opts.directory,
         targets=targets,
@@ -470,6 +478,24 @@ def run_cmd(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> N
 
     experiment = api.run(options, events_for)
     _report_experiment(opts, experiment, single, time.monotonic() - started)
+
+
+def _run_entry(opts: GlobalOptions, name: str, targets: tuple[str, ...], flags: Any) -> None:
+    from pipeline import api, report
+
+    if targets or flags["params"] or flags["sweeps"]:
+        raise click.UsageError("-e/-P run an entry point: give no stages, --param or --sweep")
+
+    def sink(chunk: bytes) -> None:
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+
+    done = api.run_entry(
+        opts.directory, name, flags["entry_params"], sink, env_manager=flags["env_manager"]
+    )
+    report.echo(f"entry point {name} exited {done.code}; recorded as run {done.run_id}")
+    if done.code != 0:
+        _fail(f"entry point {name} failed with exit code {done.code}", None, 1)
 
 
 def _report_experiment(opts: GlobalOptions, experiment: Any, single: bool, seconds: float) -> None:
