@@ -35,8 +35,9 @@ import yaml
 try:
     import envbench
     import gen_grid  # `python bench/run.py` puts bench/ on sys.path
+    import runsbench
 except ModuleNotFoundError:  # imported as `bench.run` from the repository root
-    from bench import envbench, gen_grid  # type: ignore[no-redef]
+    from bench import envbench, gen_grid, runsbench  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[1]
 GIB = 1 << 30  # throughput is reported in GB/s with 1 GB = 2**30 bytes (the stricter reading)
@@ -786,6 +787,188 @@ def bench_env_conda(ctx: Context, res: Result) -> None:
     res.note = (
         f"fresh XDG_CACHE_HOME each run (no package cache); with rattler's package cache"
         f" warm: {warm_med:.3f} s; specs {' '.join(envbench.CONDA_SPECS)}"
+    )
+
+
+# --- run records (issue 6) ----------------------------------------------------------------------
+
+RECORD_STAGES = 100  # stages of the per-stage recording overhead project
+RECORD_SMALL = 10  # stages of the small project that separates the fixed cost from the marginal
+STORE_RUNS = 1000  # runs in the store of `runs_list_1000` and `compare_1000`
+
+
+def require_runs(ctx: Context) -> None:
+    """`Unavailable` unless the CLI has `runs` and `compare` and the API `ReproOptions.record`."""
+    for command in ("runs", "compare"):
+        try:
+            subprocess.run(
+                [*ctx.cli, command, "--help"], check=True, capture_output=True, env=ctx.env
+            )
+        except subprocess.CalledProcessError as exc:
+            raise Unavailable(f"this pipeline has no `{command}` command") from exc
+    probe = f"import sys; sys.path.append({str(REPO)!r}); import pipeline.api as a"
+    probe += "; a.ReproOptions(record=False)"
+    try:
+        subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, env=ctx.env)
+    except subprocess.CalledProcessError as exc:
+        raise Unavailable("pipeline.api.ReproOptions has no `record` option") from exc
+
+
+def drive_repro(ctx: Context, root: Path, record: bool, force: bool = True) -> tuple[float, float]:
+    """(seconds inside `api.repro`, wall seconds of the whole driver process)."""
+    flags = ["--record" if record else "--no-record", "--force" if force else "--no-force"]
+    cmd = [sys.executable, str(Path(runsbench.__file__).resolve()), "repro", str(root), *flags]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, check=True, capture_output=True, env=ctx.env)
+    wall = time.perf_counter() - start
+    return float(json.loads(done.stdout)["seconds"]), wall
+
+
+@register("record_overhead_per_stage", "ms", 5, "per stage, record=False")
+def bench_record_overhead(ctx: Context, res: Result) -> None:
+    """What recording a run adds per stage: (t_record - t_norecord) / N for N trivial stages."""
+    require_runs(ctx)
+    root = ctx.project(res.name)
+    big = runsbench.overhead_project(root / "p100", RECORD_STAGES)
+    small = runsbench.overhead_project(root / "p10", RECORD_SMALL)
+    for project in (big, small):  # warm-up: bytecode, state, memo, lock; creates runs.db
+        for record in (True, False):
+            drive_repro(ctx, project, record)
+    series: dict[str, list[float]] = {}
+    for size in (RECORD_STAGES, RECORD_SMALL):
+        for kind in ("forced", "wall", "noop"):
+            for tag in ("record", "norecord"):
+                series[f"p{size}_{kind}_{tag}_s"] = []
+    res.extra.update(series)
+    n_rounds = max(ctx.repeat, 5)
+
+    def one(size: int, project: Path, record: bool) -> None:
+        tag = "record" if record else "norecord"
+        inside, wall = drive_repro(ctx, project, record)
+        series[f"p{size}_forced_{tag}_s"].append(inside)
+        series[f"p{size}_wall_{tag}_s"].append(wall)
+        series[f"p{size}_noop_{tag}_s"].append(drive_repro(ctx, project, record, force=False)[0])
+
+    def pair() -> float:  # the baseline: both variants, in alternating order from round to round
+        order = (False, True) if len(series["p100_forced_norecord_s"]) % 2 == 0 else (True, False)
+        for size, project in ((RECORD_STAGES, big), (RECORD_SMALL, small)):
+            for record in order:
+                one(size, project, record)
+        return series[f"p{RECORD_STAGES}_forced_norecord_s"][-1] / RECORD_STAGES * 1000
+
+    def overhead() -> float:  # from the pair just taken
+        return diff(RECORD_STAGES, "forced", -1) / RECORD_STAGES * 1000
+
+    def diff(size: int, kind: str, i: int) -> float:
+        return series[f"p{size}_{kind}_record_s"][i] - series[f"p{size}_{kind}_norecord_s"][i]
+
+    measure(res, n_rounds, overhead, pair)
+    # overhead(N) = fixed + N * marginal, from the 100- and the 10-stage project, round by round
+    rounds = range(n_rounds)
+    d_big = [diff(RECORD_STAGES, "forced", i) for i in rounds]
+    d_small = [diff(RECORD_SMALL, "forced", i) for i in rounds]
+    marginal = [
+        (b - s) / (RECORD_STAGES - RECORD_SMALL) for b, s in zip(d_big, d_small, strict=True)
+    ]
+    res.extra["marginal_ms"] = [m * 1000 for m in marginal]
+    res.extra["fixed_ms"] = [
+        (s - RECORD_SMALL * m) * 1000 for s, m in zip(d_small, marginal, strict=True)
+    ]
+    res.extra["wall_overhead_ms"] = [
+        diff(RECORD_STAGES, "wall", i) * 1000 / RECORD_STAGES for i in rounds
+    ]
+    res.extra["small_overhead_ms"] = [d * 1000 / RECORD_SMALL for d in d_small]
+    res.extra["noop_overhead_ms"] = [diff(RECORD_STAGES, "noop", i) * 1000 for i in rounds]
+    med = statistics.median
+    res.note = (
+        f"{RECORD_STAGES} stages (1 dep, 1 param, 1 out each; git repo),"
+        f" `api.repro(force, jobs=1, run_cache=False)` in a driver process, time inside repro():"
+        f" {med(series['p100_forced_record_s']):.3f} s recorded vs"
+        f" {med(series['p100_forced_norecord_s']):.3f} s not; whole process"
+        f" {med(res.extra['wall_overhead_ms']):.1f} ms/stage. Split with a {RECORD_SMALL}-stage"
+        f" project: fixed {med(res.extra['fixed_ms']):.0f} ms per run +"
+        f" {med(res.extra['marginal_ms']):.2f} ms per stage ({RECORD_SMALL} stages:"
+        f" {med(res.extra['small_overhead_ms']):.1f} ms/stage). A no-op repro (all"
+        f" {RECORD_STAGES} up to date): {med(series['p100_noop_record_s']):.3f} s recorded vs"
+        f" {med(series['p100_noop_norecord_s']):.3f} s not"
+    )
+
+
+def filled_store(ctx: Context, name: str) -> tuple[Path, int]:
+    """A 3-stage project whose store holds `STORE_RUNS` runs: one real `repro`, the rest
+    written by `runsbench fill`; returns it and how many runs `compare` can show."""
+    project = runsbench.ml_project(ctx.project(name) / "project")
+    pipeline(ctx, project, "repro")
+    script = str(Path(runsbench.__file__).resolve())
+    cmd = [sys.executable, script, "fill", str(project), str(STORE_RUNS - 1)]
+    done = subprocess.run(cmd, check=True, capture_output=True, env=ctx.env)
+    filled = json.loads(done.stdout)
+    listed = cli_json(ctx, project, "runs", "--all", "--json")
+    if len(listed) != STORE_RUNS or filled["total_runs_in_store"] != STORE_RUNS:
+        raise RuntimeError(f"the store holds {len(listed)} runs, expected {STORE_RUNS}")
+    comparable = sum(1 for r in listed if r["kind"] != "sweep")
+    log(
+        f"  store: {STORE_RUNS} runs ({comparable} with params and metrics),"
+        f" {filled['stage_rows'] + 3} stage records, {filled['artifacts'] + 4} artifacts;"
+        f" filled in {filled['seconds']:.1f} s"
+    )
+    return project, comparable
+
+
+def cli_json(ctx: Context, project: Path, *args: str) -> Any:
+    """The parsed stdout of `pipeline -C project ARGS... --json`."""
+    cmd = [*ctx.cli, "-C", str(project), *args]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, env=ctx.env).stdout)
+
+
+def version_baseline(ctx: Context) -> Callable[[], float]:
+    """`pipeline --version`: the CLI's start-up floor, in the same rounds."""
+    return lambda: timed([*ctx.cli, "--version"], env=ctx.env)
+
+
+@register("runs_list_1000", "s", 0.5, "pipeline --version")
+def bench_runs_list(ctx: Context, res: Result) -> None:
+    """`pipeline runs` (latest 20) over a store of 1,000 runs; `runs --all` alongside."""
+    require_runs(ctx)
+    project, _ = filled_store(ctx, res.name)
+    pipeline(ctx, project, "runs")  # warm-up
+    pipeline(ctx, project, "runs", "--all")
+    measure(
+        res,
+        ctx.repeat,
+        lambda: pipeline(ctx, project, "runs"),
+        version_baseline(ctx),
+        also={"all": lambda: pipeline(ctx, project, "runs", "--all")},
+    )
+    every = statistics.median(res.extra["all"])
+    res.note = (
+        f"{STORE_RUNS} runs in .pipeline/runs.db; default (`-n 20`) timed;"
+        f" `runs --all` (all {STORE_RUNS} lines): {every:.3f} s"
+    )
+
+
+@register("compare_1000", "s", 0.5, "pipeline --version")
+def bench_compare(ctx: Context, res: Result) -> None:
+    """`pipeline compare -n 1000` (every run) over a store of 1,000 runs; the default alongside."""
+    require_runs(ctx)
+    project, comparable = filled_store(ctx, res.name)
+    table = cli_json(ctx, project, "compare", "-n", str(STORE_RUNS), "--json")
+    if len(table) != comparable:
+        raise RuntimeError(f"`compare -n {STORE_RUNS}` showed {len(table)} runs, not {comparable}")
+    metrics = {k for row in table for k in row["metrics"]}
+    pipeline(ctx, project, "compare")  # warm-up
+    measure(
+        res,
+        ctx.repeat,
+        lambda: pipeline(ctx, project, "compare", "-n", str(STORE_RUNS)),
+        version_baseline(ctx),
+        also={"default_n20": lambda: pipeline(ctx, project, "compare")},
+    )
+    default = statistics.median(res.extra["default_n20"])
+    res.note = (
+        f"`compare -n {STORE_RUNS}`: all {comparable} runs with params and metrics of"
+        f" {STORE_RUNS} (the rest are sweep rows), 5 params, {len(metrics)} metrics, text table;"
+        f" default `compare` (latest 20): {default:.3f} s"
     )
 
 

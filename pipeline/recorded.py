@@ -30,7 +30,8 @@ from pipeline.session import Session
 from pipeline.stagecache import StageCache
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import Artifact, RunStore
+    from pipeline.runs.model import Artifact
+    from pipeline.runs.store import RunStore
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import DataError, UsageError
 from pipeline.lockfile import LOCK_NAME
-from pipeline.runs.store import Artifact, RunRow, RunStore
+from pipeline.runs.model import Artifact, RunRow
 from pipeline.session import Session
 from pipeline.yamlio import atomic_write_text
+
+if TYPE_CHECKING:
+    from pipeline.runs.store import RunStore
 
 
 def apply_run_files(session: Session, store: RunStore, ref: str, *, force: bool) -> RunRow:

@@ -24,6 +24,7 @@ from pipeline.env.resolve import EnvResolver
 from pipeline.errors import UsageError
 from pipeline.experiments.overrides import parse_assignment
 from pipeline.project import Project
+from pipeline.runs.model import StageRow
 from pipeline.runs.record import RunInfo, RunRecorder
 from pipeline.session import Session
 
@@ -160,8 +161,6 @@ def _execute(
 
 
 def _record(recorder: RunRecorder, name: str, command: str, code: int, started: float) -> None:
-    from pipeline.runs.store import StageRow  # noqa: PLC0415
-
     outcome = "ran" if code == 0 else "failed"
     row = StageRow(
         stage=f"entry:{name}",

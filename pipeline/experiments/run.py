@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.command import ProcessTracker
 from pipeline.env.resolve import EnvResolver
@@ -33,11 +34,14 @@ from pipeline.lockfile import LOCK_NAME, LockWriter
 from pipeline.plan import PlanOptions, make_plan
 from pipeline.project import Project
 from pipeline.recorded import Execution, execute
+from pipeline.runs.model import Artifact
 from pipeline.runs.record import RunInfo, RunRecorder, new_run_id
-from pipeline.runs.store import Artifact, RunStore
 from pipeline.selection import select
 from pipeline.session import Session, open_session
 from pipeline.workspace import checkout
+
+if TYPE_CHECKING:
+    from pipeline.runs.store import RunStore
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,8 @@ def _quiet(point: Point, count: int) -> Events:
 
 def _parent(session: Session, options: RunOptions) -> RunRecorder:
     def open_store() -> RunStore:
+        from pipeline.runs.store import RunStore  # noqa: PLC0415 - SQLAlchemy loads off-thread
+
         return RunStore.for_project(session.project.state_dir)
 
     info = RunInfo(kind="sweep", name=options.name, command=_command_line())

@@ -12,10 +12,13 @@ import io
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError
-from pipeline.runs.store import RunRow, RunStore
+from pipeline.runs.model import RunRow
+
+if TYPE_CHECKING:
+    from pipeline.runs.store import RunStore
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def compare(
 
 def _runs(store: RunStore, refs: tuple[str, ...], limit: int) -> list[RunRow]:
     if not refs:  # a sweep's own row has no params or metrics: its points stand for it
-        return [r for r in store.runs(limit=limit + 10) if r.kind != "sweep"][:limit]
+        return store.runs(limit=limit, sweeps=False)
     chosen: list[RunRow] = []
     for ref in refs:
         detail = store.detail(ref)

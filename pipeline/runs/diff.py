@@ -11,15 +11,17 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError
 from pipeline.lockfile import LOCK_NAME, Lock, parse_lock
-from pipeline.params import flatten_all
+from pipeline.params import flatten_all, parse_text
 from pipeline.runs.record import effective_params, param_key, read_metrics
-from pipeline.runs.store import RunStore
 from pipeline.session import Session
 from pipeline.yamlio import parse_yaml
+
+if TYPE_CHECKING:
+    from pipeline.runs.store import RunStore
 
 WORKSPACE = "workspace"
 
@@ -124,19 +126,9 @@ def _git_show(root: Path, rev: str, path: str) -> str | None:
 
 
 def _read_object(session: Session, digest: str, path: str) -> dict[str, Any]:
-    from pipeline.params import _PARSERS  # noqa: PLC0415
-
+    """A metrics file as cached; unreadable or malformed ones count as empty."""
     try:
-        text = session.store.path(digest).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return {}
-    suffix = Path(path).suffix.lower()
-    try:
-        data = (
-            _PARSERS[suffix](text, path)
-            if suffix in _PARSERS
-            else parse_yaml(text, Path(path)).data
-        )
-    except Exception:
+        data = parse_text(session.store.path(digest).read_text(encoding="utf-8"), path)
+    except (OSError, UnicodeDecodeError, ValueError, SyntaxError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -8,11 +8,14 @@ each of that stage's inputs, back to data no recorded stage produced: the raw da
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError
 from pipeline.hashing import Hasher
-from pipeline.runs.store import RunRow, RunStore, StageRow
+from pipeline.runs.model import RunRow, StageRow
+
+if TYPE_CHECKING:
+    from pipeline.runs.store import RunStore
 
 MAX_DEPTH = 50
 

@@ -30,11 +30,12 @@ from pipeline.params import DEFAULT_PARAMS_FILE, flatten_all, load_params_file
 from pipeline.project import Project
 from pipeline.runcache import RunCache
 from pipeline.runs.gitinfo import git_state
+from pipeline.runs.model import Artifact, RunRow, StageRow
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import Artifact, RunStore, StageRow
+    from pipeline.runs.store import RunStore, Writer
 
-Job = Callable[["RunStore"], None]
+Job = Callable[["Writer"], None]
 
 
 def new_run_id() -> str:
@@ -103,9 +104,7 @@ class RunRecorder:
         started = time.time()
         command = self.info.command or " ".join(["pipeline", *sys.argv[1:]])
 
-        def job(store: RunStore) -> None:
-            from pipeline.runs.store import RunRow  # noqa: PLC0415
-
+        def job(store: Writer) -> None:
             run = RunRow(
                 id=self.id,
                 kind=self.info.kind,
@@ -142,18 +141,35 @@ class RunRecorder:
             raise self._error
 
     def _write_all(self) -> None:
+        """Write whatever is queued, each batch in one transaction, until `finish`."""
         store: RunStore | None = None
+        done = False
         try:
             store = self._open()
-            while (job := self._jobs.get()) is not None:
-                job(store)
+            while not done:
+                jobs = self._pending()
+                done = jobs[-1] is None
+                with store.batch() as writer:
+                    for job in jobs:
+                        if job is not None:
+                            job(writer)
         except BaseException as exc:  # reported by finish(), on the caller's thread
             self._error = exc
-            while self._jobs.get() is not None:  # drain so finish() never blocks
+            while not done and self._jobs.get() is not None:  # so finish() never blocks
                 pass
         finally:
             if store is not None:
                 store.close()
+
+    def _pending(self) -> list[Job | None]:
+        """The next job (waiting for one) and every job queued behind it."""
+        jobs = [self._jobs.get()]
+        while jobs[-1] is not None:
+            try:
+                jobs.append(self._jobs.get_nowait())
+            except queue.Empty:
+                break
+        return jobs
 
 
 def _user() -> str:
@@ -174,8 +190,6 @@ class StageRows:
         self.logs = project.state_dir / "logs"
 
     def row(self, result: StageResult, entry: LockEntry | None) -> StageRow:
-        from pipeline.runs.store import Artifact, StageRow  # noqa: PLC0415
-
         decision = result.decision
         stage = self.project.stages[result.stage]
         ended = (result.started_at + result.seconds) if result.started_at else None

@@ -9,11 +9,11 @@ readers (`pipeline runs`) never wait for a writer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,87 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import DataError, UsageError
 from pipeline.runs import schema
+from pipeline.runs.model import Artifact, RunDetail, RunRow, StageRow
+
+__all__ = ["Artifact", "RunDetail", "RunRow", "RunStore", "StageRow"]
 
 DB_NAME = "runs.db"
 FINAL = ("succeeded", "failed", "interrupted")
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One run as stored (`status` already says `interrupted` for a dead `running` run)."""
-
-    id: str
-    kind: str
-    command: str
-    started_at: float
-    status: str
-    name: str | None = None
-    parent_id: str | None = None
-    ended_at: float | None = None
-    user: str | None = None
-    host: str | None = None
-    pid: int | None = None
-    git_commit: str | None = None
-    git_branch: str | None = None
-    git_dirty: bool | None = None
-    note: str | None = None
-
-    @property
-    def seconds(self) -> float | None:
-        return None if self.ended_at is None else self.ended_at - self.started_at
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A dep or out of a stage run, by content."""
-
-    path: str
-    hash: str
-    size: int | None = None
-    nfiles: int | None = None
-
-
-@dataclass(frozen=True)
-class StageRow:
-    """One stage's part in a run."""
-
-    stage: str
-    outcome: str
-    fingerprint: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    exit_code: int | None = None
-    attempts: int | None = None
-    cmd: tuple[str, ...] = ()
-    reasons: tuple[str, ...] = ()
-    params: dict[str, Any] = field(default_factory=dict)
-    env_name: str | None = None
-    env_digest: str | None = None
-    packages: tuple[tuple[str, ...], ...] | None = None
-    log_hash: str | None = None
-    error: str | None = None
-    deps: tuple[Artifact, ...] = ()
-    outs: tuple[Artifact, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        data["deps"] = [a.__dict__ for a in self.deps]
-        data["outs"] = [a.__dict__ for a in self.outs]
-        return data
-
-
-@dataclass(frozen=True)
-class RunDetail:
-    """Everything recorded about one run."""
-
-    run: RunRow
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    stages: tuple[StageRow, ...] = ()
-    children: tuple[RunRow, ...] = ()
 
 
 class RunStore:
@@ -140,81 +65,48 @@ class RunStore:
 
     # --- writing --------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Writer]:
+        """Several writes in one transaction."""
+        with self._write() as conn:
+            yield Writer(conn)
+
     def start(self, run: RunRow, params: Mapping[str, Any]) -> None:
         """Insert a run (normally `running`) with its effective params."""
-        rows = [{"run_id": run.id, "key": k, "value": _dump(v)} for k, v in params.items()]
-        with self._write() as conn:
-            conn.execute(insert(schema.runs).values(run.to_json()))
-            if rows:
-                conn.execute(insert(schema.params), rows)
+        with self.batch() as writer:
+            writer.start(run, params)
 
     def record_stage(self, run_id: str, stage: StageRow) -> None:
         """Add one stage's record and its deps and outs."""
-        row = {k: v for k, v in stage.to_json().items() if k not in ("deps", "outs")}
-        row.update(
-            run_id=run_id,
-            cmd=_dump(list(stage.cmd)),
-            reasons=_dump(list(stage.reasons)),
-            params=_dump(stage.params),
-            packages=None if stage.packages is None else _dump(stage.packages),
-        )
-        files = [
-            {"run_id": run_id, "stage": stage.stage, "role": role, **a.__dict__}
-            for role, group in (("dep", stage.deps), ("out", stage.outs))
-            for a in group
-        ]
-        with self._write() as conn:
-            conn.execute(insert(schema.stage_runs).values(row))
-            if files:
-                conn.execute(insert(schema.artifacts), files)
+        with self.batch() as writer:
+            writer.record_stage(run_id, stage)
 
     def record_files(self, run_id: str, files: Sequence[Artifact]) -> None:
         """Files of the run as a whole (params files, the lock), stored as objects."""
-        rows = [{"run_id": run_id, "stage": "", "role": "file", **a.__dict__} for a in files]
-        if rows:
-            with self._write() as conn:
-                conn.execute(insert(schema.artifacts), rows)
-
-    def known_file(self, path: str, digest: str) -> bool:
-        """Whether some run recorded the file `path` with exactly this content."""
-        a = schema.artifacts
-        query = select(a.c.run_id).where(
-            (a.c.role == "file") & (a.c.path == path) & (a.c.hash == digest)
-        )
-        with self.engine.connect() as conn:
-            return conn.execute(query.limit(1)).first() is not None
-
-    def run_files(self, run_id: str) -> list[Artifact]:
-        a = schema.artifacts
-        query = select(a).where((a.c.run_id == run_id) & (a.c.role == "file"))
-        with self.engine.connect() as conn:
-            rows = [r._mapping for r in conn.execute(query)]
-        return [Artifact(r["path"], r["hash"], r["size"], r["nfiles"]) for r in rows]
+        with self.batch() as writer:
+            writer.record_files(run_id, files)
 
     def finish(
         self, run_id: str, status: str, ended_at: float, metrics: Mapping[str, Any], note: str = ""
     ) -> None:
         """Set the final status and the metrics, in one transaction."""
-        rows = [{"run_id": run_id, "key": k, "value": _dump(v)} for k, v in metrics.items()]
-        with self._write() as conn:
-            conn.execute(
-                update(schema.runs)
-                .where(schema.runs.c.id == run_id)
-                .values(status=status, ended_at=ended_at, note=note or None)
-            )
-            if rows:
-                conn.execute(insert(schema.metrics), rows)
+        with self.batch() as writer:
+            writer.finish(run_id, status, ended_at, metrics, note)
 
     def _write(self) -> Any:
         return self.engine.begin()
 
     # --- reading --------------------------------------------------------------------------
 
-    def runs(self, *, limit: int | None = None, top_level: bool = False) -> list[RunRow]:
-        """Runs, newest first; `top_level` leaves out the points of sweeps."""
+    def runs(
+        self, *, limit: int | None = None, top_level: bool = False, sweeps: bool = True
+    ) -> list[RunRow]:
+        """Runs, newest first; `top_level` leaves out sweep points, `sweeps=False` sweeps."""
         query = select(schema.runs).order_by(schema.runs.c.started_at.desc())
         if top_level:
             query = query.where(schema.runs.c.parent_id.is_(None))
+        if not sweeps:
+            query = query.where(schema.runs.c.kind != "sweep")
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
@@ -262,6 +154,23 @@ class RunStore:
             tuple(_run_row(c._mapping) for c in children),
         )
 
+    def known_file(self, path: str, digest: str) -> bool:
+        """Whether some run recorded the file `path` with exactly this content."""
+        a = schema.artifacts
+        query = select(a.c.run_id).where(
+            (a.c.role == "file") & (a.c.path == path) & (a.c.hash == digest)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query.limit(1)).first() is not None
+
+    def run_files(self, run_id: str) -> list[Artifact]:
+        """The files a run kept as a whole: its params files and lock."""
+        a = schema.artifacts
+        query = select(a).where((a.c.run_id == run_id) & (a.c.role == "file"))
+        with self.engine.connect() as conn:
+            rows = [r._mapping for r in conn.execute(query)]
+        return [Artifact(r["path"], r["hash"], r["size"], r["nfiles"]) for r in rows]
+
     def params_of(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self._pivot(schema.params, run_ids)
 
@@ -297,6 +206,54 @@ class RunStore:
             found.append((detail.run, stage))
         return found
 
+
+
+class Writer:
+    """The store's writes, on one connection (one transaction)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def start(self, run: RunRow, params: Mapping[str, Any]) -> None:
+        rows = [{"run_id": run.id, "key": k, "value": _dump(v)} for k, v in params.items()]
+        self.conn.execute(insert(schema.runs).values(run.to_json()))
+        if rows:
+            self.conn.execute(insert(schema.params), rows)
+
+    def record_stage(self, run_id: str, stage: StageRow) -> None:
+        row = {k: v for k, v in stage.to_json().items() if k not in ("deps", "outs")}
+        row.update(
+            run_id=run_id,
+            cmd=_dump(list(stage.cmd)),
+            reasons=_dump(list(stage.reasons)),
+            params=_dump(stage.params),
+            packages=None if stage.packages is None else _dump(stage.packages),
+        )
+        files = [
+            {"run_id": run_id, "stage": stage.stage, "role": role, **a.__dict__}
+            for role, group in (("dep", stage.deps), ("out", stage.outs))
+            for a in group
+        ]
+        self.conn.execute(insert(schema.stage_runs).values(row))
+        if files:
+            self.conn.execute(insert(schema.artifacts), files)
+
+    def record_files(self, run_id: str, files: Sequence[Artifact]) -> None:
+        rows = [{"run_id": run_id, "stage": "", "role": "file", **a.__dict__} for a in files]
+        if rows:
+            self.conn.execute(insert(schema.artifacts), rows)
+
+    def finish(
+        self, run_id: str, status: str, ended_at: float, metrics: Mapping[str, Any], note: str = ""
+    ) -> None:
+        rows = [{"run_id": run_id, "key": k, "value": _dump(v)} for k, v in metrics.items()]
+        self.conn.execute(
+            update(schema.runs)
+            .where(schema.runs.c.id == run_id)
+            .values(status=status, ended_at=ended_at, note=note or None)
+        )
+        if rows:
+            self.conn.execute(insert(schema.metrics), rows)
 
 def _engine(url: str) -> Engine:
     engine = create_engine(url)

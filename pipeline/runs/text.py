@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.report import echo, plural
-from pipeline.runs.diff import Change, Values
-from pipeline.runs.lineage import Node
-from pipeline.runs.store import RunDetail, RunRow, StageRow
+from pipeline.runs.model import RunDetail, RunRow, StageRow
+
+if TYPE_CHECKING:
+    from pipeline.runs.diff import Change, Values
+    from pipeline.runs.lineage import Node
 
 _STATUS_COLOUR = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
