@@ -480,6 +480,17 @@ def run_cmd(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> N
     _report_experiment(opts, experiment, single, time.monotonic() - started)
 
 
+def _point_line(point: Any) -> str:
+    from pipeline.execute import Outcome
+
+    label = point.point.name or "run"
+    if point.result is None:
+        return f"✗ {label}: not run"
+    counts = [f"{n} {o.value}" for o in Outcome if (n := point.result.count(o))]
+    mark = "✓" if point.succeeded else "✗"
+    return f"{mark} {label} (run {point.run_id}): " + ", ".join(counts)
+
+
 def _run_entry(opts: GlobalOptions, name: str, targets: tuple[str, ...], flags: Any) -> None:
     from pipeline import api, report
 
@@ -511,6 +522,9 @@ def _report_experiment(opts: GlobalOptions, experiment: Any, single: bool, secon
                 f"{point.point.name or 'run'}: {point.error.message}", point.error.hint
             )
     if experiment.parent_id is not None:
+        out.print()
+        for point in experiment.points:
+            report.echo(_point_line(point), fg="green" if point.succeeded else "red")
         out.print()
         table = api.compare(opts.directory, (experiment.parent_id,))
         click.echo(render(table, "text"), nl=False)
