@@ -50,6 +50,7 @@ class ReproOptions:
     run_cache: bool = True  # restore stages whose exact inputs ran before
     env_manager: str = "declared"  # "local": run every stage in the current environment
     record: bool = True  # write a run record to .pipeline/runs.db
+    command: str = ""  # the command line, for the record (default: the API call)
 
     def plan_options(self) -> PlanOptions:
         return PlanOptions(
@@ -94,7 +95,7 @@ def repro(
         jobs=options.jobs,
         keep_going=options.keep_going,
         run_cache=options.run_cache,
-        record=RunInfo(kind="repro") if options.record else None,
+        record=RunInfo(kind="repro", command=options.command) if options.record else None,
     )
     try:
         with (
@@ -165,9 +166,13 @@ def is_run(root: Path | str, ref: str) -> bool:
             return False
         if not (session.project.state_dir / "runs.db").exists():
             return False
+    from pipeline.runs.store import AmbiguousRun  # noqa: PLC0415
+
     try:
         with _run_store(root) as store:
             store.resolve(ref)
+    except AmbiguousRun:
+        return True  # checking out says which runs it could mean
     except PipelineError:
         return False
     return True
@@ -284,6 +289,7 @@ def run_entry(
     sink: Callable[[bytes], None] | None = None,
     *,
     env_manager: str = "declared",
+    command: str = "",
 ) -> EntryRun:
     """Run an MLflow entry point with `-P key=value` params, validated, and record it."""
     from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
@@ -292,7 +298,12 @@ def run_entry(
     try:
         with sigterm_as_interrupt(), open_session(root) as session:
             return run_it(
-                session, name, params, sink or (lambda _: None), local=env_manager == "local"
+                session,
+                name,
+                params,
+                sink or (lambda _: None),
+                local=env_manager == "local",
+                command_line=command,
             )
     except KeyboardInterrupt:
         raise Interrupted("interrupted; the run is recorded as interrupted") from None

@@ -150,6 +150,7 @@ def repro(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> Non
         wait=not f.no_wait,
         run_cache=not f.no_run_cache,
         env_manager=f.env_manager,
+        command=_command_line(),
     )
     if f.jobs:
         options = dataclasses.replace(options, jobs=f.jobs)
@@ -466,6 +467,7 @@ def run_cmd(opts: GlobalOptions, /, targets: tuple[str, ...], **flags: Any) -> N
         keep_going=flags["keep_going"],
         run_cache=not flags["no_run_cache"],
         env_manager=flags["env_manager"],
+        command=_command_line(),
     )
     out = progress.console()
     started = time.monotonic()
@@ -502,7 +504,12 @@ def _run_entry(opts: GlobalOptions, name: str, targets: tuple[str, ...], flags: 
         sys.stdout.buffer.flush()
 
     done = api.run_entry(
-        opts.directory, name, flags["entry_params"], sink, env_manager=flags["env_manager"]
+        opts.directory,
+        name,
+        flags["entry_params"],
+        sink,
+        env_manager=flags["env_manager"],
+        command=_command_line(),
     )
     report.echo(f"entry point {name} exited {done.code}; recorded as run {done.run_id}")
     if done.code != 0:
@@ -733,6 +740,12 @@ def lineage(opts: GlobalOptions, path: str, as_json: bool) -> None:
         click.echo(report.to_json(node.to_json()))
     else:
         text.lineage_text(node)
+
+
+def _command_line() -> str:
+    import shlex
+
+    return shlex.join(["pipeline", *sys.argv[1:]])
 
 
 def _say(text: str) -> None:

@@ -20,6 +20,7 @@ from pipeline.execute import (
     ExecOptions,
     Executor,
     FingerprintGate,
+    Outcome,
     RunResult,
     StageResult,
 )
@@ -82,7 +83,7 @@ def execute(
         result = executor.run(plan)
     except BaseException:
         if recorder is not None:
-            _finish(recorder, session, "interrupted")
+            _finish(recorder, session, "interrupted", set())
         raise
     if recorder is None:
         return result, executor
@@ -92,7 +93,10 @@ def execute(
     if how.after is not None:
         recorder.files(how.after(executor))
     status = "failed" if result.failed else "succeeded"
-    error = _finish(recorder, session, status)
+    if how.tracker is not None and how.tracker.cancelled.is_set():
+        status = "interrupted"  # a sweep being stopped: whatever ended, it did not succeed
+    produced = {r.stage for r in result.results if r.outcome in _PRODUCED}
+    error = _finish(recorder, session, status, produced)
     return dataclasses.replace(result, run_id=recorder.id, record_error=error), executor
 
 
@@ -108,10 +112,15 @@ def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRec
     return RunRecorder(open_store, session.project.root, info)
 
 
-def _finish(recorder: RunRecorder, session: Session, status: str) -> str | None:
+_PRODUCED = (Outcome.RAN, Outcome.RESTORED, Outcome.UP_TO_DATE)
+
+
+def _finish(
+    recorder: RunRecorder, session: Session, status: str, stages: set[str]
+) -> str | None:
     """End the record; a failure to record is reported, never fatal to the run itself."""
     try:
-        recorder.finish(status, read_metrics(session.project), note="")
+        recorder.finish(status, read_metrics(session.project, stages), note="")
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

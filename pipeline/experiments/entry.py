@@ -109,12 +109,18 @@ def _format(name: str, template: str, values: Mapping[str, Any]) -> str:
 
 
 def run_entry(
-    session: Session, name: str, given: tuple[str, ...], sink: Sink, *, local: bool = False
+    session: Session,
+    name: str,
+    given: tuple[str, ...],
+    sink: Sink,
+    *,
+    local: bool = False,
+    command_line: str = "",
 ) -> EntryRun:
     """Run entry point `name` in the project directory and record it."""
     command, used = render(session.project, name, given)
     entry = session.project.entry_points[name]
-    recorder = _recorder(session, name, command)
+    recorder = _recorder(session, name, command_line)
     recorder.begin({f"{name}.{k}": v for k, v in used.items()})
     started = time.time()
     try:
@@ -127,7 +133,7 @@ def run_entry(
     return EntryRun(recorder.id, command, code, used)
 
 
-def _recorder(session: Session, name: str, command: str) -> RunRecorder:
+def _recorder(session: Session, name: str, command_line: str) -> RunRecorder:
     state_dir = session.project.state_dir
 
     def open_store() -> Any:
@@ -135,7 +141,8 @@ def _recorder(session: Session, name: str, command: str) -> RunRecorder:
 
         return RunStore.for_project(state_dir)
 
-    return RunRecorder(open_store, session.project.root, RunInfo(kind="entry", name=name))
+    info = RunInfo(kind="entry", name=name, command=command_line)
+    return RunRecorder(open_store, session.project.root, info)
 
 
 def _execute(

@@ -36,9 +36,12 @@ def make_workspace(project: Project, lock: Lock, run_id: str) -> Path:
             target = root / relpath
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(project.root / relpath, target, follow_symlinks=False)
+    _link_raw_deps(project, root)
     state = root / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
-    os.symlink(project.state_dir.resolve() / "cache", state / "cache")
+    shared = project.state_dir.resolve() / "cache"
+    shared.mkdir(parents=True, exist_ok=True)  # a project that never ran has none yet
+    os.symlink(shared, state / "cache")
     for name in CONFIG_FILES:
         if (project.state_dir / name).is_file():
             shutil.copy2(project.state_dir / name, state / name)
@@ -80,6 +83,28 @@ def _walk(root: Path) -> list[str]:
         base = Path(dirpath).relative_to(root)
         found += [(base / name).as_posix() for name in filenames]
     return sorted(found)
+
+
+def _link_raw_deps(project: Project, root: Path) -> None:
+    """Deps no stage produces and git does not list (ignored raw data): linked, not copied."""
+    for stage in project.stages.values():
+        for dep in stage.deps:
+            source, target = project.root / dep, root / dep
+            if project.outputs.producers(dep) or target.exists() or not source.exists():
+                continue
+            files = [source] if source.is_file() else [p for p in source.rglob("*") if p.is_file()]
+            for path in files:
+                dest = target / path.relative_to(source) if source.is_dir() else target
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(path, dest)
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """Stages only read deps, so a hardlink is as good as a copy, and free."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
 
 
 def _derived(project: Project, lock: Lock) -> list[str]:

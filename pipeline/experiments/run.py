@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from pipeline.experiments.isolate import (
     make_workspace,
     remove_workspace,
     with_outside_specs,
+    workspace_dir,
 )
 from pipeline.experiments.overrides import Point, apply, points
 from pipeline.hashing import file_digest
@@ -57,6 +56,7 @@ class RunOptions:
     keep_going: bool = False
     run_cache: bool = True
     env_manager: str = "declared"
+    command: str = ""  # the command line, for the record (default: the API call)
 
 
 @dataclass(frozen=True)
@@ -91,33 +91,44 @@ def run_experiments(options: RunOptions, events_for: EventsFor | None = None) ->
         if options.targets:  # unknown targets are reported now, before any workspace exists
             select(session.project, options.targets)
         parent = _parent(session, options) if len(grid) > 1 else None
-        tracker = ProcessTracker()
-        gate = FingerprintGate()
-        width = max(1, min(options.jobs, len(grid)))
-        per_point = max(1, options.jobs // width)
-        try:
-            with ThreadPoolExecutor(width, thread_name_prefix="point") as pool:
-                futures = [
-                    pool.submit(
-                        _run_point,
-                        session,
-                        point,
-                        dataclasses.replace(options, jobs=per_point),
-                        Shared(parent.id if parent else None, gate, tracker),
-                        (events_for or _quiet)(point, len(grid)),
-                    )
-                    for point in grid
-                ]
-                results = tuple(f.result() for f in futures)
-        except BaseException:
-            tracker.stop_all()
-            if parent is not None:
-                parent.finish("interrupted", {})
-            raise
+        shared = Shared(parent.id if parent else None, FingerprintGate(), ProcessTracker())
+        results = _run_points(
+            session, grid, options, shared, events_for=events_for or _quiet, parent=parent
+        )
         if parent is not None:
             status = "succeeded" if all(r.succeeded for r in results) else "failed"
             parent.finish(status, {})
         return Experiment(results, parent.id if parent else None)
+
+
+def _run_points(
+    session: Session,
+    grid: list[Point],
+    options: RunOptions,
+    shared: Shared,
+    *,
+    events_for: EventsFor,
+    parent: RunRecorder | None,
+) -> tuple[PointResult, ...]:
+    """Every point on a thread pool; an interrupt stops every command before waiting."""
+    width = max(1, min(options.jobs, len(grid)))
+    each = dataclasses.replace(options, jobs=max(1, options.jobs // width))
+    pool = ThreadPoolExecutor(width, thread_name_prefix="point")
+    futures = [
+        pool.submit(_run_point, session, p, each, shared, events_for(p, len(grid))) for p in grid
+    ]
+    try:
+        results = tuple(f.result() for f in futures)
+    except BaseException:
+        shared.tracker.stop_all()  # running points fail fast and record `interrupted`
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=True)
+        if parent is not None:
+            parent.finish("interrupted", {})
+        raise
+    pool.shutdown()
+    return results
 
 
 @dataclass(frozen=True)
@@ -139,22 +150,19 @@ def _parent(session: Session, options: RunOptions) -> RunRecorder:
 
         return RunStore.for_project(session.project.state_dir)
 
-    info = RunInfo(kind="sweep", name=options.name, command=_command_line())
+    info = RunInfo(kind="sweep", name=options.name, command=options.command)
     recorder = RunRecorder(open_store, session.project.root, info)
     recorder.begin({})
     return recorder
-
-
-def _command_line() -> str:
-    return " ".join(["pipeline", *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def _run_point(
     session: Session, point: Point, options: RunOptions, shared: Shared, events: Events
 ) -> PointResult:
     run_id = new_run_id()
-    root = make_workspace(session.project, session.lock, run_id)
+    root = workspace_dir(session.project, run_id)
     try:
+        make_workspace(session.project, session.lock, run_id)
         changed = apply(root, point.overrides)
         with open_session(root) as opened:
             isolated = dataclasses.replace(
@@ -174,7 +182,7 @@ def _run_point(
                 jobs=options.jobs,
                 keep_going=options.keep_going,
                 run_cache=options.run_cache,
-                record=RunInfo("run", name, shared.parent_id, _command_line(), run_id),
+                record=RunInfo("run", name, shared.parent_id, options.command, run_id),
                 store_dir=session.project.state_dir,
                 gate=shared.gate,
                 after=lambda executor: _keep_files(isolated, executor, changed),

@@ -101,7 +101,8 @@ def _sorted(
     columns: list[str],
     descending: bool,
 ) -> list[RunRow]:
-    matches = [c for c in columns if c == key or c.endswith((":" + key, "." + key))]
+    short = key.rsplit(":", 1)[-1]  # `metrics.json:score`, as `metrics show` names it
+    matches = [c for c in columns if c in (key, short) or c.endswith((":" + key, "." + key))]
     known = {k for v in values.values() for k in v}
     if key in known:
         matches = [key]

@@ -13,10 +13,9 @@ import os
 import queue
 import secrets
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,10 +57,16 @@ def effective_params(project: Project) -> dict[str, Any]:
     return dict(sorted(found.items()))
 
 
-def read_metrics(project: Project) -> dict[str, Any]:
-    """The leaves of every stage's metrics files that exist now, as `path:key`."""
+def read_metrics(project: Project, stages: Collection[str] | None = None) -> dict[str, Any]:
+    """The leaves of the metrics files of `stages` (default: all) that exist now, as `path:key`.
+
+    A run passes the stages whose outputs it stands for (ran, restored, up to date), so a
+    failed or skipped stage's old metrics are never credited to it.
+    """
     found: dict[str, Any] = {}
     for stage in project.stages.values():
+        if stages is not None and stage.name not in stages:
+            continue
         for out in stage.outs:
             if out.kind != "metrics":
                 continue
@@ -102,7 +107,7 @@ class RunRecorder:
     def begin(self, params: Mapping[str, Any]) -> None:
         from_git = git_state(self.root)
         started = time.time()
-        command = self.info.command or " ".join(["pipeline", *sys.argv[1:]])
+        command = self.info.command or f"pipeline.api ({self.info.kind})"
 
         def job(store: Writer) -> None:
             run = RunRow(

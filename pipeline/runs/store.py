@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +29,10 @@ __all__ = ["Artifact", "RunDetail", "RunRow", "RunStore", "StageRow"]
 
 DB_NAME = "runs.db"
 FINAL = ("succeeded", "failed", "interrupted")
+
+
+class AmbiguousRun(UsageError):
+    """A run name or id prefix that fits several runs."""
 
 
 class RunStore:
@@ -57,8 +62,10 @@ class RunStore:
 
     @classmethod
     def for_project(cls, state_dir: Path) -> RunStore:
+        """The project's SQLite store; the first opener creates the schema, the others wait."""
         state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{state_dir / DB_NAME}")
+        with FileLock(str(state_dir / f"{DB_NAME}.lock")):
+            return cls(f"sqlite:///{state_dir / DB_NAME}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -120,7 +127,9 @@ class RunStore:
                 query = select(table).order_by(table.c.started_at.desc()).limit(1)
             else:
                 query = select(table).where(
-                    (table.c.id == ref) | table.c.id.startswith(ref) | (table.c.name == ref)
+                    (table.c.id == ref)
+                    | table.c.id.startswith(ref, autoescape=True)
+                    | (table.c.name == ref)
                 ).order_by(table.c.started_at.desc()).limit(10)
             found = [_run_row(r._mapping) for r in conn.execute(query)]
         exact = [r for r in found if r.id == ref]
@@ -129,7 +138,7 @@ class RunStore:
         if not found:
             raise UsageError(f"no run {ref!r}", "see `pipeline runs` for run ids and names")
         ids = ", ".join(r.id for r in found[:5])
-        raise UsageError(f"run {ref!r} is ambiguous: {ids}", "give more of the id")
+        raise AmbiguousRun(f"run {ref!r} is ambiguous: {ids}", "give (more of) a run id")
 
     def detail(self, ref: str) -> RunDetail:
         run = self.resolve(ref)
