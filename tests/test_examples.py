@@ -90,3 +90,28 @@ def python_matches(marker: str) -> bool:
     from packaging.markers import Marker
 
     return not marker or Marker(marker).evaluate()
+
+
+def test_mlproject_example_is_a_valid_manifest(tmp_path: Path) -> None:
+    """Every field MLproject.example documents is accepted (given the files it names)."""
+    from pipeline.project import load_project
+
+    shutil.copy(REPO / "MLproject.example", tmp_path / "MLproject")
+    files = {
+        "params.yaml": "prepare: {seed: 42, test_size: 0.25, split: random}\n"
+        "train: {lr: 0.01, epochs: 10, layers: [64, 32], augment: true}\nmodels: [cnn, xgb]\n",
+        "config/paths.yaml": "a: 1\n",
+        "config/more.json": '{"k1": 1, "k2": 2}\n',
+        "config/train.json": '{"opt": {"momentum": 0.9}}\n',
+        "config/extra.toml": "x = 1\n",
+        "reports/local.yaml": "title: t\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    project = load_project(tmp_path)
+    assert project.stages["report"].env == "viz"
+    assert project.stages["baseline"].env is None  # env: system
+    assert project.stages["prepare"].env == "default"
+    assert project.parameters["train.lr"]["type"] == "float"
+    assert "main" in project.entry_points
