@@ -395,22 +395,25 @@ def metrics_diff(
     root: Path | str = ".", old: str = "HEAD", new: str = "workspace", *, all_keys: bool = False
 ) -> tuple[Values, Values, list[Change]]:
     """Metrics of `old` and `new` (each the workspace, a run or a revision) and what changed."""
-    from pipeline.runs.diff import diff, metrics_of  # noqa: PLC0415
-
-    with open_session(root) as session, _run_store(root) as store:
-        a, b = metrics_of(session, store, old), metrics_of(session, store, new)
-        return a, b, diff(a, b, all_keys=all_keys)
+    return _diff(root, "metrics", old, new, all_keys=all_keys)
 
 
 def params_diff(
     root: Path | str = ".", old: str = "HEAD", new: str = "workspace", *, all_keys: bool = False
 ) -> tuple[Values, Values, list[Change]]:
     """Params of `old` and `new` and what changed."""
-    from pipeline.runs.diff import diff, params_of  # noqa: PLC0415
+    return _diff(root, "params", old, new, all_keys=all_keys)
 
+
+def _diff(
+    root: Path | str, what: str, old: str, new: str, *, all_keys: bool
+) -> tuple[Values, Values, list[Change]]:
+    from pipeline.runs import diff  # noqa: PLC0415
+
+    values_of = diff.metrics_of if what == "metrics" else diff.params_of
     with open_session(root) as session, _run_store(root) as store:
-        a, b = params_of(session, store, old), params_of(session, store, new)
-        return a, b, diff(a, b, all_keys=all_keys)
+        a, b = values_of(session, store, old), values_of(session, store, new)
+        return a, b, diff.diff(a, b, all_keys=all_keys)
 
 
 def lineage(root: Path | str, path: str) -> Node:

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -674,12 +675,25 @@ _DIFF_HELP = (
 )
 
 
-@metrics.command("diff")
-@click.argument("old", default="HEAD", metavar="[A]")
-@click.argument("new", default="workspace", metavar="[B]")
-@click.option("--all", "all_keys", is_flag=True, help="Show unchanged values too.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.pass_obj
+def _diff_command(group: click.Group) -> Callable[[Callable[..., None]], click.Command]:
+    """`metrics diff` and `params diff` take the same arguments and say the same about them."""
+
+    def decorate(function: Callable[..., None]) -> click.Command:
+        function.__doc__ = (function.__doc__ or "") + "\n\n" + _DIFF_HELP
+        for wrap in (
+            click.pass_obj,
+            click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON."),
+            click.option("--all", "all_keys", is_flag=True, help="Show unchanged values too."),
+            click.argument("new", default="workspace", metavar="[B]"),
+            click.argument("old", default="HEAD", metavar="[A]"),
+        ):
+            function = wrap(function)
+        return group.command("diff")(function)
+
+    return decorate
+
+
+@_diff_command(metrics)
 def metrics_diff(opts: GlobalOptions, old: str, new: str, all_keys: bool, as_json: bool) -> None:
     """How the metrics changed from A to B."""
     from pipeline import api
@@ -687,28 +701,17 @@ def metrics_diff(opts: GlobalOptions, old: str, new: str, all_keys: bool, as_jso
     _print_diff(*api.metrics_diff(opts.directory, old, new, all_keys=all_keys), as_json)
 
 
-metrics_diff.help = (metrics_diff.help or "") + "\n\n" + _DIFF_HELP
-
-
 @cli.group()
 def params() -> None:
     """Params of the workspace, of runs, or of git revisions."""
 
 
-@params.command("diff")
-@click.argument("old", default="HEAD", metavar="[A]")
-@click.argument("new", default="workspace", metavar="[B]")
-@click.option("--all", "all_keys", is_flag=True, help="Show unchanged values too.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.pass_obj
+@_diff_command(params)
 def params_diff(opts: GlobalOptions, old: str, new: str, all_keys: bool, as_json: bool) -> None:
     """How the params changed from A to B."""
     from pipeline import api
 
     _print_diff(*api.params_diff(opts.directory, old, new, all_keys=all_keys), as_json)
-
-
-params_diff.help = (params_diff.help or "") + "\n\n" + _DIFF_HELP
 
 
 def _print_diff(old: Any, new: Any, changes: list[Any], as_json: bool) -> None:
