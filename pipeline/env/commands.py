@@ -76,7 +76,9 @@ def env_list(session: Session) -> list[EnvReport]:
 def _report(session: Session, resolver: EnvResolver, store: EnvStore, name: str) -> EnvReport:
     decl = session.project.environments[name]
     users = tuple(s.name for s in session.project.stages.values() if s.env == name)
-    spec = display_path(session.project.root / decl.file) if decl.file else None
+    spec = None
+    if decl.file:
+        spec = display_path(Path(os.path.normpath(session.project.root / decl.file)))
     try:
         env = resolver.get(name)
     except PipelineError as exc:
