@@ -339,9 +339,12 @@ ENV_MANAGERS = ("declared", "local")
 
 @contextlib.contextmanager
 def _run_store(root: Path | str) -> Iterator[RunStore]:
-    from pipeline.runs.store import RunStore  # noqa: PLC0415
+    from pipeline.runs.store import DB_NAME, RunStore  # noqa: PLC0415
 
-    store = RunStore.for_project(find_manifest(Path(root)).parent / STATE_DIR)
+    state_dir = find_manifest(Path(root)).parent / STATE_DIR
+    # Reading never creates files: without a store, an empty one in memory answers.
+    exists = (state_dir / DB_NAME).is_file()
+    store = RunStore.for_project(state_dir) if exists else RunStore("sqlite://")
     try:
         yield store
     finally:

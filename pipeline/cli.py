@@ -172,6 +172,7 @@ def _run_repro(options: ReproOptions) -> None:
     with progress.make_events(out, options.jobs) as events:
         result = api.repro(options, events, on_wait=_waiting)
     progress.summary(out, result, time.monotonic() - started)
+    _record_warning(result)
     failed = result.failed
     if failed is not None:
         error = failed.error or StageFailed(failed.stage, f"stage {failed.stage} failed")
@@ -539,7 +540,12 @@ def _report_experiment(opts: GlobalOptions, experiment: Any, single: bool, secon
         parent = experiment.parent_id
         report.echo(f"sweep recorded as run {parent}; `pipeline compare {parent}` shows it again")
     else:
-        report.echo(f"recorded as run {experiment.points[0].run_id}")
+        only = experiment.points[0]
+        if only.result is not None and only.result.record_error is None:
+            report.echo(f"recorded as run {only.run_id}")
+    for point in experiment.points:
+        if point.result is not None:
+            _record_warning(point.result)
     failed = [p for p in experiment.points if not p.succeeded]
     if failed:
         first = failed[0]
@@ -743,6 +749,16 @@ def lineage(opts: GlobalOptions, path: str, as_json: bool) -> None:
         click.echo(report.to_json(node.to_json()))
     else:
         text.lineage_text(node)
+
+
+def _record_warning(result: Any) -> None:
+    """A run that could not be recorded ran all the same; say so rather than fail it."""
+    from pipeline import report
+
+    if result.record_error:
+        warning = f"warning: the run was not recorded: {result.record_error}"
+        report.echo(warning, fg="yellow", err=True)
+        report.echo("    check .pipeline/runs.db (move it aside to start a new one)", err=True)
 
 
 def _command_line() -> str:

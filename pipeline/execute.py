@@ -183,8 +183,9 @@ class Executor:
                 if entry is not None:
                     self._commit(name, entry)
                 self.events.stage_finished(result)
-                if self.on_result is not None:
-                    self.on_result(result, self.lock.stages.get(name))
+                if self.on_result is not None:  # a failed stage's old lock entry is not its own
+                    failed = result.outcome is Outcome.FAILED
+                    self.on_result(result, None if failed else self.lock.stages.get(name))
                 schedule.finish(result, stop=not self.options.keep_going)
         schedule.skip_rest()
 

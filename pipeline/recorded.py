@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.command import ProcessTracker
 from pipeline.env.provision import EnvOptions, Provisioner
+from pipeline.errors import Interrupted
 from pipeline.execute import (
     Events,
     ExecOptions,
@@ -81,9 +82,9 @@ def execute(
         recorder.begin(effective_params(session.project))
     try:
         result = executor.run(plan)
-    except BaseException:
+    except BaseException as exc:
         if recorder is not None:
-            _finish(recorder, session, "interrupted", set())
+            _finish(recorder, session, ended_by(exc), set())
         raise
     if recorder is None:
         return result, executor
@@ -113,6 +114,11 @@ def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRec
 
 
 _PRODUCED = (Outcome.RAN, Outcome.RESTORED, Outcome.UP_TO_DATE)
+
+
+def ended_by(exc: BaseException) -> str:
+    """`interrupted` for Ctrl-C and SIGTERM; any other exception is a failure."""
+    return "interrupted" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "failed"
 
 
 def _finish(

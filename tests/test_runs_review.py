@@ -95,11 +95,6 @@ def _add_run(
 # == --param: where the file is ================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: overrides._split_file accepts an absolute params-file path and apply() writes"
-    " root / '/abs/params.yaml', i.e. the user's own file, not the workspace copy",
-)
 def test_param_with_an_absolute_params_file_path_leaves_the_users_file_alone(
     three: Project,
 ) -> None:
@@ -110,11 +105,6 @@ def test_param_with_an_absolute_params_file_path_leaves_the_users_file_alone(
     assert three.git("status", "--porcelain") == status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a params file outside the project (`../x.yaml:key=v`) passes validation, then"
-    " apply() crashes with FileNotFoundError (an internal error, not exit 2)",
-)
 def test_param_file_outside_the_project_is_a_usage_error(three: Project) -> None:
     (three.root.parent / "outside.yaml").write_text("x: 1\n")
     with pytest.raises(UsageError):
@@ -123,11 +113,6 @@ def test_param_file_outside_the_project_is_a_usage_error(three: Project) -> None
     assert leftovers(three) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: splice() refuses .toml/.py only inside the point (after the workspace exists);"
-    " the API returns a failed point instead of raising before anything runs",
-)
 def test_a_toml_params_override_is_refused_before_any_workspace(three: Project) -> None:
     three.write("conf.toml", "x = 1\n")
     with pytest.raises(UsageError, match="toml"):
@@ -137,11 +122,6 @@ def test_a_toml_params_override_is_refused_before_any_workspace(three: Project) 
 # == --param: what the value does to the file ==================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _literal() dumps a string as a block-context plain scalar; inside a flow"
-    " collection `x, y` adds an item/key (YAML structure injection)",
-)
 def test_a_string_value_cannot_inject_items_into_a_flow_collection() -> None:
     assert _spliced("tags: [a, b]\n", "tags[0]", "x, y") == {"tags": ["x, y", "b"]}
     assert _spliced("train: {tag: base, lr: 0.1}\n", "train.tag", "x, evil") == {
@@ -149,11 +129,6 @@ def test_a_string_value_cannot_inject_items_into_a_flow_collection() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: scalar() parses `--param tag=model #3` as YAML: ` #3` is a comment (value"
-    " 'model') and `#x` is an empty document (value None, written as the string 'null')",
-)
 def test_a_value_with_a_hash_sign_is_kept_verbatim(three: Project) -> None:
     with open_session(three.root) as session:
         [first] = points(session.project, ("tag=model #3",), ())
@@ -162,11 +137,6 @@ def test_a_value_with_a_hash_sign_is_kept_verbatim(three: Project) -> None:
     assert second.overrides[0][2] == "#x"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a block scalar's end mark lies after its line break; splice() swallows the"
-    " newline and glues the next key onto the value's line (invalid YAML)",
-)
 def test_splicing_a_block_scalar_keeps_the_next_key() -> None:
     text = "desc: |\n  hello\ntag: x\n"
     assert _spliced_or_refused(text, "desc", "world") in (None, {"desc": "world", "tag": "x"})
@@ -197,20 +167,10 @@ def test_splicing_a_key_next_to_a_merge_key_changes_only_that_key() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _offset() counts the BOM as a character but the YAML marks do not: a params"
-    " file saved with a BOM is corrupted (`lr: 0.1` becomes `lr:0.51`)",
-)
 def test_splicing_a_file_that_starts_with_a_bom() -> None:
     assert _spliced("\ufefflr: 0.1\n", "lr", 0.5) == {"lr": 0.5}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _literal() writes floats with json.dumps: nan/inf become `NaN`/`Infinity`,"
-    " which YAML reads as strings (and which are not JSON)",
-)
 def test_nan_and_infinite_overrides_stay_floats() -> None:
     assert isinstance(_spliced("lr: 0.1\n", "lr", float("inf"))["lr"], float)
     assert isinstance(_spliced("lr: 0.1\n", "lr", float("nan"))["lr"], float)
@@ -219,11 +179,6 @@ def test_nan_and_infinite_overrides_stay_floats() -> None:
         json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dump_yaml folds strings longer than its width (1000) onto continuation lines"
-    " at column 0, which breaks a nested key",
-)
 def test_a_long_string_value_is_not_folded_out_of_its_mapping() -> None:
     value = "word " * 300
     text = "train:\n  tag: base\n  lr: 0.1\n"
@@ -250,12 +205,6 @@ def test_a_key_containing_a_dot_gets_a_usable_hint(project: Project) -> None:
 # == isolated workspaces =======================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the point opens its workspace with open_session(root), which searches for"
-    " MLproject/dvc.yaml by name: a manifest given with -f is not found there and the search"
-    " climbs to a parent directory's project, which is run instead",
-)
 def test_run_with_a_manifest_given_by_file_runs_that_manifest(project: Project) -> None:
     outer = project.root.parent
     marker = outer / "outer-ran"
@@ -277,12 +226,6 @@ def test_run_with_a_manifest_given_by_file_runs_that_manifest(project: Project) 
     assert project.executions() == ["train", "evaluate"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in a project git ignores, `git ls-files` lists nothing, the workspace gets no"
-    " manifest, and open_session(workspace) climbs to the real project: `pipeline run` then"
-    " executes in place and rewrites the user's outputs and lock",
-)
 def test_run_in_a_git_ignored_project_never_runs_in_place(make_project: Any) -> None:
     top = make_project("top")
     top.write(".gitignore", "scratch/\n")
@@ -318,11 +261,6 @@ def _submodule(project: Project) -> None:
     (project.root / "sub" / "a.txt").write_text("a\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: git lists a submodule or an untracked nested repository as one directory"
-    " path; make_workspace() copy2()s it and crashes with IsADirectoryError",
-)
 @pytest.mark.parametrize("make", [_nested_repository, _submodule], ids=["nested-repo", "submodule"])
 def test_run_in_a_project_holding_another_repository(three: Project, make: Any) -> None:
     make(three)
@@ -346,11 +284,6 @@ def _one_stage(project: Project, dep: str, cmd: str) -> None:
     project.clear_executions()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _link_raw_deps() skips a dep directory that already exists in the workspace;"
-    " when git tracks part of it (data/README.md) its ignored files (data/*.csv) are missing",
-)
 def test_run_with_a_dep_directory_that_git_partly_ignores(project: Project) -> None:
     project.write(".gitignore", "data/*.csv\n")
     project.write("data/README.md", "what the data is\n")
@@ -360,11 +293,6 @@ def test_run_with_a_dep_directory_that_git_partly_ignores(project: Project) -> N
     assert only.succeeded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a relative symlink to data outside the project is copied as a link and dangles"
-    " in the workspace; _link_raw_deps() then crashes (FileExistsError/FileNotFoundError)",
-)
 def test_run_with_a_symlink_to_data_outside_the_project(project: Project) -> None:
     shared = project.root.parent / "shared"
     shared.mkdir()
@@ -376,11 +304,6 @@ def test_run_with_a_symlink_to_data_outside_the_project(project: Project) -> Non
     assert project.executions() == ["s"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an absolute symlink is copied as is, and apply() writes through it: an"
-    " override edits the user's real params file",
-)
 def test_run_never_writes_through_a_symlinked_params_file(project: Project) -> None:
     project.write("conf/params.yaml", PARAMS_TEXT)
     os.symlink(project.root / "conf" / "params.yaml", project.root / "params.yaml")
@@ -398,11 +321,6 @@ def test_run_never_writes_through_a_symlinked_params_file(project: Project) -> N
 # == checkout RUN ==============================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: apply_run_files() writes root / artifact.path without checking the path:"
-    " a recorded `../x` (or absolute) path writes outside the project",
-)
 def test_checkout_run_never_writes_outside_the_project(three: Project) -> None:
     experiment = run(three, params=("train.lr=0.3",))
     run_id = experiment.points[0].run_id
@@ -422,11 +340,6 @@ def test_checkout_run_never_writes_outside_the_project(three: Project) -> None:
     assert not (three.root.parent / "escaped.txt").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: apply_run_files() reads and writes file by file: when a later object (the"
-    " lock) is missing it fails after params.yaml was already overwritten",
-)
 def test_checkout_run_writes_nothing_when_an_object_is_missing(three: Project) -> None:
     experiment = run(three, params=("train.lr=0.3",))
     run_id = experiment.points[0].run_id
@@ -444,23 +357,12 @@ def test_checkout_run_writes_nothing_when_an_object_is_missing(three: Project) -
 # == the store: reading and failing to write ===================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: read commands (`pipeline runs`, compare, runs show) create .pipeline/runs.db"
-    " and runs.db.lock through RunStore.for_project, without .pipeline/.gitignore: git then"
-    " offers them for commit",
-)
 def test_reading_runs_leaves_no_untracked_state_files(project: Project) -> None:
     project.manifest({"name": "x", "stages": {"s": {"cmd": "true"}}})
     assert api.runs(project.root) == []
     assert ".pipeline" not in project.git("status", "--porcelain", "--untracked-files=all")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RunResult.record_error is never shown: a repro whose run cannot be recorded"
-    " (corrupt runs.db) says nothing, though the docs say a failure to record is reported",
-)
 def test_a_repro_that_cannot_be_recorded_says_so(three: Project) -> None:
     _break_store(three)
     three.write("raw.txt", "changed\n")
@@ -469,11 +371,6 @@ def test_a_repro_that_cannot_be_recorded_says_so(three: Project) -> None:
     assert re.search(r"record|run store|runs\.db", done.stdout + done.stderr, re.I)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with a corrupt runs.db `pipeline run` prints `recorded as run ID` for a run"
-    " that was never recorded (record_error is ignored)",
-)
 def test_a_run_that_cannot_be_recorded_does_not_claim_a_run_id(three: Project) -> None:
     _break_store(three)
     done = three.cli("run", "--param", "train.lr=0.2", env=_cli_env())
@@ -481,11 +378,6 @@ def test_a_run_that_cannot_be_recorded_does_not_claim_a_run_id(three: Project) -
     assert not re.search(r"^recorded as run", done.stdout, re.M)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: entry.run_entry() finishes the record `interrupted` on any exception, so an"
-    " env that cannot be built (an error, exit 3) is recorded as interrupted, not failed",
-)
 def test_an_entry_point_whose_env_cannot_be_built_is_recorded_failed(project: Project) -> None:
     project.write("python_env.yaml", "python: '2.1'\n")
     project.manifest(
@@ -498,11 +390,6 @@ def test_an_entry_point_whose_env_cannot_be_built_is_recorded_failed(project: Pr
     assert recorded.status == "failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: entry._format() calls format(value, spec) unguarded: `{a:.2f}` on a string"
-    " param raises ValueError, an internal error (exit 1, 'please report') not a usage error",
-)
 def test_an_entry_point_format_spec_that_does_not_fit_is_a_usage_error(
     project: Project,
 ) -> None:
@@ -514,11 +401,6 @@ def test_an_entry_point_format_spec_that_does_not_fit_is_a_usage_error(
         api.run_entry(project.root, "main", ("a=x",), env_manager="local")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the on_result hook passes self.lock.stages.get(name): for a failed stage that"
-    " is the previous run's entry, so the record shows its old fingerprint, dep and out hashes",
-)
 def test_a_failed_stage_is_not_recorded_with_the_previous_outputs(project: Project) -> None:
     project.write("raw.txt", "1\n")
     stage = {"cmd": 'test "$(cat raw.txt)" = 1 && cp raw.txt out.txt', "deps": ["raw.txt"]}
@@ -583,12 +465,6 @@ def test_lineage_follows_a_dep_inside_an_upstream_output_directory(dir_project: 
     assert dep.stage is not None and dep.stage.stage == "prep"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: producers are matched by hash alone: when two outputs (or raw data and an"
-    " output) have the same bytes, lineage names whichever stage comes first, not the one"
-    " that wrote that path",
-)
 def test_lineage_matches_the_path_when_several_files_have_the_same_bytes(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -612,12 +488,6 @@ def test_lineage_matches_the_path_when_several_files_have_the_same_bytes(
     assert (raw.path, raw.stage) == ("raw.txt", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RunStore.producers() builds a full detail() (5 queries) for every run that"
-    " recorded the hash, though lineage uses only the first: O(runs) per step (~1.2 s at"
-    " 1,000 repros that found the stage up to date)",
-)
 def test_lineage_does_not_load_every_run_that_recorded_a_hash(
     store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -651,11 +521,6 @@ def test_lineage_does_not_load_every_run_that_recorded_a_hash(
 # == compare ===================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: compare.render('json') uses json.dumps directly (not report.strict_json):"
-    " NaN/inf metrics come out as NaN/Infinity, which is not JSON",
-)
 def test_compare_json_is_valid_with_nan_and_infinite_metrics(store: RunStore) -> None:
     _add_run(store, "r1", 1.0, {"lr": 0.1}, {"m.json:loss": float("nan")})
     _add_run(store, "r2", 2.0, {"lr": 0.2}, {"m.json:loss": float("inf")})
@@ -663,11 +528,6 @@ def test_compare_json_is_valid_with_nan_and_infinite_metrics(store: RunStore) ->
     json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: compare._sorted ranks non-numbers as (1, str(value)): --ascending has no"
-    " effect on a string column and a missing value ('None') sorts before real ones",
-)
 def test_compare_sort_by_a_string_param(store: RunStore) -> None:
     for i, opt in enumerate(["adam", "sgd", None, "rmsprop"]):
         _add_run(store, f"r{i}", float(i), {"opt": opt} if opt else {}, {"m.json:loss": i})
@@ -677,11 +537,6 @@ def test_compare_sort_by_a_string_param(store: RunStore) -> None:
     assert [up.values[r.id].get("opt") for r in up.runs] == ["adam", "rmsprop", "sgd", None]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: compare merges params and shortened metric keys into one dict per run: a"
-    " param `epochs` shows the metric `m.json:epochs` (the metric overwrites it)",
-)
 def test_compare_keeps_a_param_and_a_metric_of_the_same_name_apart(store: RunStore) -> None:
     _add_run(store, "r1", 1.0, {"epochs": 50}, {"m.json:epochs": 12})
     _add_run(store, "r2", 2.0, {"epochs": 80}, {"m.json:epochs": 30})
@@ -690,11 +545,6 @@ def test_compare_keeps_a_param_and_a_metric_of_the_same_name_apart(store: RunSto
     assert 12 in rows["r1"]["metrics"].values()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: compare --md does not escape `|` in names and values, so such a row has more"
-    " cells than the header",
-)
 def test_compare_markdown_escapes_pipes(store: RunStore) -> None:
     _add_run(store, "r1", 1.0, {"tag": "a|b"}, {"m.json:score": 1})
     _add_run(store, "r2", 2.0, {"tag": "c"}, {"m.json:score": 2})
@@ -726,11 +576,6 @@ def test_metrics_of_a_revision_read_uncached_metrics_from_git(project: Project) 
     assert api.metrics_show(project.root, "HEAD").values == {"m.json:score": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: diff._run() swallows AmbiguousRun, so a run name several runs share is"
-    " reported as `neither a run nor a git revision` instead of ambiguous",
-)
 def test_an_ambiguous_run_name_in_metrics_show_says_ambiguous(three: Project) -> None:
     run(three, params=("train.lr=0.2",), name="same")
     time.sleep(0.01)

@@ -146,9 +146,10 @@ def test_producers_prefer_a_stage_that_ran_over_one_that_restored(store: RunStor
     store.record_stage("restored", StageRow("train", "restored", outs=(out,)))
     store.start(_row("failed", 3.0), {})
     store.record_stage("failed", StageRow("train", "failed", outs=(out,)))
-    found = [(run.id, stage.outcome) for run, stage in store.producers(out.hash)]
-    assert found == [("made", "ran"), ("restored", "restored")]
-    assert store.producers("xxh3_128:" + "b" * 32) == []
+    found = store.producer(out.hash, "model.pkl")
+    assert found is not None
+    assert (found[0].id, found[1].outcome) == ("made", "ran")
+    assert store.producer("xxh3_128:" + "b" * 32, "model.pkl") is None
 
 
 def test_run_files_and_known_file(store: RunStore) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import DataError, UsageError
 from pipeline.lockfile import LOCK_NAME
+from pipeline.paths import PathRuleError, normalize
 from pipeline.runs.model import Artifact, RunRow
 from pipeline.session import Session
 from pipeline.yamlio import atomic_write_text
@@ -36,9 +37,20 @@ def apply_run_files(session: Session, store: RunStore, ref: str, *, force: bool)
     if not force:
         at_risk = [f for f in params if _differs(session, f) and not _from_a_run(session, store, f)]
         _refuse_uncommitted(root, at_risk)
-    for artifact in files:
-        atomic_write_text(root / artifact.path, _object_text(session, artifact))
+    texts = {_inside(artifact.path): _object_text(session, artifact) for artifact in files}
+    for relpath, text in texts.items():  # every object read before anything is written
+        atomic_write_text(root / relpath, text)
     return run
+
+
+def _inside(path: str) -> str:
+    try:
+        return normalize(path)
+    except PathRuleError:
+        raise DataError(
+            f"the run store names a file outside the project: {path!r}",
+            "the run record is damaged; check out another run",
+        ) from None
 
 
 def _differs(session: Session, artifact: Artifact) -> bool:

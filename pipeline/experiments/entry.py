@@ -24,6 +24,7 @@ from pipeline.env.resolve import EnvResolver
 from pipeline.errors import UsageError
 from pipeline.experiments.overrides import parse_assignment
 from pipeline.project import Project
+from pipeline.recorded import ended_by
 from pipeline.runs.model import StageRow
 from pipeline.runs.record import RunInfo, RunRecorder
 from pipeline.session import Session
@@ -103,7 +104,12 @@ def _format(name: str, template: str, values: Mapping[str, Any]) -> str:
                 f"declare {field} under entry_points.{name}.parameters",
             )
         value = values[field]
-        text = format(value, spec) if spec else str(value)
+        try:
+            text = format(value, spec) if spec else str(value)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(
+                f"entry point {name!r}: {{{field}:{spec}}} does not fit the value {value!r}: {exc}"
+            ) from None
         out.append(shlex.quote(text))
     return "".join(out)
 
@@ -125,8 +131,8 @@ def run_entry(
     started = time.time()
     try:
         code = _execute(session, entry.get("env"), command, sink, local=local)
-    except BaseException:
-        recorder.finish("interrupted", {})
+    except BaseException as exc:
+        recorder.finish(ended_by(exc), {}, note=getattr(exc, "message", "") or str(exc))
         raise
     _record(recorder, name, command, code, started)
     recorder.finish("succeeded" if code == 0 else "failed", {}, note=command)

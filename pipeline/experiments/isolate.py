@@ -31,11 +31,9 @@ def make_workspace(project: Project, lock: Lock, run_id: str) -> Path:
     """Copy the project's sources into a fresh workspace; returns its root."""
     root = workspace_dir(project, run_id)
     skip = _derived(project, lock)
-    for relpath in source_files(project.root):
+    for relpath in source_files(project.root, project.manifest.name):
         if not _under_any(relpath, skip):
-            target = root / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(project.root / relpath, target, follow_symlinks=False)
+            _copy_source(project.root, relpath, root / relpath)
     _link_raw_deps(project, root)
     state = root / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
@@ -50,15 +48,33 @@ def make_workspace(project: Project, lock: Lock, run_id: str) -> Path:
     return root
 
 
-def source_files(root: Path) -> Iterator[str]:
-    """Project-relative paths of the files an experiment needs a copy of."""
+def source_files(root: Path, manifest: str) -> Iterator[str]:
+    """Project-relative paths of the files an experiment needs a copy of.
+
+    What git lists, unless git does not list the manifest (an ignored project): then all.
+    """
     listed = _git_files(root)
-    files = listed if listed is not None else _walk(root)
+    files = listed if listed is not None and manifest in listed else _walk(root)
     for relpath in files:
         first = relpath.split("/")[0]
-        if first in (STATE_DIR, ".git") or not os.path.lexists(root / relpath):
+        path = root / relpath
+        if first in (STATE_DIR, ".git") or not os.path.lexists(path):
             continue
+        if path.is_dir() and not path.is_symlink():
+            continue  # a submodule or a nested repository: git lists it as one entry
         yield relpath
+
+
+def _copy_source(root: Path, relpath: str, target: Path) -> None:
+    """A copy; a symlink stays a link unless it leads outside the project (then: absolute)."""
+    source = root / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        resolved = source.resolve()
+        inside = resolved == root.resolve() or root.resolve() in resolved.parents
+        os.symlink(os.readlink(source) if inside else resolved, target)
+        return
+    shutil.copy2(source, target)
 
 
 def _git_files(root: Path) -> list[str] | None:
@@ -90,13 +106,14 @@ def _link_raw_deps(project: Project, root: Path) -> None:
     for stage in project.stages.values():
         for dep in stage.deps:
             source, target = project.root / dep, root / dep
-            if project.outputs.producers(dep) or target.exists() or not source.exists():
+            if project.outputs.producers(dep) or not source.exists():
                 continue
             files = [source] if source.is_file() else [p for p in source.rglob("*") if p.is_file()]
-            for path in files:
+            for path in files:  # one by one: git may list part of a directory and not the rest
                 dest = target / path.relative_to(source) if source.is_dir() else target
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(path, dest)
+                if not os.path.lexists(dest):
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    _link_or_copy(path, dest)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

@@ -11,13 +11,25 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UsageError
-from pipeline.params import DEFAULT_PARAMS_FILE, flatten_all, load_params_file, lookup, split_key
+from pipeline.fingerprint import canonical_json
+from pipeline.params import (
+    DEFAULT_PARAMS_FILE,
+    flatten,
+    flatten_all,
+    load_params_file,
+    lookup,
+    parse_text,
+    split_key,
+)
+from pipeline.paths import PathRuleError, normalize
 from pipeline.project import Project
+from pipeline.yamlio import atomic_write_text
 
 Override = tuple[str, str, Any]  # (params file, key, value)
 
@@ -38,9 +50,9 @@ def parse_assignment(text: str, flag: str) -> tuple[str, str]:
 
 
 def scalar(text: str) -> Any:
-    """A command-line value as YAML would read it in params.yaml."""
-    from pipeline.params import parse_text  # noqa: PLC0415
-
+    """A command-line value as YAML would read it in params.yaml (a `#` is no comment here)."""
+    if "#" in text:
+        return text
     try:
         value = parse_text(text, "value.yaml") if text.strip() else text
     except (ValueError, SyntaxError):
@@ -77,15 +89,42 @@ def _override(project: Project, raw_key: str, raw_value: str) -> Override:
     current = _current(project, file, key)
     declared = project.parameters.get(key if file == DEFAULT_PARAMS_FILE else raw_key)
     value = _typed(raw_key, scalar(raw_value), current, declared)
+    _check_splice(project.root / file, key, value)  # refused now, before any workspace exists
     return file, key, value
 
 
 def _split_file(raw_key: str) -> tuple[str, str]:
     file, sep, key = raw_key.rpartition(":")
-    return (file, key) if sep and file else (DEFAULT_PARAMS_FILE, raw_key)
+    if not (sep and file):
+        return DEFAULT_PARAMS_FILE, raw_key
+    try:
+        return normalize(file), key
+    except PathRuleError as exc:
+        raise UsageError(
+            f"--param {raw_key}: {exc}", "name a params file inside the project"
+        ) from None
+
+
+def _check_splice(path: Path, key: str, value: Any) -> None:
+    """Splice into the file's text in memory and read it back: exactly `key` must change."""
+    text = path.read_text(encoding="utf-8")
+    before = flatten_all(_parsed(text, path))
+    after = flatten_all(_parsed(splice(text, path, key, value), path))
+    expected = {**before, **flatten(key, value)}
+    if canonical_json(after) != canonical_json(expected):  # NaN equals NaN here
+        raise UsageError(
+            f"--param {key}: setting it in {path.name} would change other values too"
+            " (an anchor, alias or merge key shares it)",
+            f"edit {path.name} by hand, or give the value its own key",
+        )
 
 
 def _current(project: Project, file: str, key: str) -> Any:
+    if Path(file).suffix.lower() in (".toml", ".py"):
+        raise UsageError(
+            f"--param {file}:{key}: values in {Path(file).suffix} files cannot be overridden",
+            "move the param to a YAML or JSON params file",
+        )
     params = load_params_file(project.root, file)
     if params is None:
         raise UsageError(
@@ -155,6 +194,16 @@ def _check_bounds(name: str, value: Any, declared: dict[str, Any]) -> None:
         raise UsageError(f"--param {name}={value} is not one of {choices}")
 
 
+def _parsed(text: str, path: Path) -> Any:
+    try:
+        data = parse_text(text, path.name)
+    except (ValueError, SyntaxError):
+        data = None
+    if not isinstance(data, dict):
+        raise UsageError(f"--param: {path.name} would not parse after the change")
+    return data
+
+
 def apply(root: Path, overrides: tuple[Override, ...]) -> list[str]:
     """Write the overrides into the params files under `root`; returns the files changed."""
     by_file: dict[str, list[Override]] = {}
@@ -165,7 +214,7 @@ def apply(root: Path, overrides: tuple[Override, ...]) -> list[str]:
         text = path.read_text(encoding="utf-8")
         for _, key, value in items:
             text = splice(text, path, key, value)
-        path.write_text(text, encoding="utf-8")
+        atomic_write_text(path, text)  # replaces a symlink itself, never its target
     return sorted(by_file)
 
 
@@ -179,13 +228,38 @@ def splice(text: str, path: Path, key: str, value: Any) -> str:
     from pipeline.yamlio import parse_yaml  # noqa: PLC0415
     from pipeline.yamlparse import child  # noqa: PLC0415
 
-    node = parse_yaml(text, path).root
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    body = text[len(bom) :]
+    node = parse_yaml(body, path).root
     for step in split_key(key):
         node = child(node, step) if node is not None else None
     if node is None or node.tag.endswith((":map", ":seq")):
         raise UsageError(f"--param {key}: only a single value (not a list or mapping) can be set")
-    start, end = _offset(text, node.start_mark), _offset(text, node.end_mark)
-    return text[:start] + _literal(value, path) + text[end:]
+    start, end = _offset(body, node.start_mark), _offset(body, node.end_mark)
+    while end > start and body[end - 1] == "\n":  # a block scalar's span ends in line breaks
+        end -= 1
+    candidates = [_literal(value, path)]
+    if isinstance(value, str) and path.suffix.lower() != ".json":
+        candidates.insert(0, _plain(value))  # `tag: two words` where it reads back the same
+    for literal in candidates:
+        changed = bom + body[:start] + literal + body[end:]
+        if literal and _reads_back(changed, path, key, value):
+            return changed
+    return bom + body[:start] + candidates[-1] + body[end:]
+
+
+def _plain(value: str) -> str:
+    from pipeline.yamlio import dump_yaml  # noqa: PLC0415
+
+    dumped = dump_yaml(value).removesuffix("...\n").strip()
+    return dumped if "\n" not in dumped and len(dumped) < 200 else ""
+
+
+def _reads_back(text: str, path: Path, key: str, value: Any) -> bool:
+    try:
+        return canonical_json(lookup(parse_text(text, path.name), key)) == canonical_json(value)
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return False
 
 
 def _offset(text: str, mark: Any) -> int:
@@ -194,9 +268,13 @@ def _offset(text: str, mark: Any) -> int:
 
 
 def _literal(value: Any, path: Path) -> str:
-    if isinstance(value, str) and path.suffix.lower() != ".json":
-        from pipeline.yamlio import dump_yaml  # noqa: PLC0415
+    """The value as a scalar that can stand anywhere, flow collections included.
 
-        dumped = dump_yaml(value).strip()
-        return dumped.removesuffix("\n...").removesuffix("...").strip()
-    return json.dumps(value)
+    A JSON string is a valid YAML double-quoted scalar: no comma, bracket or `#` in it can
+    become structure. Non-finite floats have YAML spellings and none in JSON.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        if path.suffix.lower() == ".json":
+            raise UsageError(f"{path.name}: JSON cannot hold {value}")
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return json.dumps(value, ensure_ascii=False)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.command import ProcessTracker
 from pipeline.env.resolve import EnvResolver
-from pipeline.errors import PipelineError
+from pipeline.errors import DataError, PipelineError
 from pipeline.execute import Events, Executor, FingerprintGate, QuietEvents, RunResult
 from pipeline.experiments.isolate import (
     make_workspace,
@@ -164,7 +164,10 @@ def _run_point(
     try:
         make_workspace(session.project, session.lock, run_id)
         changed = apply(root, point.overrides)
-        with open_session(root) as opened:
+        manifest = root / session.project.manifest.relative_to(session.project.root)
+        with open_session(manifest) as opened:
+            if opened.project.root.resolve() != root.resolve():  # never run anywhere else
+                raise DataError(f"the isolated workspace {root} holds no copy of the manifest")
             isolated = dataclasses.replace(
                 opened, project=with_outside_specs(opened.project, session.project)
             )

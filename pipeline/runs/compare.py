@@ -57,7 +57,7 @@ def compare(
     runs = _runs(store, refs, limit)
     ids = [r.id for r in runs]
     params, metrics = store.params_of(ids), store.metrics_of(ids)
-    metrics = _short_metric_keys(metrics)
+    metrics = _short_metric_keys(metrics, {k for v in params.values() for k in v})
     param_cols = _columns(params, all_columns)
     metric_cols = _columns(metrics, True)  # metrics are why one compares: always shown
     values = {i: {**params[i], **metrics[i]} for i in ids}
@@ -76,9 +76,12 @@ def _runs(store: RunStore, refs: tuple[str, ...], limit: int) -> list[RunRow]:
     return chosen
 
 
-def _short_metric_keys(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _short_metric_keys(
+    metrics: dict[str, dict[str, Any]], params: set[str]
+) -> dict[str, dict[str, Any]]:
     files = {k.rsplit(":", 1)[0] for values in metrics.values() for k in values if ":" in k}
-    if len(files) != 1:
+    short = {k.rsplit(":", 1)[-1] for values in metrics.values() for k in values}
+    if len(files) != 1 or short & params:  # a short name must not shadow a param
         return metrics
     return {
         i: {k.rsplit(":", 1)[-1]: v for k, v in values.items()} for i, values in metrics.items()
@@ -112,23 +115,27 @@ def _sorted(
         )
     column = matches[0]
 
-    def rank(run: RunRow) -> tuple[int, float | str]:
+    def number(run: RunRow) -> float | None:
         value = values[run.id].get(column)
-        if (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and not math.isnan(value)
-        ):
-            return (0, -value if descending else value)
-        return (1, str(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return None if math.isnan(value) else float(value)
+        return None
 
-    return sorted(runs, key=rank)
+    present = [r for r in runs if values[r.id].get(column) is not None]
+    missing = [r for r in runs if values[r.id].get(column) is None]  # always last
+    if all(number(r) is not None for r in present):
+        ordered = sorted(present, key=lambda r: number(r) or 0.0, reverse=descending)
+    else:
+        ordered = sorted(present, key=lambda r: str(values[r.id][column]), reverse=descending)
+    return ordered + missing
 
 
 def render(table: Table, fmt: str) -> str:
     """`text` (aligned), `md`, `csv` or `json`."""
     if fmt == "json":
-        return json.dumps(table.to_json(), indent=2, default=str)
+        from pipeline.report import to_json  # noqa: PLC0415 - strict JSON: no NaN
+
+        return to_json(table.to_json()) + "\n"
     header = ["run", "name", "status", *table.params, *table.metrics]
     rows = [
         [
@@ -144,8 +151,9 @@ def render(table: Table, fmt: str) -> str:
         csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
         return buffer.getvalue()
     if fmt == "md":
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+        cells = [[c.replace("|", "\\|") for c in row] for row in [header, *rows]]
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells[1:]]) + "\n"
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
     return (
         "\n".join(

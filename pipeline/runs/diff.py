@@ -86,8 +86,12 @@ def diff(old: Values, new: Values, *, all_keys: bool = False) -> list[Change]:
 
 
 def _run(store: RunStore, ref: str) -> str | None:
+    from pipeline.runs.store import AmbiguousRun  # noqa: PLC0415
+
     try:
         return store.resolve(ref).id
+    except AmbiguousRun:
+        raise
     except UsageError:
         return None
 

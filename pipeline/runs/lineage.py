@@ -59,10 +59,10 @@ def lineage(store: RunStore, hasher: Hasher, path: str) -> Node:
 
 
 def _node(store: RunStore, path: str, digest: str, seen: set[str], depth: int) -> Node:
-    producers = store.producers(digest) if depth < MAX_DEPTH and digest not in seen else []
-    if not producers:
+    found = store.producer(digest, path) if depth < MAX_DEPTH and digest not in seen else None
+    if found is None:
         return Node(path, digest)
-    run, stage = producers[0]
+    run, stage = found
     inner = seen | {digest}
     inputs = tuple(_node(store, d.path, d.hash, inner, depth + 1) for d in stage.deps)
     return Node(path, digest, run, stage, inputs)

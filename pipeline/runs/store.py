@@ -195,27 +195,25 @@ class RunStore:
                     found[run_id][key] = json.loads(value)
         return found
 
-    def producers(self, digest: str) -> list[tuple[RunRow, StageRow]]:
-        """Stage runs that produced (ran or restored) an output with this hash, newest first."""
+    def producer(self, digest: str, path: str) -> tuple[RunRow, StageRow] | None:
+        """The stage run that wrote these bytes at `path`: one that ran it (rather than
+        restored it) first, the newest first. Equal bytes at another path are another file."""
         a, s, r = schema.artifacts, schema.stage_runs, schema.runs
         query = (
-            select(r, s.c.stage)
+            select(r.c.id, s.c.stage)
             .join(a, a.c.run_id == r.c.id)
             .join(s, (s.c.run_id == a.c.run_id) & (s.c.stage == a.c.stage))
-            .where((a.c.hash == digest) & (a.c.role == "out"))
+            .where((a.c.hash == digest) & (a.c.role == "out") & (a.c.path == path))
             .where(s.c.outcome.in_(("ran", "restored", "up to date")))
             .order_by(s.c.outcome != "ran", r.c.started_at.desc())
+            .limit(1)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        found = []
-        for row in rows:
-            detail = self.detail(row.id)
-            stage = next(st for st in detail.stages if st.stage == row.stage)
-            found.append((detail.run, stage))
-        return found
-
-
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        detail = self.detail(row.id)
+        return detail.run, next(st for st in detail.stages if st.stage == row.stage)
 
 class Writer:
     """The store's writes, on one connection (one transaction)."""
