@@ -556,12 +556,6 @@ def test_compare_markdown_escapes_pipes(store: RunStore) -> None:
 # == metrics / params of revisions =============================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: diff.metrics_of(revision) reads metrics only from the cache, never from git"
-    " (its docstring says otherwise): `cache: false` metrics committed to git read as empty"
-    " in a fresh clone or after the cache is cleared",
-)
 def test_metrics_of_a_revision_read_uncached_metrics_from_git(project: Project) -> None:
     project.params("lr: 0.1\n")
     stage = {"cmd": "echo '{\"score\": 1}' > m.json", "params": ["lr"]}

@@ -74,7 +74,9 @@ def metrics_of(session: Session, store: RunStore | None, ref: str) -> Values:
             entry = lock.stages.get(stage.name)
             info = entry.out(out.path) if entry else None
             if out.kind == "metrics" and info is not None:
-                data = _read_object(session, info.hash, out.path)
+                data = _from_git(session.project.root, ref, out.path)
+                if data is None:  # not in git (`cache: true`): the object the lock names
+                    data = _read_object(session, info.hash, out.path)
                 found.update({f"{out.path}:{k}": v for k, v in flatten_all(data).items()})
     return Values(ref, f"commit {ref}", dict(sorted(found.items())))
 
@@ -127,6 +129,17 @@ def _git_show(root: Path, rev: str, path: str) -> str | None:
         check=False,
     )
     return shown.stdout if shown.returncode == 0 else None
+
+
+def _from_git(root: Path, rev: str, path: str) -> dict[str, Any] | None:
+    text = _git_show(root, rev, path)
+    if text is None:
+        return None
+    try:
+        data = parse_text(text, path)
+    except (ValueError, SyntaxError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _read_object(session: Session, digest: str, path: str) -> dict[str, Any]:
