@@ -22,8 +22,6 @@ from pipeline.env.store import BuiltEnv, EnvStore
 from pipeline.errors import EnvironmentSetupError
 
 Log = Callable[[str], None]
-INSTALLERS = ("uv", "pip")
-CONDA_TOOLS = ("rattler", *conda.EXTERNAL_TOOLS)
 
 
 @dataclass(frozen=True)
@@ -212,14 +210,3 @@ def activate(base: Mapping[str, str], built: BuiltEnv) -> dict[str, str]:
         env["VIRTUAL_ENV"] = prefix
     env.update(built.variables)
     return env
-
-
-def check_options(installer: str, conda_tool: str) -> None:
-    if installer not in INSTALLERS:
-        raise EnvironmentSetupError(
-            f"env.installer {installer!r} is unknown", "use one of: " + ", ".join(INSTALLERS)
-        )
-    if conda_tool not in CONDA_TOOLS:
-        raise EnvironmentSetupError(
-            f"env.conda {conda_tool!r} is unknown", "use one of: " + ", ".join(CONDA_TOOLS)
-        )
