@@ -187,11 +187,6 @@ def test_a_long_string_value_is_not_folded_out_of_its_mapping() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: for a key that contains a dot the did-you-mean suggests the same unusable key"
-    " (`unknown param a.b`, hint `did you mean 'a.b'?`); `[a.b]` is how to name it",
-)
 def test_a_key_containing_a_dot_gets_a_usable_hint(project: Project) -> None:
     project.params("a.b: 1\n")
     project.manifest({"name": "d", "stages": {"s": {"cmd": "true", "params": ["[a.b]"]}}})

@@ -138,6 +138,8 @@ def _current(project: Project, file: str, key: str) -> Any:
 
         prefix = "" if file == DEFAULT_PARAMS_FILE else f"{file}:"
         hint = suggest_name(key, known, "known: " + ", ".join(known[:12]) or "none")
+        if key in known:  # a key with a dot in its own name
+            hint = f"a key whose name contains a dot is written in brackets: [{key}]"
         raise UsageError(f"unknown param {prefix}{key} (not in {file})", hint) from None
 
 
