@@ -83,6 +83,7 @@ def execute(
     try:
         result = executor.run(plan)
     except BaseException as exc:
+        executor.tracker.stop_all()  # whatever path the interrupt took: no stage outlives us
         if recorder is not None:
             _finish(recorder, session, ended_by(exc), set())
         raise
