@@ -23,7 +23,7 @@ from typing import Any
 import envkit
 import pytest
 import yaml
-from conftest import Project, record
+from conftest import Project, cli_env, record
 
 # Variables that would send an installer elsewhere than the test's find-links directory, or
 # leak an outer environment into the one under test.
@@ -245,3 +245,13 @@ def other_python() -> tuple[str, Path] | None:
         return None
     best = usable[-1]
     return f"{best[0]}.{best[1]}", found[best]
+
+
+def leaky_parent_env(tmp_path: Path) -> dict[str, str]:
+    """A CLI environment whose PYTHONPATH, VIRTUAL_ENV and CONDA_PREFIX must not reach a stage."""
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    (leak / "leaked_module.py").write_text("")
+    outer = tmp_path / "outer-env"
+    outer.mkdir()
+    return cli_env(PYTHONPATH=str(leak), VIRTUAL_ENV=str(outer), CONDA_PREFIX=str(outer))

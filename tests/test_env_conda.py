@@ -17,13 +17,14 @@ from typing import Any
 import envkit
 import pytest
 import yaml
-from conftest import Project, cli_env, record
+from conftest import Project, record
 from test_env_common import (
     SHOW_PY,
     EnvCache,
     build_wheels,
     builds_in,
     isolate,
+    leaky_parent_env,
     ok,
     output,
     repro_ok,
@@ -103,12 +104,7 @@ def test_conda_env_runs_binaries_python_packages_variables_and_pip_section(
     # A local channel given as a path relative to the spec (as a project would commit it).
     relative = "../../channel"
     conda_project(project, relative, pip=["alpha"], variables={"MY_VAR": "from-environment-yml"})
-    leak = tmp_path / "leak"
-    leak.mkdir()
-    (leak / "leaked_module.py").write_text("")
-    outer = tmp_path / "outer"
-    outer.mkdir()
-    parent = cli_env(PYTHONPATH=str(leak), VIRTUAL_ENV=str(outer), CONDA_PREFIX=str(outer))
+    parent = leaky_parent_env(tmp_path)
 
     done = ok(project.cli("repro", env=parent))
 

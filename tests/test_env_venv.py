@@ -29,6 +29,7 @@ from test_env_common import (
     copy_tree,
     counted,
     isolate,
+    leaky_parent_env,
     ok,
     other_python,
     output,
@@ -84,12 +85,7 @@ def test_venv_from_offline_wheels_runs_the_stage_isolated(
 ) -> None:
     assert importlib.util.find_spec("alpha") is None, "alpha must only exist inside the env"
     venv_project(project, deps=("alpha",), stages={"a": show_stage("a", "alpha", "beta")})
-    leak = tmp_path / "leak"
-    leak.mkdir()
-    (leak / "leaked_module.py").write_text("")
-    outer = tmp_path / "outer-venv"
-    outer.mkdir()
-    parent = cli_env(PYTHONPATH=str(leak), VIRTUAL_ENV=str(outer), CONDA_PREFIX=str(outer))
+    parent = leaky_parent_env(tmp_path)
 
     done = ok(project.cli("repro", env=parent))
 
