@@ -270,3 +270,19 @@ def chain_done(chain: Project) -> Iterator[Project]:
     assert ran(result) == CHAIN_ORDER
     chain.clear_executions()
     yield chain
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The environment tests' wheels (alpha, beta, ...), built once per test module."""
+    from test_env_common import build_wheels
+
+    return build_wheels(tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture
+def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wheels: Path) -> Any:
+    """An env test's own env cache and offline pip settings (a `test_env_common.EnvCache`)."""
+    from test_env_common import isolate
+
+    return isolate(monkeypatch, tmp_path, wheels)

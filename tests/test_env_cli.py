@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,7 @@ from conftest import Project
 from test_env_common import (
     SHOW_PY,
     EnvCache,
-    build_wheels,
     builds_in,
-    isolate,
     ok,
     output,
     repro_ok,
@@ -33,15 +30,8 @@ from test_env_common import (
 
 from pipeline import api
 
-
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_wheels(tmp_path_factory.mktemp("wheels"))
-
-
-@pytest.fixture(autouse=True)
-def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wheels: Path) -> EnvCache:
-    return isolate(monkeypatch, tmp_path, wheels)
+# Every test here gets its own env cache and offline pip settings (conftest's `cache`).
+pytestmark = pytest.mark.usefixtures("cache")
 
 
 def two_env_project(project: Project) -> Project:

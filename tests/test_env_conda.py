@@ -21,7 +21,6 @@ from conftest import Project, record
 from test_env_common import (
     SHOW_PY,
     EnvCache,
-    build_wheels,
     builds_in,
     isolate,
     leaky_parent_env,
@@ -41,14 +40,8 @@ PROBE = (
 )
 
 
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_wheels(tmp_path_factory.mktemp("wheels"))
-
-
-@pytest.fixture(autouse=True)
-def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wheels: Path) -> EnvCache:
-    return isolate(monkeypatch, tmp_path, wheels)
+# Every test here gets its own env cache and offline pip settings (conftest's `cache`).
+pytestmark = pytest.mark.usefixtures("cache")
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import pytest
 from conftest import Project
 from test_env_common import (
     EnvCache,
-    build_wheels,
     isolate,
     other_python,
     output,
@@ -45,14 +44,8 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_wheels(tmp_path_factory.mktemp("wheels"))
-
-
-@pytest.fixture(autouse=True)
-def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wheels: Path) -> EnvCache:
-    return isolate(monkeypatch, tmp_path, wheels)
+# Every test here gets its own env cache and offline pip settings (conftest's `cache`).
+pytestmark = pytest.mark.usefixtures("cache")
 
 
 @pytest.fixture

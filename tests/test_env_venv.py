@@ -24,7 +24,6 @@ from test_env_common import (
     SHOW_PY,
     EnvCache,
     build_counting_sdist,
-    build_wheels,
     builds_in,
     copy_tree,
     counted,
@@ -47,14 +46,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_wheels(tmp_path_factory.mktemp("wheels"))
-
-
-@pytest.fixture(autouse=True)
-def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wheels: Path) -> EnvCache:
-    return isolate(monkeypatch, tmp_path, wheels)
+# Every test here gets its own env cache and offline pip settings (conftest's `cache`).
+pytestmark = pytest.mark.usefixtures("cache")
 
 
 def venv_project(
