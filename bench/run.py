@@ -243,16 +243,16 @@ def touch(path: Path) -> None:
 
 
 def load_hash_file() -> Callable[[Path], Any]:
-    """`pipeline.hashing.hash_file`, or `Unavailable` if it cannot be imported."""
+    """`pipeline.core.hashing.hash_file`, or `Unavailable` if it cannot be imported."""
     if str(REPO) not in sys.path:
         sys.path.append(str(REPO))  # an installed `pipeline` still wins
     try:
-        module = importlib.import_module("pipeline.hashing")
+        module = importlib.import_module("pipeline.core.hashing")
     except ImportError as exc:
-        raise Unavailable(f"cannot import pipeline.hashing: {exc}") from exc
+        raise Unavailable(f"cannot import pipeline.core.hashing: {exc}") from exc
     func = getattr(module, "hash_file", None)
     if not callable(func):
-        raise Unavailable("pipeline.hashing has no hash_file()")
+        raise Unavailable("pipeline.core.hashing has no hash_file()")
     return func  # type: ignore[no-any-return]
 
 
@@ -291,7 +291,7 @@ def bench_status_touched(ctx: Context, res: Result) -> None:
 
 @register("hash_1gb", "GB/s", 3.0, "readinto 1 MiB, no hash", higher_is_better=True)
 def bench_hash(ctx: Context, res: Result) -> None:
-    """In-process `pipeline.hashing.hash_file` throughput on a page-cached 1 GB file."""
+    """In-process `pipeline.core.hashing.hash_file` throughput on a page-cached 1 GB file."""
     hash_file = load_hash_file()
     path = ctx.project(res.name) / "blob.bin"
     gen_grid.write_input(path, ctx.big_mb)
@@ -491,8 +491,8 @@ def big_output_session(ctx: Context, name: str, cache_type: str | None) -> Any:
 
 def restore_time(project: Path, verify: bool = False) -> float:
     """Seconds for the API to put the cached model back after it was deleted."""
-    session_mod = importlib.import_module("pipeline.session")
-    workspace = importlib.import_module("pipeline.workspace")
+    session_mod = importlib.import_module("pipeline.plan.session")
+    workspace = importlib.import_module("pipeline.data.checkout")
     (project / "model.bin").unlink()
     with session_mod.open_session(project) as session:
         start = time.perf_counter()
@@ -574,8 +574,8 @@ def bench_add(ctx: Context, res: Result) -> None:
 def bench_store_overhead(ctx: Context, res: Result) -> None:
     """(hash + store) / hash for a stage's 1 GB output: what caching adds to every run."""
     load_hash_file()
-    hashing = importlib.import_module("pipeline.hashing")
-    cache = importlib.import_module("pipeline.cache")
+    hashing = importlib.import_module("pipeline.core.hashing")
+    cache = importlib.import_module("pipeline.store.objects")
     project = ctx.project(res.name)
     out = project / "model.bin"
     gen_grid.write_input(out, ctx.big_mb)

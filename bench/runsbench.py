@@ -18,7 +18,7 @@ installed):
 
     python bench/runsbench.py fill PROJECT COUNT [--seed S]
         Writes COUNT synthetic but realistic runs into PROJECT/.pipeline/runs.db through
-        `pipeline.runs.store.RunStore` (start, record_stage, record_files, finish), all older
+        `pipeline.runs.runstore.RunStore` (start, record_stage, record_files, finish), all older
         than any run already there; prints JSON with what it wrote.
 """
 
@@ -149,7 +149,7 @@ def drive_repro(root: Path, record: bool, force: bool = True) -> dict[str, Any]:
     """
     _import_pipeline()
     from pipeline.api import ReproOptions, repro  # noqa: PLC0415
-    from pipeline.execute import Outcome  # noqa: PLC0415
+    from pipeline.execute.scheduler import Outcome  # noqa: PLC0415
 
     options = ReproOptions(root=root, force=force, jobs=1, run_cache=False, record=record)
     start = time.perf_counter()
@@ -206,7 +206,7 @@ class _Filler:
 
     def __init__(self, store: Any, rows: Any, seed: int, oldest: float, count: int) -> None:
         self.store = store
-        self.rows = rows  # pipeline.runs.store, for RunRow, StageRow, Artifact
+        self.rows = rows  # pipeline.runs.runstore, for RunRow, StageRow, Artifact
         self.rng = random.Random(seed)
         self.taken = {r.id for r in store.runs(limit=None)}
         self.when = oldest - 60 * 86400  # 60 days of history, evenly spread

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from pipeline._version import __version__
 
 if TYPE_CHECKING:
-    from pipeline.api import ReproOptions, plan, repro, status
+    from pipeline.api import plan, repro, status
     from pipeline.errors import PipelineError
-    from pipeline.project import load_project
+    from pipeline.execute.options import ReproOptions
+    from pipeline.load.project import load_project
 
 __all__ = [
     "PipelineError",
@@ -28,12 +29,12 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ReproOptions": "pipeline.api",
+    "ReproOptions": "pipeline.execute.options",
     "plan": "pipeline.api",
     "repro": "pipeline.api",
     "status": "pipeline.api",
     "PipelineError": "pipeline.errors",
-    "load_project": "pipeline.project",
+    "load_project": "pipeline.load.project",
 }
 
 

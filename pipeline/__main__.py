@@ -1,5 +1,5 @@
 """`python -m pipeline` runs the command line."""
 
-from pipeline.cli import run
+from pipeline.cli.main import run
 
 run()

@@ -7,67 +7,39 @@ Each call is load → plan → execute → record in one direction; the CLI only
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.env.resolve import EnvResolver
+from pipeline.core.options import values_of
 from pipeline.errors import Interrupted, UsageError
-from pipeline.plan import Plan, PlanOptions, make_plan
-from pipeline.project import STATE_DIR, find_manifest
-from pipeline.session import Session, open_session
+from pipeline.execute.options import ExecOptions, ReproOptions
+from pipeline.load.envkind import EnvKind
+from pipeline.load.project import STATE_DIR, find_manifest
+from pipeline.plan.decisions import Plan, make_plan
+from pipeline.plan.session import Session, open_session
 
 if TYPE_CHECKING:
-    from pipeline.env.commands import EnvReport, Pruned
-    from pipeline.env.store import BuiltEnv
-    from pipeline.execute import Events, RunResult
+    from pipeline.data.add import Added
+    from pipeline.data.checkout import CheckoutReport
+    from pipeline.data.gc import GcReport
+    from pipeline.env.envstore import BuiltEnv
+    from pipeline.env.manage import EnvReport, Pruned
+    from pipeline.execute.scheduler import Events, RunResult
     from pipeline.experiments.entry import EntryRun
-    from pipeline.experiments.run import EventsFor, Experiment, RunOptions
-    from pipeline.gc import GcReport
+    from pipeline.experiments.options import RunOptions
+    from pipeline.experiments.run import EventsFor, Experiment
     from pipeline.runs.compare import Table
-    from pipeline.runs.diff import Change, Values
+    from pipeline.runs.diff import Change, Values, Workspace
     from pipeline.runs.lineage import Node
-    from pipeline.runs.store import RunDetail, RunRow, RunStore
-    from pipeline.tracking import Added
-    from pipeline.workspace import CheckoutReport
-
-
-@dataclass(frozen=True)
-class ReproOptions:
-    """Options shared by `status`, `plan` and `repro` (see `pipeline repro --help`)."""
-
-    root: Path | str = "."
-    targets: tuple[str, ...] = ()
-    force: bool = False
-    single_item: bool = False
-    downstream: bool = False
-    force_downstream: bool = False
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    keep_going: bool = False
-    wait: bool = True
-    run_cache: bool = True  # restore stages whose exact inputs ran before
-    env_manager: str = "declared"  # "local": run every stage in the current environment
-    record: bool = True  # write a run record to .pipeline/runs.db
-    command: str = ""  # the command line, for the record (default: the API call)
-
-    def plan_options(self) -> PlanOptions:
-        return PlanOptions(
-            targets=self.targets,
-            force=self.force,
-            single_item=self.single_item,
-            downstream=self.downstream,
-            force_downstream=self.force_downstream,
-            run_cache=self.run_cache,
-        )
+    from pipeline.runs.runstore import RunDetail, RunRow, RunStore
 
 
 def plan(options: ReproOptions | None = None) -> Plan:
     """What `repro` would do and why, without running anything (`status`, `repro --dry`)."""
     options = options or ReproOptions()
     with open_session(options.root) as session:
-        return _plan(session, options)
+        return make_plan(session, options)
 
 
 status = plan
@@ -83,18 +55,16 @@ def repro(
     Only one `repro` runs per project at a time; `on_wait` hears about the one we wait for.
     """
     # Imported here so that `status` never pays for the executor, threads and file locks.
-    from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
-    from pipeline.execute import Outcome, QuietEvents  # noqa: PLC0415
-    from pipeline.gitignore import update_gitignore  # noqa: PLC0415
-    from pipeline.recorded import Execution, execute  # noqa: PLC0415
+    from pipeline.data.add import tracked_paths  # noqa: PLC0415
+    from pipeline.data.gitignore import update_gitignore  # noqa: PLC0415
+    from pipeline.execute.command import sigterm_as_interrupt  # noqa: PLC0415
+    from pipeline.execute.orchestrate import Execution, execute  # noqa: PLC0415
+    from pipeline.execute.scheduler import Outcome, QuietEvents  # noqa: PLC0415
     from pipeline.runs.record import RunInfo  # noqa: PLC0415
-    from pipeline.tracking import tracked_paths  # noqa: PLC0415
 
     options = options or ReproOptions()
     how = Execution(
-        jobs=options.jobs,
-        keep_going=options.keep_going,
-        run_cache=options.run_cache,
+        **values_of(ExecOptions, options),
         record=RunInfo(kind="repro", command=options.command) if options.record else None,
     )
     try:
@@ -103,7 +73,7 @@ def repro(
             _exclusive(options.root, wait=options.wait, on_wait=on_wait),
             open_session(options.root) as session,
         ):
-            plan = _plan(session, options)
+            plan = make_plan(session, options)
             result, executor = execute(session, plan, events or QuietEvents(), how)
             if any(r.outcome in (Outcome.RAN, Outcome.RESTORED) for r in result.results):
                 update_gitignore(
@@ -122,7 +92,7 @@ def _exclusive(
     root: Path | str, *, wait: bool = True, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """Hold the project lock: commands that change the workspace run one at a time."""
-    from pipeline.projectlock import project_lock  # noqa: PLC0415
+    from pipeline.execute.projectlock import project_lock  # noqa: PLC0415
 
     with project_lock(find_manifest(Path(root)).parent / STATE_DIR, wait=wait, on_wait=on_wait):
         yield
@@ -145,7 +115,7 @@ def checkout(
     With `run`, first bring that experiment's params files and lock into the workspace (params
     files with uncommitted edits are refused unless `force`).
     """
-    from pipeline.workspace import checkout as restore_workspace  # noqa: PLC0415
+    from pipeline.data.checkout import checkout as restore_workspace  # noqa: PLC0415
 
     with _exclusive(root, on_wait=on_wait):
         if run is not None:
@@ -166,11 +136,11 @@ def is_run(root: Path | str, ref: str) -> bool:
             return False
         if not (session.project.state_dir / "runs.db").exists():
             return False
-    from pipeline.runs.store import AmbiguousRun  # noqa: PLC0415
+    from pipeline.runs.runstore import AmbiguousRun  # noqa: PLC0415
 
     try:
         with _run_store(root) as store:
-            store.resolve(ref)
+            store.find(ref)
     except AmbiguousRun:
         return True  # checking out says which runs it could mean
     except PipelineError:
@@ -180,7 +150,7 @@ def is_run(root: Path | str, ref: str) -> bool:
 
 def add(root: Path | str, paths: list[str], *, on_wait: Waiting = None) -> list[Added]:
     """Track raw data: hash it into the cache and record it in the lock's `data:` section."""
-    from pipeline.tracking import add_paths  # noqa: PLC0415
+    from pipeline.data.add import add_paths  # noqa: PLC0415
 
     with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return add_paths(session, paths)
@@ -190,7 +160,7 @@ def gc(
     root: Path | str = ".", scope: str = "branches", *, dry: bool = False, on_wait: Waiting = None
 ) -> GcReport:
     """Free cache objects that no lock in `scope` refers to."""
-    from pipeline.gc import collect  # noqa: PLC0415
+    from pipeline.data.gc import collect  # noqa: PLC0415
 
     with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return collect(session, scope, dry=dry)
@@ -216,18 +186,18 @@ def fsck(
 
 def env_list(root: Path | str = ".") -> list[EnvReport]:
     """The project's environments, resolved on this machine (`pipeline env list`)."""
-    from pipeline.env import commands  # noqa: PLC0415
+    from pipeline.env import manage  # noqa: PLC0415
 
     with open_session(root) as session:
-        return commands.env_list(session)
+        return manage.env_list(session.project)
 
 
 def env_show(root: Path | str, stage: str) -> EnvReport | None:
     """The env a stage runs in, with its packages if built; None: the system's."""
-    from pipeline.env import commands  # noqa: PLC0415
+    from pipeline.env import manage  # noqa: PLC0415
 
     with open_session(root) as session:
-        return commands.env_show(session, stage)
+        return manage.env_show(session.project, stage)
 
 
 def env_build(
@@ -239,31 +209,33 @@ def env_build(
     say: Callable[[str], None] | None = None,
 ) -> list[tuple[str, BuiltEnv]]:
     """Build envs ahead of time: `names`, or all declared (`everything`), or those in use."""
-    from pipeline.env import commands  # noqa: PLC0415
+    from pipeline.env import manage  # noqa: PLC0415
 
     with open_session(root) as session:
-        chosen = commands.selected(session, names, everything=everything)
-        return commands.env_build(session, chosen, force=force, say=say)
+        chosen = manage.selected(session.project, names, everything=everything)
+        return manage.env_build(session.project, chosen, session.config.env, force=force, say=say)
 
 
 def env_lock(
     root: Path | str = ".", names: tuple[str, ...] = (), say: Callable[[str], None] | None = None
 ) -> list[Path]:
     """Write lock files for `names` (default: the envs in use); returns the paths."""
-    from pipeline.env import commands  # noqa: PLC0415
+    from pipeline.env import manage  # noqa: PLC0415
 
     with open_session(root) as session:
-        chosen = commands.selected(session, names, everything=False)
-        lockable = [n for n in chosen if session.project.environments[n].kind != "conda_lock"]
-        return commands.env_lock(session, lockable if not names else chosen, say)
+        chosen = manage.selected(session.project, names, everything=False)
+        lockable = [
+            n for n in chosen if session.project.environments[n].kind is not EnvKind.CONDA_LOCK
+        ]
+        return manage.env_lock(session.project, lockable if not names else chosen, say)
 
 
 def env_prune(root: Path | str = ".", *, days: float = 30, dry: bool = False) -> Pruned:
     """Remove cached envs this project does not use and nobody used for `days` days."""
-    from pipeline.env import commands  # noqa: PLC0415
+    from pipeline.env import manage  # noqa: PLC0415
 
     with open_session(root) as session:
-        return commands.env_prune(session, days=days, dry=dry)
+        return manage.env_prune(session.project, days=days, dry=dry)
 
 
 def run(options: RunOptions, events_for: EventsFor | None = None) -> Experiment:
@@ -272,7 +244,7 @@ def run(options: RunOptions, events_for: EventsFor | None = None) -> Experiment:
     The user's files are never written; every point is recorded as a run (a sweep also as the
     parent of its points). `events_for(point, count)` gives each point's progress sink.
     """
-    from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
+    from pipeline.execute.command import sigterm_as_interrupt  # noqa: PLC0415
     from pipeline.experiments.run import run_experiments  # noqa: PLC0415
 
     try:
@@ -292,7 +264,7 @@ def run_entry(
     command: str = "",
 ) -> EntryRun:
     """Run an MLflow entry point with `-P key=value` params, validated, and record it."""
-    from pipeline.command import sigterm_as_interrupt  # noqa: PLC0415
+    from pipeline.execute.command import sigterm_as_interrupt  # noqa: PLC0415
     from pipeline.experiments.entry import run_entry as run_it  # noqa: PLC0415
 
     try:
@@ -311,35 +283,15 @@ def run_entry(
 
 def default_entry(root: Path | str = ".") -> str | None:
     """`main`, when the project has no stages but a `main` entry point (MLflow's default)."""
-    from pipeline.project import load_project  # noqa: PLC0415
+    from pipeline.load.project import load_project  # noqa: PLC0415
 
     project = load_project(root)
     return "main" if not project.stages and "main" in project.entry_points else None
 
 
-def _plan(session: Session, options: ReproOptions) -> Plan:
-    if options.env_manager not in ENV_MANAGERS:
-        raise UsageError(
-            f"unknown env manager {options.env_manager!r}",
-            "use `declared` (each stage's own env) or `local` (the current environment)",
-        )
-    envs = EnvResolver(session.project, local=options.env_manager == "local")
-    return make_plan(
-        session.project,
-        session.lock,
-        session.hasher,
-        options.plan_options(),
-        session.runs,
-        envs=envs,
-    )
-
-
-ENV_MANAGERS = ("declared", "local")
-
-
 @contextlib.contextmanager
 def _run_store(root: Path | str) -> Iterator[RunStore]:
-    from pipeline.runs.store import DB_NAME, RunStore  # noqa: PLC0415
+    from pipeline.runs.runstore import DB_NAME, RunStore  # noqa: PLC0415
 
     state_dir = find_manifest(Path(root)).parent / STATE_DIR
     # Reading never creates files: without a store, an empty one in memory answers.
@@ -391,7 +343,7 @@ def metrics_show(root: Path | str = ".", ref: str = "workspace") -> Values:
     from pipeline.runs.diff import metrics_of  # noqa: PLC0415
 
     with open_session(root) as session, _run_store(root) as store:
-        return metrics_of(session, store, ref)
+        return metrics_of(_workspace(session), store, ref)
 
 
 def metrics_diff(
@@ -415,13 +367,20 @@ def _diff(
 
     values_of = diff.metrics_of if what == "metrics" else diff.params_of
     with open_session(root) as session, _run_store(root) as store:
-        a, b = values_of(session, store, old), values_of(session, store, new)
+        here = _workspace(session)
+        a, b = values_of(here, store, old), values_of(here, store, new)
         return a, b, diff.diff(a, b, all_keys=all_keys)
+
+
+def _workspace(session: Session) -> Workspace:
+    from pipeline.runs.diff import Workspace  # noqa: PLC0415
+
+    return Workspace(session.project, session.store.path)
 
 
 def lineage(root: Path | str, path: str) -> Node:
     """Which run and stage produced the file at `path`, from which inputs, back to raw data."""
-    from pipeline.paths import normalize  # noqa: PLC0415
+    from pipeline.core.paths import normalize  # noqa: PLC0415
     from pipeline.runs.lineage import lineage as walk  # noqa: PLC0415
 
     with open_session(root) as session, _run_store(root) as store:

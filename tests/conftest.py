@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, settings
 
 from pipeline.api import ReproOptions
-from pipeline.execute import Outcome, RunResult
-from pipeline.plan import Plan
+from pipeline.execute.scheduler import Outcome, RunResult
+from pipeline.plan.decisions import Plan
 
 settings.register_profile(
     "pipeline",

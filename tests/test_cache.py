@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from pipeline.api import ReproOptions, checkout, fsck, gc, plan, repro
-from pipeline.cache import ObjectStore
-from pipeline.execute import Outcome
-from pipeline.hashing import file_digest
-from pipeline.links import LinkUnavailable, reflink
+from pipeline.core.hashing import file_digest
+from pipeline.execute.scheduler import Outcome
+from pipeline.store.links import LinkUnavailable, reflink
+from pipeline.store.objects import ObjectStore
 from tests.conftest import Project, outcomes, ran, record
 
 PARAMS_STAGE = {
@@ -294,8 +294,8 @@ def test_rewriting_a_hardlinked_output_never_changes_the_cache(p: Project) -> No
 KILLED_WRITER = textwrap.dedent("""
     import shutil, sys, time
     from pathlib import Path
-    from pipeline.cache import ObjectStore
-    from pipeline.hashing import file_digest
+    from pipeline.store.objects import ObjectStore
+    from pipeline.core.hashing import file_digest
 
     src, root, ready = sys.argv[1:4]
     def slow_copy(a, b):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import alive, wait_gone
 
-import pipeline.command
-from pipeline.command import ProcessTracker, run_commands, sigterm_as_interrupt
+import pipeline.execute.command
+from pipeline.execute.command import ProcessTracker, run_commands, sigterm_as_interrupt
 
 
 class Collect:
@@ -91,7 +91,7 @@ def test_an_interrupt_while_streaming_stops_the_whole_process_tree(tmp_path: Pat
 def test_stragglers_ignoring_sigterm_are_killed_after_the_grace_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline.command, "GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(pipeline.execute.command, "GRACE_SECONDS", 0.3)
     pids: list[int] = []
 
     def sink(chunk: bytes) -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.api import ReproOptions, plan, repro
 from pipeline.errors import ManifestError
-from pipeline.project import load_project
+from pipeline.load.project import load_project
 from tests.conftest import Project, ran, reasons, record
 
 

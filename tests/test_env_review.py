@@ -29,12 +29,12 @@ from test_env_common import (
 )
 
 from pipeline import api
-from pipeline.env import interpreters, tools
-from pipeline.env.declare import EnvDecl
+from pipeline.env import interpreters, tools, uvbin
+from pipeline.env.envstore import META, EnvStore
 from pipeline.env.resolve import resolve_env
 from pipeline.env.specfile import read_spec
-from pipeline.env.store import META, EnvStore
 from pipeline.errors import EnvironmentSetupError, ManifestError, PipelineError, UsageError
+from pipeline.load.environments import EnvDecl
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,7 +55,7 @@ def fresh_interpreter_caches() -> Iterator[None]:
     def clear() -> None:
         for fn in (interpreters._pyenv, interpreters._on_path, interpreters._probe):
             fn.cache_clear()
-        tools.uv_binary.cache_clear()
+        uvbin.uv_binary.cache_clear()
 
     clear()
     yield
@@ -242,7 +242,7 @@ def test_a_lock_does_not_depend_on_the_env_name(project: Project) -> None:
 
 
 def test_pylock_as_requirements_keeps_markers(tmp_path: Path) -> None:
-    from pipeline.env.locking import pylock_as_requirements
+    from pipeline.env.venv import pylock_as_requirements
 
     lock = tmp_path / "pylock.env.toml"
     lock.write_text(
@@ -325,7 +325,7 @@ def test_env_lock_of_a_named_system_env_says_it_is_system(project: Project) -> N
 
 
 def test_config_env_section_that_is_not_a_mapping(tmp_path: Path) -> None:
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     state = tmp_path / ".pipeline"
     state.mkdir()
@@ -335,7 +335,7 @@ def test_config_env_section_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 
 def test_config_error_names_the_local_file(tmp_path: Path) -> None:
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     state = tmp_path / ".pipeline"
     state.mkdir()
@@ -416,7 +416,7 @@ def test_status_runs_no_subprocess_for_an_interpreter_on_path(
     repro_ok(project)
     interpreters._on_path.cache_clear()  # a second `pipeline status` is a new process
     interpreters._probe.cache_clear()
-    tools.uv_binary.cache_clear()
+    uvbin.uv_binary.cache_clear()
 
     calls: list[Any] = []
     real_run, real_popen = subprocess.run, subprocess.Popen
@@ -497,7 +497,7 @@ def test_prune_during_a_conda_lock_leaves_the_lock_alone(
 RACE = """
 import sys, sysconfig, threading, time
 from pathlib import Path
-from pipeline.env.declare import EnvDecl
+from pipeline.load.environments import EnvDecl
 from pipeline.env.provision import Provisioner
 from pipeline.env.resolve import resolve_env
 

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.env import interpreters
-from pipeline.env.declare import EnvDecl
 from pipeline.env.resolve import LOCK_MARK, lock_path, resolve_env
 from pipeline.env.specfile import read_spec
 from pipeline.env.tools import IndexOptions, pip_index_options
 from pipeline.errors import EnvironmentSetupError, ManifestError
-from pipeline.project import load_project
+from pipeline.load.environments import EnvDecl
+from pipeline.load.project import load_project
 
 
 def _project(tmp_path: Path, manifest: str) -> Path:
@@ -57,14 +57,14 @@ def test_default_and_named_envs_are_declared(tmp_path: Path) -> None:
 
 
 def test_declarations_survive_the_project_memo(tmp_path: Path) -> None:
-    from pipeline.state import StateDB
+    from pipeline.core.statmemo import StatMemo
 
     root = _project(
         tmp_path, "environments: {v: {requirements: r.txt}}\nstages:\n  a: {cmd: x, env: v}\n"
     )
     (root / ".pipeline").mkdir()
     for _ in range(2):  # the second load is recalled from the memo
-        db = StateDB(root / ".pipeline" / "state.db")
+        db = StatMemo(root / ".pipeline" / "state.db")
         try:
             project = load_project(root, memo=db)
         finally:

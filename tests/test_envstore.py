@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.env.store import META, EnvStore
+from pipeline.env.envstore import META, EnvStore
 
 DIGEST = "xxh3_128:0123456789abcdef0123456789abcdef"
 
@@ -50,7 +50,7 @@ def test_concurrent_processes_build_once(tmp_path: Path) -> None:
     script = f"""
 import sys, time
 from pathlib import Path
-from pipeline.env.store import EnvStore
+from pipeline.env.envstore import EnvStore
 def build(prefix):
     with open({str(tmp_path / "builds.txt")!r}, "a") as fh:
         fh.write(str(prefix) + "\\n")

@@ -94,7 +94,7 @@ def python_matches(marker: str) -> bool:
 
 def test_mlproject_example_is_a_valid_manifest(tmp_path: Path) -> None:
     """Every field MLproject.example documents is accepted (given the files it names)."""
-    from pipeline.project import load_project
+    from pipeline.load.project import load_project
 
     shutil.copy(REPO / "MLproject.example", tmp_path / "MLproject")
     files = {

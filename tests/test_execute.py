@@ -16,8 +16,8 @@ from conftest import CHAIN_ORDER, CHAIN_PARAMS, Project, outcomes, ran, record
 from pipeline import api
 from pipeline.api import ReproOptions
 from pipeline.errors import DataError
-from pipeline.execute import Outcome
-from pipeline.plan import Action
+from pipeline.execute.scheduler import Outcome
+from pipeline.plan.decisions import Action
 
 
 def _params_with(**changes: object) -> dict[str, object]:

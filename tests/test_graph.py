@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from pipeline.errors import ManifestError
-from pipeline.graph import OutputIndex
-from pipeline.project import Out, Project, Stage, load_project
+from pipeline.load.graph import OutputIndex
+from pipeline.load.project import Out, Project, Stage, load_project
 
 
 def _load(tmp_path: Path, stages: dict[str, Any]) -> Project:

@@ -12,7 +12,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.hashing import (
+from pipeline.core.hashing import (
     Hasher,
     HashInfo,
     digest_bytes,

@@ -11,10 +11,10 @@ from conftest import CHAIN_PARAMS, Project, chain_manifest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.core.hashing import HashInfo, file_digest
+from pipeline.core.lockfile import Lock, LockedPath, LockEntry, LockWriter, read_lock
+from pipeline.core.yamlio import dump_yaml
 from pipeline.errors import DataError
-from pipeline.hashing import HashInfo, file_digest
-from pipeline.lockfile import Lock, LockedPath, LockEntry, LockWriter, read_lock
-from pipeline.yamlio import dump_yaml
 
 
 def _chain_in(make_project: Callable[..., Project], name: str) -> Project:

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ManifestError
-from pipeline.manifest import read_manifest
-from pipeline.project import load_project
+from pipeline.load.manifest import read_manifest
+from pipeline.load.project import load_project
 
 
 def _write(tmp_path: Path, text: str | bytes, params: str | None = None) -> Path:

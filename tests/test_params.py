@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ManifestError
-from pipeline.params import flatten, flatten_all, load_params_file, lookup, split_key, suggest
+from pipeline.load.params import flatten, flatten_all, load_params_file, lookup, split_key, suggest
 
 # -- loading -------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import CHAIN_ORDER, CHAIN_PARAMS, Project, chain_manifest, reasons, record
 
 from pipeline.errors import UsageError
-from pipeline.plan import Action, Reason
+from pipeline.plan.decisions import Action, Reason
 
 
 def _edit_stage(project: Project, stage: str, **fields: Any) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.project import load_project
-from pipeline.state import StateDB
+from pipeline.core.statmemo import StatMemo
+from pipeline.load.project import load_project
 from tests.conftest import Project
 
 
@@ -29,7 +29,7 @@ def age(project: Project, *paths: str) -> None:
 
 
 def load(project: Project) -> dict[str, tuple[str, ...]]:
-    state = StateDB(project.root / ".pipeline" / "state.db")
+    state = StatMemo(project.root / ".pipeline" / "state.db")
     try:
         return {n: s.cmd for n, s in load_project(project.root, memo=state).stages.items()}
     finally:
@@ -37,9 +37,9 @@ def load(project: Project) -> dict[str, tuple[str, ...]]:
 
 
 def memoised(project: Project) -> bool:
-    state = StateDB(project.root / ".pipeline" / "state.db")
+    state = StatMemo(project.root / ".pipeline" / "state.db")
     try:
-        from pipeline.projectmemo import recall
+        from pipeline.load.projectmemo import recall
 
         return recall(state, project.root / "MLproject") is not None
     finally:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import api
-from pipeline.execute import Outcome
+from pipeline.execute.scheduler import Outcome
 from tests.conftest import Project, outcomes, ran, record
 
 

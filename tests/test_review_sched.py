@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.api import ReproOptions, repro
 from pipeline.errors import PipelineError
-from pipeline.execute import Outcome
+from pipeline.execute.scheduler import Outcome
 from tests.conftest import Project, alive, cli_env, outcomes, wait_gone
 
 

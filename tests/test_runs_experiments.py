@@ -20,8 +20,8 @@ from conftest import Project, ran
 from pipeline import api
 from pipeline.errors import UsageError
 from pipeline.experiments.run import Experiment, RunOptions
-from pipeline.plan import Action
-from pipeline.session import open_session
+from pipeline.plan.decisions import Action
+from pipeline.plan.session import open_session
 
 PARAMS_TEXT = """\
 # Hyper-parameters (comments must survive --param)
@@ -177,7 +177,7 @@ def test_a_sweep_is_a_parent_run_with_one_recorded_child_per_point(three: Projec
 
 
 def _run_files(project: Project, run_id: str) -> list[Any]:
-    from pipeline.runs.store import RunStore
+    from pipeline.runs.runstore import RunStore
 
     store = RunStore.for_project(project.root / ".pipeline")
     try:

@@ -33,14 +33,15 @@ from test_runs_experiments import (
 
 from pipeline import api
 from pipeline.api import ReproOptions
+from pipeline.cli.tables import render
+from pipeline.core.hashing import HashInfo, digest_bytes
 from pipeline.errors import PipelineError, UsageError
 from pipeline.experiments.overrides import points, splice
 from pipeline.experiments.run import RunOptions
-from pipeline.hashing import HashInfo, digest_bytes
-from pipeline.params import parse_text
-from pipeline.runs.compare import compare, render
-from pipeline.runs.store import Artifact, RunRow, RunStore, StageRow
-from pipeline.session import open_session
+from pipeline.load.params import parse_text
+from pipeline.plan.session import open_session
+from pipeline.runs.compare import compare
+from pipeline.runs.runstore import Artifact, RunRow, RunStore, StageRow
 
 
 @pytest.fixture(autouse=True)

@@ -22,8 +22,8 @@ from conftest import CHAIN_ORDER, Project, ran, record
 from pipeline import api
 from pipeline.api import ReproOptions
 from pipeline.errors import DataError, UsageError
-from pipeline.runs.store import Artifact, RunRow, RunStore, StageRow
-from pipeline.session import open_session
+from pipeline.plan.session import open_session
+from pipeline.runs.runstore import Artifact, RunRow, RunStore, StageRow
 
 # -- the store itself -------------------------------------------------------------------------
 
@@ -76,7 +76,7 @@ def test_a_running_run_whose_process_died_reads_as_interrupted(store: RunStore) 
     statuses = {r.id: r.status for r in store.runs()}
     # another host's process cannot be checked: it is assumed alive
     assert statuses == {"dead": "interrupted", "remote": "running"}
-    assert store.resolve("dead").status == "interrupted"
+    assert store.find("dead").status == "interrupted"
     assert store.detail("dead").run.status == "interrupted"
 
 
@@ -97,23 +97,23 @@ def test_resolve_by_id_prefix_name_and_latest(store: RunStore) -> None:
     store.start(_row("20260101-000000-aaaaaa", 1.0, name="baseline"), {})
     store.start(_row("20260101-000000-aabbbb", 2.0), {})
     store.start(_row("20260102-000000-cccccc", 3.0), {})
-    assert store.resolve("20260101-000000-aaaaaa").name == "baseline"
-    assert store.resolve("20260102").id == "20260102-000000-cccccc"
-    assert store.resolve("baseline").id == "20260101-000000-aaaaaa"
-    assert store.resolve("latest").id == "20260102-000000-cccccc"
+    assert store.find("20260101-000000-aaaaaa").name == "baseline"
+    assert store.find("20260102").id == "20260102-000000-cccccc"
+    assert store.find("baseline").id == "20260101-000000-aaaaaa"
+    assert store.find("latest").id == "20260102-000000-cccccc"
     with pytest.raises(UsageError, match="ambiguous") as ambiguous:
-        store.resolve("20260101-000000-aa")
+        store.find("20260101-000000-aa")
     assert "20260101-000000-aaaaaa" in ambiguous.value.message
     with pytest.raises(UsageError, match="no run 'nope'"):
-        store.resolve("nope")
+        store.find("nope")
 
 
 def test_a_prefix_is_matched_literally(store: RunStore) -> None:
     store.start(_row("20260101-000000-aaaaaa", 1.0), {})
     with pytest.raises(UsageError, match="no run"):
-        store.resolve("20260101_")
+        store.find("20260101_")
     with pytest.raises(UsageError, match="no run"):
-        store.resolve("2026%aaa")
+        store.find("2026%aaa")
 
 
 def test_stages_and_their_files_are_read_back(store: RunStore) -> None:
@@ -427,7 +427,8 @@ def test_a_failed_run_is_not_credited_with_stale_metrics(scored: Project) -> Non
 
 
 def test_compare_keeps_only_differing_params_but_every_metric(store: RunStore) -> None:
-    from pipeline.runs.compare import compare, render
+    from pipeline.cli.tables import render
+    from pipeline.runs.compare import compare
 
     store.start(_row("a", 1.0, name="first"), {"lr": 0.1, "seed": 1, "tag": "x"})
     store.finish("a", "succeeded", 2.0, {"m.json:acc": 0.8, "m.json:loss": 0.5})

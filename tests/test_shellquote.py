@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.shellquote import ShellLexer
-from pipeline.template import TemplateError, render
+from pipeline.load.shellquote import ShellLexer
+from pipeline.load.template import TemplateError, render
 
 # Each template writes ${p} into out.txt through a different quoting context.
 CONTEXTS = {

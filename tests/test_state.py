@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import Project, ran
 
-import pipeline.hashing
-from pipeline.hashing import Hasher, digest_bytes
-from pipeline.state import RACY_MARGIN_NS, StateDB, init_state_dir
+import pipeline.core.hashing
+from pipeline.core.hashing import Hasher, digest_bytes
+from pipeline.core.statmemo import RACY_MARGIN_NS, StatMemo, init_state_dir
 
 HOUR_NS = 3600 * 10**9
 
@@ -31,20 +31,20 @@ def _age_tree(root: Path) -> None:
 
 
 class DigestCounter:
-    """Replaces `pipeline.hashing.file_digest`, recording which files were read."""
+    """Replaces `pipeline.core.hashing.file_digest`, recording which files were read."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.paths: list[str] = []
-        real = pipeline.hashing.file_digest
+        real = pipeline.core.hashing.file_digest
 
         def counting(path: str | os.PathLike[str], size: int = -1) -> str:
             self.paths.append(os.fspath(path))
             return real(path, size)
 
-        monkeypatch.setattr(pipeline.hashing, "file_digest", counting)
+        monkeypatch.setattr(pipeline.core.hashing, "file_digest", counting)
 
 
-# -- StateDB -------------------------------------------------------------------------------------
+# -- StatMemo -------------------------------------------------------------------------------------
 
 
 def test_init_state_dir_keeps_local_state_out_of_git(tmp_path: Path) -> None:
@@ -61,10 +61,10 @@ def test_put_flush_get_round_trip(tmp_path: Path) -> None:
     f.write_text("x")
     _age(f)
     st = os.stat(f)
-    db = StateDB(tmp_path / ".pipeline" / "state.db")
+    db = StatMemo(tmp_path / ".pipeline" / "state.db")
     db.put("f.txt", st, "xxh3_128:abc", time.time_ns())
     db.close()
-    again = StateDB(tmp_path / ".pipeline" / "state.db")
+    again = StatMemo(tmp_path / ".pipeline" / "state.db")
     assert again.get("f.txt", st) == "xxh3_128:abc"
     assert again.get("other.txt", st) is None
     again.close()
@@ -74,7 +74,7 @@ def test_entry_is_ignored_when_the_stat_changes(tmp_path: Path) -> None:
     f = tmp_path / "f.txt"
     f.write_text("x")
     _age(f)
-    db = StateDB(tmp_path / "state.db")
+    db = StatMemo(tmp_path / "state.db")
     db.put("f.txt", os.stat(f), "xxh3_128:abc", time.time_ns())
     db.flush()
     f.write_text("xy")  # size and mtime change
@@ -104,7 +104,7 @@ def test_racy_entries_are_not_trusted(
     f.write_text("x")
     _age(f)
     st = os.stat(f)
-    db = StateDB(tmp_path / "state.db")
+    db = StatMemo(tmp_path / "state.db")
     db.put("f.txt", st, "xxh3_128:abc", st.st_mtime_ns + hashed_after_mtime_ns)
     db.flush()
     assert db.get("f.txt", st) == ("xxh3_128:abc" if trusted else None)
@@ -118,7 +118,7 @@ def test_a_racily_hashed_file_rewritten_with_an_identical_stat_is_rehashed(
     f.write_bytes(b"aaaa")
     _age(f, -10 * 10**9)  # not safely older than the hash that follows: racy
     before = os.stat(f)
-    db = StateDB(tmp_path / "state.db")
+    db = StatMemo(tmp_path / "state.db")
     assert Hasher(tmp_path, db).hash("f.txt").hash == digest_bytes(b"aaaa")  # type: ignore[union-attr]
     db.close()
 
@@ -131,7 +131,7 @@ def test_a_racily_hashed_file_rewritten_with_an_identical_stat_is_rehashed(
         before.st_size,
         before.st_mtime_ns,
     )
-    db = StateDB(tmp_path / "state.db")
+    db = StatMemo(tmp_path / "state.db")
     assert Hasher(tmp_path, db).hash("f.txt").hash == digest_bytes(b"bbbb")  # type: ignore[union-attr]
     db.close()
 
@@ -144,13 +144,13 @@ def test_hasher_trusts_old_entries_and_rereads_fresh_files(
     _age(tmp_path / "old.txt")
     _age(tmp_path / "fresh.txt", -10 * 10**9)  # not older than its hashing: racy
     db_path = tmp_path / "state.db"
-    first = StateDB(db_path)
+    first = StatMemo(db_path)
     Hasher(tmp_path, first).hash("old.txt")
     Hasher(tmp_path, first).hash("fresh.txt")
     first.close()
 
     counter = DigestCounter(monkeypatch)
-    second = StateDB(db_path)
+    second = StatMemo(db_path)
     hasher = Hasher(tmp_path, second)
     assert hasher.hash("old.txt").hash == digest_bytes(b"old")  # type: ignore[union-attr]
     assert hasher.hash("fresh.txt").hash == digest_bytes(b"fresh")  # type: ignore[union-attr]
@@ -221,7 +221,7 @@ def test_state_db_with_damaged_pages_is_set_aside_and_rebuilt(chain_done: Projec
 def test_project_memo_is_used_when_unchanged_and_dropped_when_an_input_changes(
     project: Project, monkeypatch: pytest.MonkeyPatch, edited: str
 ) -> None:
-    import pipeline.project
+    import pipeline.load.project
 
     project.params({"lr": 0.1})
     project.write("config.yaml", "size: 3\n")
@@ -237,13 +237,13 @@ def test_project_memo_is_used_when_unchanged_and_dropped_when_an_input_changes(
     project.plan()  # stores the resolution: every input is now old enough to trust
 
     resolved: list[Path] = []
-    real = pipeline.project._resolve
+    real = pipeline.load.project._read_project
 
     def counting(manifest: Path, memo: object) -> object:
         resolved.append(manifest)
         return real(manifest, memo)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline.project, "_resolve", counting)
+    monkeypatch.setattr(pipeline.load.project, "_read_project", counting)
     assert project.plan().stale == []
     assert resolved == []  # served from the memo
 

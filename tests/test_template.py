@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.template import Rendered, TemplateError, interpolate, render
+from pipeline.load.template import Rendered, TemplateError, interpolate, render
 
 CONTEXT: dict[str, Any] = {
     "lr": 0.1,

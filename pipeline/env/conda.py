@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.yamlio import parse_yaml
 from pipeline.env.resolve import ResolvedEnv
 from pipeline.env.tools import run_tool
 from pipeline.errors import EnvironmentSetupError
@@ -78,6 +79,24 @@ def locked_records(lock: Path) -> list[rattler.RepoDataRecord]:
             "lock it on (or for) this platform: pipeline env lock",
         )
     return list(environment.conda_repodata_records_for_platform(platform) or [])
+
+
+def current_subdir() -> str:
+    """This machine's conda platform, e.g. `linux-64`."""
+    return str(_rattler().Subdir.current())
+
+
+def locked_pip_requirements(lock: Path) -> list[str]:
+    """The `manager: pip` packages of a conda-lock file, as `name @ url --hash=…` lines."""
+    doc = parse_yaml(lock.read_text(encoding="utf-8"), lock)
+    platform = current_subdir()
+    lines = []
+    for package in (doc.data or {}).get("package") or []:
+        if package.get("manager") == "pip" and package.get("platform") == platform:
+            sha = (package.get("hash") or {}).get("sha256")
+            pin = f" --hash=sha256:{sha}" if sha else ""
+            lines.append(f"{package['name']} @ {package['url']}{pin}")
+    return lines
 
 
 def install(records: list[rattler.RepoDataRecord], prefix: Path, cache: Path) -> None:

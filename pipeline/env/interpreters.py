@@ -20,8 +20,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.core.atomic import atomic_write_text
+from pipeline.env.uvbin import uv_binary
 from pipeline.errors import EnvironmentSetupError
-from pipeline.yamlio import atomic_write_text
 
 _VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
 _PROBE = "import platform, sys; print(platform.python_implementation(), platform.python_version())"
@@ -133,17 +134,13 @@ def _on_path() -> tuple[Interpreter, ...]:
 
 
 def _uv_find(request: str) -> list[Interpreter]:
-    from pipeline.env.tools import uv_binary  # noqa: PLC0415
-
     uv = uv_binary()
     if uv is None:
         return []
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     try:
         argv = [uv, "python", "find", request]
-        out = subprocess.run(
-            argv, check=False, capture_output=True, text=True, env=env, timeout=30
-        )
+        out = subprocess.run(argv, check=False, capture_output=True, text=True, env=env, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return []
     path = out.stdout.strip()

@@ -15,11 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.atomic import atomic_write_text
+from pipeline.core.yamlio import dump_yaml
 from pipeline.env import conda, venv
 from pipeline.env.resolve import LOCK_MARK, ResolvedEnv, lock_path
-from pipeline.env.tools import pip_index_options, run_tool, uv_binary
+from pipeline.env.tools import pip_index_options, run_tool
+from pipeline.env.uvbin import uv_binary
 from pipeline.errors import EnvironmentSetupError, UsageError
-from pipeline.yamlio import atomic_write_text, dump_yaml, parse_yaml
+from pipeline.load.envkind import EnvKind
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +37,7 @@ def write_lock(env: ResolvedEnv, scratch: Path, conda_cache: Path) -> Path:
 
     `scratch` holds temporary prefixes; `conda_cache` is where rattler keeps packages.
     """
-    if env.kind == "conda_lock":
+    if env.kind is EnvKind.CONDA_LOCK:
         raise UsageError(
             f"env {env.name!r} is a conda-lock file already",
             "lock the environment.yml it was made from instead",
@@ -71,7 +74,7 @@ def _compile(requirements: tuple[str, ...], python: str, cwd: Path) -> str:
 
 def _conda_lock(env: ResolvedEnv, scratch: Path, cache: Path) -> dict[str, Any]:
     records = conda.solve(env, cache)
-    platform = _platform()
+    platform = conda.current_subdir()
     packages = [_conda_entry(r, platform) for r in records]
     if env.request.pip:
         packages += _pip_entries(env, records, scratch, cache, platform)
@@ -85,12 +88,6 @@ def _conda_lock(env: ResolvedEnv, scratch: Path, cache: Path) -> dict[str, Any]:
         },
         "package": sorted(packages, key=lambda p: (p["manager"], p["name"])),
     }
-
-
-def _platform() -> str:
-    import rattler  # noqa: PLC0415
-
-    return str(rattler.Subdir.current())
 
 
 def _conda_entry(record: Any, platform: str) -> dict[str, Any]:
@@ -156,29 +153,3 @@ def _pick_artifact(package: dict[str, Any]) -> dict[str, Any]:
             "local-path and VCS requirements cannot be locked into a conda-lock file",
         )
     return dict(chosen)
-
-
-def pylock_as_requirements(lock: Path) -> str:
-    """A pylock.toml as hash-pinned requirement lines, for pip (which cannot read it)."""
-    data = tomllib.loads(lock.read_text(encoding="utf-8"))
-    lines = []
-    for package in data.get("packages", []):
-        artifacts = [*(package.get("wheels") or []), package.get("sdist") or {}]
-        hashes = [a["hashes"]["sha256"] for a in artifacts if a.get("hashes", {}).get("sha256")]
-        pins = " ".join(f"--hash=sha256:{h}" for h in hashes)
-        marker = f" ; {package['marker']}" if package.get("marker") else ""
-        lines.append(f"{package['name']}=={package['version']}{marker} {pins}".strip())
-    return "\n".join(lines) + "\n"
-
-
-def conda_lock_pip_requirements(lock: Path) -> list[str]:
-    """The `manager: pip` packages of a conda-lock file, as `name @ url --hash=…` lines."""
-    doc = parse_yaml(lock.read_text(encoding="utf-8"), lock)
-    platform = _platform()
-    lines = []
-    for package in (doc.data or {}).get("package") or []:
-        if package.get("manager") == "pip" and package.get("platform") == platform:
-            sha = (package.get("hash") or {}).get("sha256")
-            pin = f" --hash=sha256:{sha}" if sha else ""
-            lines.append(f"{package['name']} @ {package['url']}{pin}")
-    return lines

@@ -12,34 +12,26 @@ import os
 import sysconfig
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.config import EnvSettings
 from pipeline.env import conda, venv
+from pipeline.env.envstore import BuiltEnv, EnvStore
 from pipeline.env.resolve import ResolvedEnv
-from pipeline.env.store import BuiltEnv, EnvStore
 from pipeline.errors import EnvironmentSetupError
+from pipeline.load.envkind import EnvKind
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class EnvOptions:
-    """How envs are built: where the cache is, which installer, which conda engine."""
-
-    cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/pipeline/envs
-    installer: str = "uv"  # "pip": virtualenv + pip, for machines where uv cannot run
-    conda: str = "rattler"  # or an installed "conda", "mamba", "micromamba"
 
 
 class Provisioner:
     """Builds and activates envs for one command; safe to call from many worker threads."""
 
-    def __init__(self, options: EnvOptions | None = None) -> None:
+    def __init__(self, settings: EnvSettings | None = None) -> None:
         sysconfig.get_config_vars()  # its first use is not thread-safe before Python 3.12
-        self.options = options or EnvOptions()
-        self.store = EnvStore(self.options.cache_dir)
+        self.settings = settings or EnvSettings()
+        self.store = EnvStore()
         self.built: list[str] = []  # digests this command built (tests and reports read it)
 
     def ensure(self, env: ResolvedEnv, log: Log | None = None) -> BuiltEnv:
@@ -101,7 +93,7 @@ class Provisioner:
 
     def _build_venv(self, env: ResolvedEnv, prefix: Path) -> str:
         assert env.interpreter is not None
-        installer = self.options.installer
+        installer = self.settings.installer
         tool = venv.create_venv(prefix, env.interpreter, _quiet, installer=installer)
         python = prefix / "bin" / "python"
         if env.lock is not None:
@@ -121,8 +113,8 @@ class Provisioner:
 
     def _build_conda(self, env: ResolvedEnv, prefix: Path) -> str:
         cache = self.store.conda_cache
-        lock = env.spec if env.kind == "conda_lock" else env.lock
-        tool = self.options.conda
+        lock = env.spec if env.kind is EnvKind.CONDA_LOCK else env.lock
+        tool = self.settings.conda
         if tool != "rattler":
             self._conda_tool(tool, env, lock, prefix, cache)
         else:
@@ -146,13 +138,11 @@ class Provisioner:
             explicit.unlink(missing_ok=True)
 
     def _conda_pip(self, env: ResolvedEnv, lock: Path | None, prefix: Path) -> None:
-        from pipeline.env.locking import conda_lock_pip_requirements  # noqa: PLC0415
-
         if lock is not None:
-            lines = conda_lock_pip_requirements(lock)
+            lines = conda.locked_pip_requirements(lock)
             args = ["--no-deps", "--require-hashes"]
         else:
-            lines = [] if self.options.conda != "rattler" else list(env.request.pip)
+            lines = [] if self.settings.conda != "rattler" else list(env.request.pip)
             args = []
         if not lines:
             return

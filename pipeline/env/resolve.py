@@ -15,18 +15,17 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.env.declare import EnvDecl
+from pipeline.core.fingerprint import canonical_json
+from pipeline.core.hashing import digest_bytes
+from pipeline.core.yamlio import YamlDoc
 from pipeline.env.interpreters import Interpreter, find_python
 from pipeline.env.specfile import EnvRequest, read_spec
 from pipeline.errors import EnvironmentSetupError, ManifestError, PipelineError
-from pipeline.fingerprint import canonical_json
-from pipeline.hashing import digest_bytes
-from pipeline.project import Project, Stage
-from pipeline.yamlio import YamlDoc
+from pipeline.load.environments import EnvDecl
+from pipeline.load.envkind import EnvKind
+from pipeline.load.project import Project, Stage
 
 FORMAT = 1
-VENV_KINDS = ("python_env", "requirements")
-CONDA_KINDS = ("conda_env", "conda_lock")
 LOCK_MARK = "# pipeline-spec-digest: "
 
 
@@ -48,12 +47,12 @@ class ResolvedEnv:
         return self.decl.name
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> EnvKind:
         return self.decl.kind
 
     @property
     def is_conda(self) -> bool:
-        return self.kind in CONDA_KINDS
+        return self.kind.is_conda
 
     @property
     def interpreter_path(self) -> str:
@@ -65,12 +64,13 @@ class ResolvedEnv:
         return self.digest.split(":")[-1][:12]
 
 
-def lock_path(kind: str, spec: Path) -> Path:
+def lock_path(kind: EnvKind, spec: Path) -> Path:
     """Where `pipeline env lock` writes the lock of a spec: next to it (PEP 751 / conda-lock)."""
-    if kind == "conda_lock":
+    kind = EnvKind(kind)  # its name will do too
+    if kind is EnvKind.CONDA_LOCK:
         return spec
     stem = (spec.stem if spec.suffix else spec.name).replace(".", "-") or "env"
-    if kind in VENV_KINDS:
+    if kind.is_venv:
         return spec.with_name(f"pylock.{stem}.toml")
     return spec.with_name(f"{stem}.conda-lock.yml")
 
@@ -118,7 +118,7 @@ def resolve_env(root: Path, decl: EnvDecl) -> ResolvedEnv:
     spec = Path(os.path.normpath(root / decl.file))
     request = read_spec(decl.kind, spec)
     interpreter = None
-    if decl.kind in VENV_KINDS:
+    if decl.kind.is_venv:
         interpreter = find_python(decl.python or request.python)
     spec_digest = digest_bytes(canonical_json([[n, digest_bytes(b)] for n, b in request.files]))
     lock = lock_path(decl.kind, spec)
@@ -130,7 +130,11 @@ def resolve_env(root: Path, decl: EnvDecl) -> ResolvedEnv:
         "python": interpreter.identity if interpreter else None,
         "content": digest_bytes(locked) if locked is not None else spec_digest,
     }
-    stale = locked is not None and decl.kind != "conda_lock" and not _locks(locked, spec_digest)
+    stale = (
+        locked is not None
+        and decl.kind is not EnvKind.CONDA_LOCK
+        and not _locks(locked, spec_digest)
+    )
     return ResolvedEnv(
         decl,
         digest_bytes(canonical_json(payload)),

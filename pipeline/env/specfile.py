@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.yamlio import YamlDoc, parse_yaml
 from pipeline.errors import EnvironmentSetupError, ManifestError
-from pipeline.yamlio import YamlDoc, parse_yaml
+from pipeline.load.envkind import EnvKind
 
 _VERSION = re.compile(r"^\s*\d+(\.\d+){0,2}\s*$")
 _LOCAL = re.compile(r"^(-e\s+|--editable[\s=]+)?(\.{1,2}/\S*)(.*)$")
@@ -37,18 +38,19 @@ class EnvRequest:
     files: tuple[tuple[str, bytes], ...] = ()  # (SPEC or the include line, content)
 
 
-def read_spec(kind: str, path: Path) -> EnvRequest:
-    """Parse the spec file of an env of `kind` (one of declare.KINDS but system)."""
+def read_spec(kind: EnvKind, path: Path) -> EnvRequest:
+    """Parse the spec file of an env of `kind` (any kind but system)."""
+    kind = EnvKind(kind)  # its name will do too
     text = _read(path)
-    if kind == "requirements":
+    if kind is EnvKind.REQUIREMENTS:
         lines = (f"-r {path}",)
         return EnvRequest(requirements=lines, files=tuple(_with_includes(path, text, SPEC)))
-    if kind == "conda_lock":
+    if kind is EnvKind.CONDA_LOCK:
         return EnvRequest(files=((SPEC, text),))
     doc = parse_yaml(text.decode("utf-8", "replace"), path)
     if not isinstance(doc.data, dict):
         raise doc.error((), "an environment spec must be a mapping")
-    if kind == "python_env":
+    if kind is EnvKind.PYTHON_ENV:
         return _python_env(doc, text)
     return _conda_env(doc, text)
 
@@ -119,7 +121,7 @@ def _conda_env(doc: YamlDoc, text: bytes) -> EnvRequest:
 
 def _source_text(doc: YamlDoc, key: str) -> str | None:
     """The scalar as written (`3.10`), which YAML would read as the float 3.1."""
-    from pipeline.yamlparse import child  # noqa: PLC0415
+    from pipeline.core.yamlparse import child  # noqa: PLC0415
 
     node = child(doc.root, key) if doc.root is not None else None
     return str(node.value) if node is not None and isinstance(node.value, str) else None

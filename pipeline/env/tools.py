@@ -8,39 +8,14 @@ so the settings a user gave pip (`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`, `PIP_FI
 from __future__ import annotations
 
 import configparser
-import functools
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import EnvironmentSetupError
-
-_UV_LOCK = threading.Lock()
-
-
-@functools.cache
-def uv_binary() -> str | None:
-    """uv's executable (from the `uv` package, else PATH), or None when it cannot run."""
-    # find_uv_bin reads sysconfig, whose first use is not thread-safe before Python 3.12.
-    with _UV_LOCK:
-        try:
-            import uv  # noqa: PLC0415
-
-            candidates = [uv.find_uv_bin()]
-        except Exception:  # not installed, or no binary for this platform: uv cannot run
-            candidates = []
-    for exe in [*candidates, "uv"]:
-        try:
-            ok = subprocess.run([exe, "--version"], check=False, capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if ok.returncode == 0:
-            return exe
-    return None
 
 
 @dataclass(frozen=True)
@@ -107,9 +82,7 @@ def _read_config(path: Path) -> dict[str, dict[str, str]]:
     except (configparser.Error, UnicodeDecodeError):
         return {}  # pip itself would refuse it; the installer will say why
     return {
-        section: {
-            _key(k): v for k, v in parser.items(section) if _key(k) in _KEYS and v.strip()
-        }
+        section: {_key(k): v for k, v in parser.items(section) if _key(k) in _KEYS and v.strip()}
         for section in parser.sections()
     }
 
@@ -179,5 +152,3 @@ def _hint(what: str, detail: str) -> str:
     if "venv" in what or "virtualenv" in what:
         return "the interpreter could not make a venv: check that it runs, or pick another python"
     return "fix the spec, or the index settings pip uses (pip.conf, PIP_INDEX_URL)"
-
-

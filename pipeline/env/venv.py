@@ -14,8 +14,14 @@ from importlib import metadata
 from pathlib import Path
 
 from pipeline.env.interpreters import Interpreter
-from pipeline.env.tools import pip_index_options, run_tool, uv_binary
+from pipeline.env.tools import pip_index_options, run_tool
+from pipeline.env.uvbin import uv_binary
 from pipeline.errors import EnvironmentSetupError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 Log = Callable[[str], None]
 
@@ -78,8 +84,6 @@ def install_lock(python: Path, lock: Path, log: Log, *, installer: str) -> None:
         return
     # Written inside the env being built: a shared, read-only envs/ folder stays untouched.
     requirements = python.parent.parent / "pipeline-requirements.txt"
-    from pipeline.env.locking import pylock_as_requirements  # noqa: PLC0415
-
     requirements.write_text(pylock_as_requirements(lock), encoding="utf-8")
     args = ["--no-deps", "--require-hashes", "-r", str(requirements)]
     pip_install(python, args, log, installer="pip", what=f"installing {lock.name} with pip")
@@ -111,3 +115,16 @@ def python_of(prefix: Path) -> Path:
             "a conda env needs `python` in its dependencies to install a `pip:` section",
         )
     return python
+
+
+def pylock_as_requirements(lock: Path) -> str:
+    """A pylock.toml as hash-pinned requirement lines, for pip (which cannot read it)."""
+    data = tomllib.loads(lock.read_text(encoding="utf-8"))
+    lines = []
+    for package in data.get("packages", []):
+        artifacts = [*(package.get("wheels") or []), package.get("sdist") or {}]
+        hashes = [a["hashes"]["sha256"] for a in artifacts if a.get("hashes", {}).get("sha256")]
+        pins = " ".join(f"--hash=sha256:{h}" for h in hashes)
+        marker = f" ; {package['marker']}" if package.get("marker") else ""
+        lines.append(f"{package['name']}=={package['version']}{marker} {pins}".strip())
+    return "\n".join(lines) + "\n"

@@ -11,20 +11,20 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.core.atomic import atomic_write_text
+from pipeline.core.lockfile import LOCK_NAME
+from pipeline.core.paths import PathRuleError, normalize
 from pipeline.errors import DataError, UsageError
-from pipeline.lockfile import LOCK_NAME
-from pipeline.paths import PathRuleError, normalize
+from pipeline.plan.session import Session
 from pipeline.runs.model import Artifact, RunRow
-from pipeline.session import Session
-from pipeline.yamlio import atomic_write_text
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore
+    from pipeline.runs.runstore import RunStore
 
 
 def apply_run_files(session: Session, store: RunStore, ref: str, *, force: bool) -> RunRow:
     """Write RUN's params files and lock into the workspace; returns the run."""
-    run = store.resolve(ref)
+    run = store.find(ref)
     files = store.run_files(run.id)
     if not files:
         raise UsageError(

@@ -18,16 +18,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.command import ProcessTracker, run_commands
-from pipeline.env.provision import EnvOptions, Provisioner, activate
+from pipeline.core.suggest import suggest_name
+from pipeline.env.provision import Provisioner, activate
 from pipeline.env.resolve import EnvResolver
 from pipeline.errors import UsageError
+from pipeline.execute.command import ProcessTracker, run_commands
+from pipeline.execute.orchestrate import ended_by
 from pipeline.experiments.overrides import parse_assignment
-from pipeline.project import Project
-from pipeline.recorded import ended_by
-from pipeline.runs.model import StageRow
+from pipeline.load.project import Project
+from pipeline.plan.session import Session
+from pipeline.runs.model import RunStatus, StageRow
 from pipeline.runs.record import RunInfo, RunRecorder
-from pipeline.session import Session
 
 Sink = Callable[[bytes], None]
 
@@ -49,8 +50,6 @@ def render(project: Project, name: str, given: tuple[str, ...]) -> tuple[str, di
     values = dict(parse_assignment(g, "-P") for g in given)
     unknown = sorted(set(values) - set(declared))
     if unknown:
-        from pipeline.manifest import suggest_name  # noqa: PLC0415
-
         known = ", ".join(declared) or "none"
         hint = suggest_name(unknown[0], list(declared), f"entry point {name!r} takes: {known}")
         raise UsageError(f"entry point {name!r} has no parameter {unknown[0]!r}", hint)
@@ -61,8 +60,6 @@ def render(project: Project, name: str, given: tuple[str, ...]) -> tuple[str, di
 def _entry(project: Project, name: str) -> dict[str, Any]:
     if name in project.entry_points:
         return project.entry_points[name]
-    from pipeline.manifest import suggest_name  # noqa: PLC0415
-
     known = list(project.entry_points)
     raise UsageError(
         f"no entry point named {name!r}",
@@ -135,7 +132,7 @@ def run_entry(
         recorder.finish(ended_by(exc), {}, note=getattr(exc, "message", "") or str(exc))
         raise
     _record(recorder, name, command, code, started)
-    recorder.finish("succeeded" if code == 0 else "failed", {}, note=command)
+    recorder.finish(RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED, {}, note=command)
     return EntryRun(recorder.id, command, code, used)
 
 
@@ -143,7 +140,7 @@ def _recorder(session: Session, name: str, command_line: str) -> RunRecorder:
     state_dir = session.project.state_dir
 
     def open_store() -> Any:
-        from pipeline.runs.store import RunStore  # noqa: PLC0415
+        from pipeline.runs.runstore import RunStore  # noqa: PLC0415
 
         return RunStore.for_project(state_dir)
 
@@ -162,9 +159,7 @@ def _execute(
     try:
         if resolved is None:
             return run_commands((command,), project.root, base, sink, tracker=tracker).code
-        provisioner = Provisioner(
-            EnvOptions(installer=session.config.env_installer, conda=session.config.env_conda)
-        )
+        provisioner = Provisioner(session.config.env)
         with provisioner.activated(resolved, lambda text: sink(text.encode())) as built:
             environ = activate(base, built)
             return run_commands((command,), project.root, environ, sink, tracker=tracker).code
@@ -184,5 +179,3 @@ def _record(recorder: RunRecorder, name: str, command: str, code: int, started: 
         cmd=(command,),
     )
     recorder.stage(row)
-
-

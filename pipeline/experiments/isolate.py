@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.config import FILES as CONFIG_FILES
-from pipeline.lockfile import LOCK_NAME, Lock
-from pipeline.project import STATE_DIR, Project
+from pipeline.core.config import FILES as CONFIG_FILES
+from pipeline.core.lockfile import LOCK_NAME, Lock
+from pipeline.load.project import STATE_DIR, Project
 
 RUNS_DIR = Path("tmp") / "runs"
 

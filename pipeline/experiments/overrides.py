@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.atomic import atomic_write_text
+from pipeline.core.fingerprint import canonical_json
+from pipeline.core.paths import PathRuleError, normalize
+from pipeline.core.suggest import suggest_name
 from pipeline.errors import UsageError
-from pipeline.fingerprint import canonical_json
-from pipeline.params import (
+from pipeline.load.params import (
     DEFAULT_PARAMS_FILE,
     flatten,
     flatten_all,
@@ -27,9 +30,7 @@ from pipeline.params import (
     parse_text,
     split_key,
 )
-from pipeline.paths import PathRuleError, normalize
-from pipeline.project import Project
-from pipeline.yamlio import atomic_write_text
+from pipeline.load.project import Project
 
 Override = tuple[str, str, Any]  # (params file, key, value)
 
@@ -60,9 +61,7 @@ def scalar(text: str) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else text
 
 
-def points(
-    project: Project, params: tuple[str, ...], sweeps: tuple[str, ...]
-) -> list[Point]:
+def points(project: Project, params: tuple[str, ...], sweeps: tuple[str, ...]) -> list[Point]:
     """The grid: `--param`s apply to every point, each `--sweep` multiplies the points."""
     fixed = [_override(project, *parse_assignment(p, "--param")) for p in params]
     axes = []
@@ -134,8 +133,6 @@ def _current(project: Project, file: str, key: str) -> Any:
         return lookup(params.data, key)
     except KeyError:
         known = list(flatten_all(params.data))
-        from pipeline.manifest import suggest_name  # noqa: PLC0415
-
         prefix = "" if file == DEFAULT_PARAMS_FILE else f"{file}:"
         hint = suggest_name(key, known, "known: " + ", ".join(known[:12]) or "none")
         if key in known:  # a key with a dot in its own name
@@ -227,8 +224,8 @@ def splice(text: str, path: Path, key: str, value: Any) -> str:
             f"--param {key}: overriding values in {path.suffix} files is not supported",
             "move the param to a YAML or JSON params file",
         )
-    from pipeline.yamlio import parse_yaml  # noqa: PLC0415
-    from pipeline.yamlparse import child  # noqa: PLC0415
+    from pipeline.core.yamlio import parse_yaml  # noqa: PLC0415
+    from pipeline.core.yamlparse import child  # noqa: PLC0415
 
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     body = text[len(bom) :]
@@ -251,7 +248,7 @@ def splice(text: str, path: Path, key: str, value: Any) -> str:
 
 
 def _plain(value: str) -> str:
-    from pipeline.yamlio import dump_yaml  # noqa: PLC0415
+    from pipeline.core.yamlio import dump_yaml  # noqa: PLC0415
 
     dumped = dump_yaml(value).removesuffix("...\n").strip()
     return dumped if "\n" not in dumped and len(dumped) < 200 else ""

@@ -14,49 +14,34 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.command import ProcessTracker
-from pipeline.env.resolve import EnvResolver
+from pipeline.core.hashing import file_digest
+from pipeline.core.lockfile import LOCK_NAME, LockWriter
+from pipeline.core.options import values_of
+from pipeline.data.checkout import checkout
 from pipeline.errors import DataError, PipelineError
-from pipeline.execute import Events, Executor, FingerprintGate, QuietEvents, RunResult
+from pipeline.execute.command import ProcessTracker
+from pipeline.execute.options import ExecOptions
+from pipeline.execute.orchestrate import Execution, execute
+from pipeline.execute.scheduler import Events, Executor, FingerprintGate, QuietEvents, RunResult
 from pipeline.experiments.isolate import (
     make_workspace,
     remove_workspace,
     with_outside_specs,
     workspace_dir,
 )
+from pipeline.experiments.options import RunOptions
 from pipeline.experiments.overrides import Point, apply, points
-from pipeline.hashing import file_digest
-from pipeline.lockfile import LOCK_NAME, LockWriter
-from pipeline.plan import PlanOptions, make_plan
-from pipeline.project import Project
-from pipeline.recorded import Execution, execute
-from pipeline.runs.model import Artifact
+from pipeline.load.project import Project
+from pipeline.plan.decisions import make_plan
+from pipeline.plan.selection import select
+from pipeline.plan.session import Session, open_session
+from pipeline.runs.model import Artifact, RunStatus
 from pipeline.runs.record import RunInfo, RunRecorder, new_run_id
-from pipeline.selection import select
-from pipeline.session import Session, open_session
-from pipeline.workspace import checkout
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """`pipeline run` (see its --help)."""
-
-    root: Path | str = "."
-    targets: tuple[str, ...] = ()
-    params: tuple[str, ...] = ()  # KEY=VALUE
-    sweeps: tuple[str, ...] = ()  # KEY=A,B,C
-    jobs: int = 1
-    name: str | None = None
-    keep_going: bool = False
-    run_cache: bool = True
-    env_manager: str = "declared"
-    command: str = ""  # the command line, for the record (default: the API call)
+    from pipeline.runs.runstore import RunStore
 
 
 @dataclass(frozen=True)
@@ -96,7 +81,7 @@ def run_experiments(options: RunOptions, events_for: EventsFor | None = None) ->
             session, grid, options, shared, events_for=events_for or _quiet, parent=parent
         )
         if parent is not None:
-            status = "succeeded" if all(r.succeeded for r in results) else "failed"
+            status = RunStatus.SUCCEEDED if all(r.succeeded for r in results) else RunStatus.FAILED
             parent.finish(status, {})
         return Experiment(results, parent.id if parent else None)
 
@@ -125,7 +110,7 @@ def _run_points(
             future.cancel()
         pool.shutdown(wait=True)
         if parent is not None:
-            parent.finish("interrupted", {})
+            parent.finish(RunStatus.INTERRUPTED, {})
         raise
     pool.shutdown()
     return results
@@ -146,7 +131,7 @@ def _quiet(point: Point, count: int) -> Events:
 
 def _parent(session: Session, options: RunOptions) -> RunRecorder:
     def open_store() -> RunStore:
-        from pipeline.runs.store import RunStore  # noqa: PLC0415 - SQLAlchemy loads off-thread
+        from pipeline.runs.runstore import RunStore  # noqa: PLC0415 - SQLAlchemy loads off-thread
 
         return RunStore.for_project(session.project.state_dir)
 
@@ -172,19 +157,10 @@ def _run_point(
                 opened, project=with_outside_specs(opened.project, session.project)
             )
             checkout(isolated, ())
-            plan = make_plan(
-                isolated.project,
-                isolated.lock,
-                isolated.hasher,
-                PlanOptions(targets=options.targets, run_cache=options.run_cache),
-                isolated.runs,
-                envs=EnvResolver(isolated.project, local=options.env_manager == "local"),
-            )
+            plan = make_plan(isolated, options)
             name = point.name if options.name is None else _named(options.name, point)
             how = Execution(
-                jobs=options.jobs,
-                keep_going=options.keep_going,
-                run_cache=options.run_cache,
+                **values_of(ExecOptions, options),
                 record=RunInfo("run", name, shared.parent_id, options.command, run_id),
                 store_dir=session.project.state_dir,
                 gate=shared.gate,
@@ -215,7 +191,7 @@ def _keep_files(session: Session, executor: Executor, changed: list[str]) -> lis
             session.store.put_file(str(path), digest, ["copy"])
             kept.append(Artifact(relpath, digest, os.path.getsize(path), 1))
     lock_text = LockWriter.render_once(executor.lock).encode()
-    from pipeline.hashing import digest_bytes  # noqa: PLC0415
+    from pipeline.core.hashing import digest_bytes  # noqa: PLC0415
 
     digest = digest_bytes(lock_text)
     session.store.put_bytes(lock_text, digest)

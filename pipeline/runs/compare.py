@@ -7,8 +7,6 @@ only one metrics file is involved.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from pipeline.errors import UsageError
 from pipeline.runs.model import RunRow
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore
+    from pipeline.runs.runstore import RunStore
 
 
 @dataclass(frozen=True)
@@ -128,47 +126,3 @@ def _sorted(
     else:
         ordered = sorted(present, key=lambda r: str(values[r.id][column]), reverse=descending)
     return ordered + missing
-
-
-def render(table: Table, fmt: str) -> str:
-    """`text` (aligned), `md`, `csv` or `json`."""
-    if fmt == "json":
-        from pipeline.report import to_json  # noqa: PLC0415 - strict JSON: no NaN
-
-        return to_json(table.to_json()) + "\n"
-    header = ["run", "name", "status", *table.params, *table.metrics]
-    rows = [
-        [
-            r.id,
-            r.name or "",
-            r.status,
-            *(_cell(table.values[r.id].get(c)) for c in (*table.params, *table.metrics)),
-        ]
-        for r in table.runs
-    ]
-    if fmt == "csv":
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
-        return buffer.getvalue()
-    if fmt == "md":
-        cells = [[c.replace("|", "\\|") for c in row] for row in [header, *rows]]
-        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells[1:]]) + "\n"
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
-    return (
-        "\n".join(
-            "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
-            for row in [header, *rows]
-        )
-        + "\n"
-    )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)

@@ -9,21 +9,30 @@ them (`cache: true` metrics are not in git).
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
+from pipeline.core.yamlio import parse_yaml
 from pipeline.errors import UsageError
-from pipeline.lockfile import LOCK_NAME, Lock, parse_lock
-from pipeline.params import flatten_all, parse_text
+from pipeline.load.params import flatten_all, parse_text
+from pipeline.load.project import Project
 from pipeline.runs.record import effective_params, param_key, read_metrics
-from pipeline.session import Session
-from pipeline.yamlio import parse_yaml
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore
+    from pipeline.runs.runstore import RunStore
 
 WORKSPACE = "workspace"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The project a REF is read in, and where its cache keeps an object (by digest)."""
+
+    project: Project
+    object_path: Callable[[str], Path]
 
 
 @dataclass(frozen=True)
@@ -49,12 +58,12 @@ class Change:
         return float(self.new - self.old) if numbers else None
 
 
-def params_of(session: Session, store: RunStore | None, ref: str) -> Values:
+def params_of(workspace: Workspace, store: RunStore | None, ref: str) -> Values:
     if ref == WORKSPACE:
-        return Values(ref, "workspace", effective_params(session.project))
+        return Values(ref, "workspace", effective_params(workspace.project))
     if store is not None and (run := _run(store, ref)) is not None:
         return Values(ref, f"run {run}", store.params_of([run])[run])
-    lock = _lock_at(session.project.root, ref)
+    lock = _lock_at(workspace.project.root, ref)
     found: dict[str, Any] = {}
     for entry in lock.stages.values():
         for file, values in entry.params.items():
@@ -62,21 +71,21 @@ def params_of(session: Session, store: RunStore | None, ref: str) -> Values:
     return Values(ref, f"commit {ref}", dict(sorted(found.items())))
 
 
-def metrics_of(session: Session, store: RunStore | None, ref: str) -> Values:
+def metrics_of(workspace: Workspace, store: RunStore | None, ref: str) -> Values:
     if ref == WORKSPACE:
-        return Values(ref, "workspace", read_metrics(session.project))
+        return Values(ref, "workspace", read_metrics(workspace.project))
     if store is not None and (run := _run(store, ref)) is not None:
         return Values(ref, f"run {run}", store.metrics_of([run])[run])
-    lock = _lock_at(session.project.root, ref)
+    lock = _lock_at(workspace.project.root, ref)
     found: dict[str, Any] = {}
-    for stage in session.project.stages.values():
+    for stage in workspace.project.stages.values():
         for out in stage.outs:
             entry = lock.stages.get(stage.name)
             info = entry.out(out.path) if entry else None
             if out.kind == "metrics" and info is not None:
-                data = _from_git(session.project.root, ref, out.path)
+                data = _from_git(workspace.project.root, ref, out.path)
                 if data is None:  # not in git (`cache: true`): the object the lock names
-                    data = _read_object(session, info.hash, out.path)
+                    data = _read_object(workspace, info.hash, out.path)
                 found.update({f"{out.path}:{k}": v for k, v in flatten_all(data).items()})
     return Values(ref, f"commit {ref}", dict(sorted(found.items())))
 
@@ -88,10 +97,10 @@ def diff(old: Values, new: Values, *, all_keys: bool = False) -> list[Change]:
 
 
 def _run(store: RunStore, ref: str) -> str | None:
-    from pipeline.runs.store import AmbiguousRun  # noqa: PLC0415
+    from pipeline.runs.runstore import AmbiguousRun  # noqa: PLC0415
 
     try:
-        return store.resolve(ref).id
+        return store.find(ref).id
     except AmbiguousRun:
         raise
     except UsageError:
@@ -142,10 +151,10 @@ def _from_git(root: Path, rev: str, path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _read_object(session: Session, digest: str, path: str) -> dict[str, Any]:
+def _read_object(workspace: Workspace, digest: str, path: str) -> dict[str, Any]:
     """A metrics file as cached; unreadable or malformed ones count as empty."""
     try:
-        data = parse_text(session.store.path(digest).read_text(encoding="utf-8"), path)
+        data = parse_text(workspace.object_path(digest).read_text(encoding="utf-8"), path)
     except (OSError, UnicodeDecodeError, ValueError, SyntaxError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}

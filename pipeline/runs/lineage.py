@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.hashing import Hasher
 from pipeline.errors import UsageError
-from pipeline.hashing import Hasher
 from pipeline.runs.model import RunRow, StageRow
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore
+    from pipeline.runs.runstore import RunStore
 
 MAX_DEPTH = 50
 

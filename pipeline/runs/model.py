@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.core.textenum import TextEnum
+
+
+class RunStatus(TextEnum):
+    """Where a run is: `running` until it ends (a dead `running` run reads as `interrupted`)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
 
 @dataclass(frozen=True)
 class RunRow:
@@ -14,7 +25,7 @@ class RunRow:
     kind: str
     command: str
     started_at: float
-    status: str
+    status: RunStatus
     name: str | None = None
     parent_id: str | None = None
     ended_at: float | None = None
@@ -30,8 +41,12 @@ class RunRow:
     def seconds(self) -> float | None:
         return None if self.ended_at is None else self.ended_at - self.started_at
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))  # as stored: its text
+
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {**data, "status": self.status.value}
 
 
 @dataclass(frozen=True)

@@ -20,19 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cache import ObjectStore
-from pipeline.env.store import EnvStore
-from pipeline.execute import Outcome, StageResult
-from pipeline.hashing import HashInfo, digest_bytes
-from pipeline.lockfile import LockEntry
-from pipeline.params import DEFAULT_PARAMS_FILE, flatten_all, load_params_file
-from pipeline.project import Project
-from pipeline.runcache import RunCache
+from pipeline.load.params import DEFAULT_PARAMS_FILE, flatten_all, load_params_file
+from pipeline.load.project import Project
 from pipeline.runs.gitinfo import git_state
-from pipeline.runs.model import Artifact, RunRow, StageRow
+from pipeline.runs.model import Artifact, RunRow, RunStatus, StageRow
 
 if TYPE_CHECKING:
-    from pipeline.runs.store import RunStore, Writer
+    from pipeline.runs.runstore import RunStore, Writer
 
 Job = Callable[["Writer"], None]
 
@@ -115,7 +109,7 @@ class RunRecorder:
                 kind=self.info.kind,
                 command=command,
                 started_at=started,
-                status="running",
+                status=RunStatus.RUNNING,
                 name=self.info.name,
                 parent_id=self.info.parent_id,
                 user=_user(),
@@ -136,7 +130,7 @@ class RunRecorder:
         """Files the run wrote that belong to no stage: its params files and lock."""
         self._jobs.put(lambda store: store.record_files(self.id, artifacts))
 
-    def finish(self, status: str, metrics: Mapping[str, Any], note: str = "") -> None:
+    def finish(self, status: RunStatus, metrics: Mapping[str, Any], note: str = "") -> None:
         """Queue the final status and wait until everything is written."""
         ended = time.time()
         self._jobs.put(lambda store: store.finish(self.id, status, ended, metrics, note))
@@ -182,73 +176,3 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
-
-
-class StageRows:
-    """Builds a stage's record from its result and lock entry, adding its log and packages."""
-
-    def __init__(self, project: Project, store: ObjectStore, runs: RunCache) -> None:
-        self.project = project
-        self.store = store
-        self.runs = runs
-        self.envs = EnvStore()
-        self.logs = project.state_dir / "logs"
-
-    def row(self, result: StageResult, entry: LockEntry | None) -> StageRow:
-        decision = result.decision
-        stage = self.project.stages[result.stage]
-        ended = (result.started_at + result.seconds) if result.started_at else None
-        return StageRow(
-            stage=result.stage,
-            outcome=result.outcome.value,
-            fingerprint=entry.fingerprint if entry else None,
-            started_at=result.started_at,
-            ended_at=ended,
-            exit_code=result.exit_code,
-            attempts=result.attempts or None,
-            cmd=stage.cmd,
-            reasons=_reasons(result),
-            params={param_key(f, k): v for f, vs in stage.params.items() for k, v in vs.items()},
-            env_name=decision.env.name if decision.env else None,
-            env_digest=decision.env_digest,
-            packages=self._packages(decision.env_digest),
-            log_hash=self._log(result, entry),
-            error=result.error.message if result.error else None,
-            deps=tuple(Artifact(d.path, *_info(d.info)) for d in entry.deps) if entry else (),
-            outs=tuple(Artifact(o.path, *_info(o.info)) for o in entry.outs) if entry else (),
-        )
-
-    def _packages(self, digest: str | None) -> tuple[tuple[str, ...], ...] | None:
-        built = self.envs.lookup(digest) if digest else None
-        if built is None:
-            return None
-        rows = [*built.packages, *built.meta.get("pip_packages", [])]
-        return tuple(tuple(str(part) for part in row) for row in rows)
-
-    def _log(self, result: StageResult, entry: LockEntry | None) -> str | None:
-        if result.outcome is Outcome.RESTORED and result.decision.cached is not None:
-            return result.decision.cached.log
-        if result.outcome is Outcome.RAN and entry is not None:
-            cached = self.runs.get(entry.fingerprint)
-            return cached.log if cached else None
-        if result.outcome is Outcome.FAILED:
-            return self._store_log(self.logs / f"{result.stage}.log")
-        return None
-
-    def _store_log(self, path: Path) -> str | None:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        digest = digest_bytes(data)
-        self.store.put_bytes(data, digest)
-        return digest
-
-
-def _reasons(result: StageResult) -> tuple[str, ...]:
-    reasons = tuple(str(r) for r in result.decision.reasons)
-    return (*reasons, result.note) if result.note else reasons
-
-
-def _info(info: HashInfo) -> tuple[str, int, int]:
-    return info.hash, info.size, info.nfiles

@@ -1,0 +1,118 @@
+"""`pipeline checkout`, `add`, `gc` and `fsck`: the commands over cached data."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import click
+
+from pipeline.cli.options import GlobalOptions, fail, json_flag, waiting
+
+
+@click.command()
+@click.argument("targets", nargs=-1, metavar="[RUN|STAGE|PATH]...")
+@click.option("--verify", is_flag=True, help="Rehash every object before restoring it.")
+@click.option("--force", is_flag=True, help="With RUN: overwrite params files with edits.")
+@json_flag
+@click.pass_obj
+def checkout(
+    opts: GlobalOptions, targets: tuple[str, ...], verify: bool, force: bool, as_json: bool
+) -> None:
+    """Make outputs and tracked data match pipeline.lock, from the cache.
+
+    After `git checkout <commit>`, this brings back that commit's data and models without
+    running anything. STAGE or PATH limits it to those outputs. RUN (a run id, prefix or name
+    from `pipeline runs`) applies that experiment: its params files, lock and outputs.
+    """
+    from pipeline import api
+    from pipeline.cli import report
+
+    run = targets[0] if len(targets) == 1 and api.is_run(opts.directory, targets[0]) else None
+    result = api.checkout(
+        opts.directory,
+        () if run else targets,
+        verify=verify,
+        on_wait=waiting,
+        run=run,
+        force=force,
+    )
+    if as_json:
+        click.echo(report.to_json(dataclasses.asdict(result)))
+    else:
+        if run is not None:
+            report.echo(f"applied run {run}: its params and lock")
+        report.checkout_text(result)
+    if result.missing or result.corrupt:
+        sys.exit(4)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.pass_obj
+def add(opts: GlobalOptions, paths: tuple[str, ...]) -> None:
+    """Track raw data (files or directories no stage produces) in the cache.
+
+    Records each PATH's hash in pipeline.lock under `data:` and keeps it out of git, so
+    `status` notices changes and `checkout` restores it.
+    """
+    from pipeline import api
+    from pipeline.cli import report
+
+    for added in api.add(opts.directory, list(paths), on_wait=waiting):
+        state = "added" if added.changed else "unchanged"
+        files = report.plural(added.info.nfiles, "file")
+        report.echo(f"{state}: {added.path} ({files}, {report.size(added.info.size)})")
+
+
+@click.command()
+@click.option(
+    "--workspace", "scope", flag_value="workspace", help="Keep only what the current lock needs."
+)
+@click.option(
+    "--all-commits",
+    "scope",
+    flag_value="all-commits",
+    help="Keep what the lock of any commit (any ref, reflog included) needs.",
+)
+@click.option("--dry", is_flag=True, help="Only say what would be freed.")
+@click.pass_obj
+def gc(opts: GlobalOptions, scope: str | None, dry: bool) -> None:
+    """Free cache objects that no lock refers to.
+
+    By default keeps what the current lock and the lock of every commit of every local branch
+    need. Never removes an object the current workspace needs.
+    """
+    from pipeline import api
+    from pipeline.cli import report
+
+    result = api.gc(opts.directory, scope or "branches", dry=dry, on_wait=waiting)
+    verb = "would free" if dry else "freed"
+    report.echo(
+        f"{verb} {report.plural(len(result.removed), 'object')} "
+        f"({report.size(result.freed_bytes)}); kept {result.kept}; "
+        f"{result.runs_removed} run-cache entries dropped; {result.locks_read} lock versions read"
+    )
+
+
+@click.command()
+@click.pass_obj
+def fsck(opts: GlobalOptions) -> None:
+    """Verify every cached object against its hash; move damaged ones aside."""
+    from pipeline import api
+    from pipeline.cli import progress, report
+
+    with progress.counter("checking cached objects") as tick:
+        corrupt = api.fsck(opts.directory, tick)
+    for digest in corrupt:
+        report.echo(f"corrupt: {digest} (moved to .pipeline/cache/corrupt/)", fg="red")
+    if corrupt:
+        fail(
+            f"{report.plural(len(corrupt), 'cached object')} did not match their hash",
+            "`pipeline repro` rebuilds what they held; `pipeline checkout` reports what is lost",
+            4,
+        )
+    report.echo("every cached object matches its hash", fg="green")
+
+
+COMMANDS = (checkout, add, gc, fsck)

@@ -1,0 +1,99 @@
+"""`pipeline repro`, `status` and `dag`: bring outputs up to date, say what is stale and why."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from pipeline.cli.options import (
+    GlobalOptions,
+    command_line,
+    fail,
+    from_fields,
+    given,
+    json_flag,
+    record_warning,
+    waiting,
+)
+from pipeline.execute.options import ReproOptions
+
+
+@click.command()
+@from_fields(ReproOptions, "targets", "force")
+@click.option("--dry", is_flag=True, help="Print what would run and why; run nothing.")
+@from_fields(
+    ReproOptions,
+    "single_item",
+    "downstream",
+    "force_downstream",
+    "jobs",
+    "keep_going",
+    "wait",
+    "run_cache",
+    "env_manager",
+)
+@click.pass_obj
+def repro(opts: GlobalOptions, /, dry: bool, **values: Any) -> None:
+    """Bring outputs up to date, running only stages whose inputs changed.
+
+    STAGE may be a stage name, a foreach/matrix group (all its `name@...` members) or
+    `MANIFEST:stage`. Each named stage brings the stages it depends on along.
+    """
+    from pipeline import api
+    from pipeline.cli import progress, report
+
+    options = ReproOptions(root=opts.directory, command=command_line(), **given(values))
+    if dry:
+        plan = api.plan(options)
+        report.dry_run_text(plan)
+        report.stale_lock_warnings(plan)
+        return
+    out = progress.console()
+    started = time.monotonic()
+    with progress.make_events(out, options.jobs) as events:
+        result = api.repro(options, events, on_wait=waiting)
+    progress.summary(out, result, time.monotonic() - started)
+    record_warning(result)
+    failed = result.failed
+    if failed is not None:
+        from pipeline.errors import StageFailed
+
+        error = failed.error or StageFailed(failed.stage, f"stage {failed.stage} failed")
+        fail(error.message, error.hint, error.exit_code)
+
+
+@click.command()
+@from_fields(ReproOptions, "targets")
+@json_flag
+@from_fields(ReproOptions, "env_manager")
+@click.pass_obj
+def status(opts: GlobalOptions, /, as_json: bool, **values: Any) -> None:
+    """Show which stages are stale and why (dep modified, param a→b, env changed, ...)."""
+    from pipeline import api
+    from pipeline.cli import report
+
+    plan = api.plan(ReproOptions(root=opts.directory, **given(values)))
+    if as_json:
+        click.echo(report.plan_json(plan))
+    else:
+        report.status_text(plan)
+        report.stale_lock_warnings(plan)
+
+
+@click.command()
+@click.option("--mermaid", "fmt", flag_value="mermaid", help="Print a Mermaid flowchart.")
+@click.option("--dot", "fmt", flag_value="dot", help="Print a Graphviz digraph.")
+@click.pass_obj
+def dag(opts: GlobalOptions, fmt: str | None) -> None:
+    """Print the stage graph: each stage after the stages it reads from."""
+    from pipeline.cli import report
+    from pipeline.load.project import load_project
+
+    project = load_project(opts.directory)
+    render = {"mermaid": report.dag_mermaid, "dot": report.dag_dot}.get(fmt or "", report.dag_text)
+    click.echo(render(project))
+
+
+COMMANDS = (repro, status, dag)

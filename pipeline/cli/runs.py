@@ -1,0 +1,188 @@
+"""Reading the run store: `pipeline runs [show]`, `compare`, `metrics`, `params`, `lineage`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from pipeline.cli.options import GlobalOptions, json_flag
+
+
+@click.group(invoke_without_command=True)
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--all", "everything", is_flag=True, help="Every recorded run.")
+@json_flag
+@click.pass_context
+def runs(ctx: click.Context, limit: int, everything: bool, as_json: bool) -> None:
+    """Recorded runs, newest first: every `repro` and `run` is one.
+
+    `pipeline runs show RUN` tells everything about one. RUN is a run id, a unique prefix of
+    one, a run name, or `latest`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from pipeline import api
+    from pipeline.cli import report, tables
+
+    found = api.runs(ctx.obj.directory, None if everything else limit)
+    if as_json:
+        click.echo(report.to_json([r.to_json() for r in found]))
+    else:
+        tables.runs_text(found)
+
+
+@runs.command("show")
+@click.argument("ref", metavar="RUN")
+@json_flag
+@click.pass_obj
+def runs_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
+    """Everything recorded about RUN: who, when, which code, params, metrics, each stage's
+    inputs, outputs, env and log."""
+    from pipeline import api
+    from pipeline.cli import report, tables
+
+    detail = api.run_detail(opts.directory, ref)
+    if as_json:
+        data = {
+            **detail.run.to_json(),
+            "params": detail.params,
+            "metrics": detail.metrics,
+            "stages": [s.to_json() for s in detail.stages],
+            "children": [c.id for c in detail.children],
+        }
+        click.echo(report.to_json(data))
+    else:
+        tables.detail_text(detail)
+
+
+@click.command()
+@click.argument("refs", nargs=-1, metavar="[RUN]...")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Without RUN: compare this many latest runs.",
+)
+@click.option(
+    "-a", "--all-columns", is_flag=True, help="Show every column, not only differing ones."
+)
+@click.option("--sort-by", metavar="KEY", help="Sort by this metric or param (highest first).")
+@click.option("--ascending", is_flag=True, help="With --sort-by: lowest first.")
+@click.option("--json", "fmt", flag_value="json", help="Print JSON.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")
+@click.option("--md", "fmt", flag_value="md", help="Print a Markdown table.")
+@click.pass_obj
+def compare(opts: GlobalOptions, /, refs: tuple[str, ...], fmt: str | None, **flags: Any) -> None:
+    """Runs side by side: their params and metrics (like `dvc exp show`).
+
+    RUN may be a sweep, which stands for all its points. By default only the columns whose
+    values differ are shown.
+    """
+    from pipeline import api
+    from pipeline.cli.tables import render
+
+    table = api.compare(opts.directory, refs, **flags)
+    click.echo(render(table, fmt or "text"), nl=False)
+
+
+@click.group()
+def metrics() -> None:
+    """Metrics of the workspace, of runs, or of git revisions."""
+
+
+@metrics.command("show")
+@click.argument("ref", default="workspace", metavar="[REF]")
+@json_flag
+@click.pass_obj
+def metrics_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
+    """The metrics of REF: `workspace` (default), a run, or a git revision."""
+    from pipeline import api
+    from pipeline.cli import report, tables
+
+    values = api.metrics_show(opts.directory, ref)
+    if as_json:
+        click.echo(report.to_json(values.values))
+    else:
+        tables.values_text(values)
+
+
+_DIFF_HELP = (
+    "A and B are `workspace`, a run (id, prefix, name, `latest`) or a git revision; "
+    "A defaults to HEAD and B to the workspace."
+)
+
+
+def _diff_command(group: click.Group) -> Callable[[Callable[..., None]], click.Command]:
+    """`metrics diff` and `params diff` take the same arguments and say the same about them."""
+
+    def decorate(function: Callable[..., None]) -> click.Command:
+        function.__doc__ = (function.__doc__ or "") + "\n\n" + _DIFF_HELP
+        for wrap in (
+            click.pass_obj,
+            json_flag,
+            click.option("--all", "all_keys", is_flag=True, help="Show unchanged values too."),
+            click.argument("new", default="workspace", metavar="[B]"),
+            click.argument("old", default="HEAD", metavar="[A]"),
+        ):
+            function = wrap(function)
+        return group.command("diff")(function)
+
+    return decorate
+
+
+@_diff_command(metrics)
+def metrics_diff(opts: GlobalOptions, old: str, new: str, all_keys: bool, as_json: bool) -> None:
+    """How the metrics changed from A to B."""
+    from pipeline import api
+
+    _print_diff(*api.metrics_diff(opts.directory, old, new, all_keys=all_keys), as_json)
+
+
+@click.group()
+def params() -> None:
+    """Params of the workspace, of runs, or of git revisions."""
+
+
+@_diff_command(params)
+def params_diff(opts: GlobalOptions, old: str, new: str, all_keys: bool, as_json: bool) -> None:
+    """How the params changed from A to B."""
+    from pipeline import api
+
+    _print_diff(*api.params_diff(opts.directory, old, new, all_keys=all_keys), as_json)
+
+
+def _print_diff(old: Any, new: Any, changes: list[Any], as_json: bool) -> None:
+    from pipeline.cli import report, tables
+
+    if as_json:
+        rows = {c.key: {"old": c.old, "new": c.new, "change": c.delta} for c in changes}
+        click.echo(report.to_json({"old": old.label, "new": new.label, "changes": rows}))
+    else:
+        tables.diff_text(old, new, changes)
+
+
+@click.command()
+@click.argument("path")
+@json_flag
+@click.pass_obj
+def lineage(opts: GlobalOptions, path: str, as_json: bool) -> None:
+    """Which run and stage produced PATH as it is now, from which inputs, back to raw data.
+
+    Found by content: the file's hash is looked up among the outputs of recorded runs, with
+    the commit, params and command at each step.
+    """
+    from pipeline import api
+    from pipeline.cli import report, tables
+
+    node = api.lineage(".", path) if opts.directory == "." else api.lineage(opts.directory, path)
+    if as_json:
+        click.echo(report.to_json(node.to_json()))
+    else:
+        tables.lineage_text(node)
+
+
+COMMANDS = (runs, compare, metrics, params, lineage)

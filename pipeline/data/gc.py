@@ -1,0 +1,134 @@
+"""`pipeline gc`: free cache objects no lock refers to.
+
+What is kept depends on the scope: the current lock only (`workspace`), plus the lock in every
+commit of every local branch (`branches`, the default), or in every commit any ref or reflog
+reaches (`all-commits`). The current workspace's lock is always kept. Run-cache entries whose
+outputs would be freed go too; the rest keep their log objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
+from pipeline.errors import DataError, UsageError
+from pipeline.plan.session import Session
+from pipeline.store.objects import ObjectStore
+from pipeline.store.runcache import RunCache
+
+SCOPES = ("workspace", "branches", "all-commits")
+
+
+@dataclass
+class GcReport:
+    """What gc removed (or, dry, would remove) and what it kept."""
+
+    removed: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+    kept: int = 0
+    runs_removed: int = 0
+    locks_read: int = 0
+
+
+def collect(session: Session, scope: str, *, dry: bool = False) -> GcReport:
+    """Remove every object that no lock in `scope` (nor a kept run) needs."""
+    if scope not in SCOPES:
+        raise UsageError(f"unknown gc scope {scope!r}", f"use one of {', '.join(SCOPES)}")
+    locks = [session.lock, *_history(session.project.root, scope)]
+    keep = _referenced(session.store, locks)
+    report = GcReport(locks_read=len(locks))
+    report.runs_removed = _prune_runs(RunCache(session.store), keep, dry)
+    if not dry:
+        _clear_stale_temps(session.store)
+    for digest in list(session.store.all_objects()):
+        if digest in keep:
+            report.kept += 1
+            continue
+        path = session.store.path(digest)
+        report.removed.append(digest)
+        report.freed_bytes += path.stat().st_size
+        if not dry:
+            path.unlink()
+    return report
+
+
+STALE_TEMP_SECONDS = 24 * 3600  # a temp this old belongs to no running writer
+
+
+def _clear_stale_temps(store: ObjectStore) -> None:
+    """Remove what killed writers left in `cache/tmp/` (never a partial object: see cache.py)."""
+    if not store.tmp.is_dir():
+        return
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in store.tmp.iterdir():
+        with contextlib.suppress(OSError):
+            if leftover.lstat().st_mtime < cutoff:
+                leftover.unlink()
+
+
+def _referenced(store: ObjectStore, locks: Iterable[Lock]) -> set[str]:
+    keep: set[str] = set()
+    for lock in locks:
+        infos = [o.info for e in lock.stages.values() for o in e.outs] + list(lock.data.values())
+        for info in infos:
+            keep.add(info.hash)
+            if info.isdir and store.has(info.hash):
+                keep.update(e.hash for e in store.read_tree(info.hash))
+    return keep
+
+
+def _prune_runs(runs: RunCache, keep: set[str], dry: bool) -> int:
+    removed = 0
+    for path, entry in list(runs.all_entries()):
+        if entry is not None and all(o.info.hash in keep for o in entry.outs):
+            if entry.log:
+                keep.add(entry.log)
+            continue
+        removed += 1
+        if not dry:
+            path.unlink(missing_ok=True)
+    return removed
+
+
+def _history(root: Path, scope: str) -> Iterator[Lock]:
+    """The lock of every commit in scope (each distinct version once)."""
+    if scope == "workspace":
+        return
+    found = _git(root, "rev-parse", "--show-toplevel")
+    if found is None:
+        return
+    top = Path(found.strip())
+    lock_path = os.path.relpath(root.resolve() / LOCK_NAME, top)
+    # HEAD: a detached checkout is kept too; --full-history: commits behind a merge as well
+    refs = ["--branches", "HEAD"] if scope == "branches" else ["--all", "--reflog"]
+    revs = _git(top, "rev-list", "--full-history", *refs, "--", lock_path) or ""
+    blobs = {line for rev in revs.split() if (line := _blob(top, rev, lock_path))}
+    for blob in sorted(blobs):
+        text = _git(top, "cat-file", "blob", blob)
+        try:
+            yield parse_lock(yaml.safe_load(text or ""))
+        except (DataError, yaml.YAMLError):
+            continue  # an old, damaged or foreign lock protects nothing
+
+
+def _blob(root: Path, rev: str, path: str) -> str | None:
+    out = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}:{path}")
+    return out.strip() if out else None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None

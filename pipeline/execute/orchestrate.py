@@ -1,0 +1,130 @@
+"""One recorded execution: plan, execute and record a run in an open session.
+
+`repro` runs it in the workspace; `run` (experiments) in an isolated copy. Either way, the run
+record is begun before the first stage, each stage is recorded as it ends, and the run ends
+`succeeded`, `failed` or `interrupted` (a killed process leaves `running`, read back as
+`interrupted`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.core.lockfile import LockEntry
+from pipeline.env.provision import Provisioner
+from pipeline.errors import Interrupted
+from pipeline.execute.command import ProcessTracker
+from pipeline.execute.options import ExecOptions
+from pipeline.execute.outputs import StageCache
+from pipeline.execute.scheduler import (
+    Events,
+    Executor,
+    FingerprintGate,
+    Outcome,
+    RunResult,
+    StageResult,
+)
+from pipeline.execute.stagerows import StageRows
+from pipeline.plan.decisions import Plan
+from pipeline.plan.session import Session
+from pipeline.runs.model import Artifact, RunStatus
+from pipeline.runs.record import RunInfo, RunRecorder, effective_params, read_metrics
+
+if TYPE_CHECKING:
+    from pipeline.runs.runstore import RunStore
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Execution(ExecOptions):
+    """How to execute (parallelism, failure policy) and the run record to write."""
+
+    record: RunInfo | None = dataclasses.field(default_factory=RunInfo)
+    store_dir: Path | None = None  # whose runs.db records it (default: the session's project)
+    gate: FingerprintGate | None = None  # shared by a sweep's points
+    after: Callable[[Executor], list[Artifact]] | None = None  # files to record with the run
+    tracker: ProcessTracker | None = None  # shared by a sweep's points, to stop them all
+
+
+def execute(
+    session: Session, plan: Plan, events: Events, how: Execution
+) -> tuple[RunResult, Executor]:
+    """Run `plan`, recording it unless `how.record` is None."""
+    cache = StageCache(session.store, session.run_cache, session.hasher, session.config)
+    recorder = _recorder(how.store_dir or session.project.state_dir, session, how.record)
+    rows = StageRows(session.project, session.store, session.run_cache)
+    recorded: set[str] = set()
+
+    def on_result(result: StageResult, entry: LockEntry | None) -> None:
+        if recorder is not None:
+            recorder.stage(rows.row(result, entry))
+            recorded.add(result.stage)
+
+    executor = Executor(
+        session.project,
+        session.lock,
+        session.hasher,
+        events,
+        options=how,
+        cache=cache,
+        envs=Provisioner(session.config.env),
+        on_result=on_result,
+        gate=how.gate,
+        tracker=how.tracker,
+    )
+    if recorder is not None:
+        recorder.begin(effective_params(session.project))
+    try:
+        result = executor.run(plan)
+    except BaseException as exc:
+        executor.tracker.stop_all()  # whatever path the interrupt took: no stage outlives us
+        if recorder is not None:
+            _finish(recorder, session, ended_by(exc), set())
+        raise
+    if recorder is None:
+        return result, executor
+    for late in result.results:  # settled without running: up to date, skipped
+        if late.stage not in recorded:
+            recorder.stage(rows.row(late, executor.lock.stages.get(late.stage)))
+    if how.after is not None:
+        recorder.files(how.after(executor))
+    status = RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED
+    if how.tracker is not None and how.tracker.cancelled.is_set():
+        status = RunStatus.INTERRUPTED  # a sweep being stopped: whatever ended, it did not succeed
+    produced = {r.stage for r in result.results if r.outcome in _PRODUCED}
+    error = _finish(recorder, session, status, produced)
+    return dataclasses.replace(result, run_id=recorder.id, record_error=error), executor
+
+
+def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRecorder | None:
+    if info is None:
+        return None
+
+    def open_store() -> RunStore:
+        from pipeline.runs.runstore import RunStore  # noqa: PLC0415 - SQLAlchemy loads off-thread
+
+        return RunStore.for_project(state_dir)
+
+    return RunRecorder(open_store, session.project.root, info)
+
+
+_PRODUCED = (Outcome.RAN, Outcome.RESTORED, Outcome.UP_TO_DATE)
+
+
+def ended_by(exc: BaseException) -> RunStatus:
+    """`interrupted` for Ctrl-C and SIGTERM; any other exception is a failure."""
+    interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
+    return RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
+
+
+def _finish(
+    recorder: RunRecorder, session: Session, status: RunStatus, stages: set[str]
+) -> str | None:
+    """End the record; a failure to record is reported, never fatal to the run itself."""
+    try:
+        recorder.finish(status, read_metrics(session.project, stages), note="")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -1,0 +1,90 @@
+"""What the executor does with the cache: store a stage's outputs after it ran, remember the run,
+and bring a remembered run's outputs back instead of running the stage again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.config import Config
+from pipeline.core.hashing import Hasher, HashInfo, file_digest
+from pipeline.core.lockfile import LockedPath, LockEntry
+from pipeline.core.stage import Stage
+from pipeline.plan.decisions import Decision
+from pipeline.store.links import unshare
+from pipeline.store.objects import ObjectStore, store_output, store_strategies
+from pipeline.store.restore import Restorer
+from pipeline.store.runcache import RunCache, RunEntry
+
+
+@dataclass
+class StageCache:
+    """The object store, run-cache and link settings one run works with."""
+
+    store: ObjectStore
+    run_cache: RunCache
+    hasher: Hasher
+    config: Config
+
+    def restorer(self, strategies: list[str] | None = None) -> Restorer:
+        chosen = strategies or self.config.cache_type
+        return Restorer(self.hasher.root, self.store, self.hasher, chosen)
+
+    def commit(self, stage: Stage, entry: LockEntry, log: Path | None) -> None:
+        """Store a successful run's outputs and log, and remember the run by fingerprint."""
+        strategies = store_strategies(self.config.cache_type)
+        for out in entry.outs:
+            # outputs not cached in git's place (cache: false) are still stored, by copy, so
+            # that restoring the run brings them back too
+            flags = next((o for o in stage.outs if o.path == out.path), None)
+            chosen = strategies if flags is None or flags.cache else ["copy"]
+            store_output(self.store, self.hasher, out.path, out.info, chosen)
+        log_hash = self._store_log(log)
+        self.run_cache.put(RunEntry(entry.fingerprint, entry.deps, entry.outs, log_hash))
+
+    def restore(self, stage: Stage, decision: Decision) -> LockEntry:
+        """Bring back the outputs of the run `decision.cached` and return its lock entry."""
+        cached = decision.cached
+        assert cached is not None
+        restorer = self.restorer()
+        plain = self.restorer(["copy"])  # `cache: false` outputs belong to git: plain files
+        in_git = {o.path for o in stage.outs if not o.cache}
+        for out in cached.outs:
+            (plain if out.path in in_git else restorer).restore(out.path, out.info)
+        return LockEntry(
+            cmd=stage.cmd,
+            fingerprint=cached.fingerprint,
+            params=stage.params,
+            deps=_locked(decision.deps),
+            outs=cached.outs,
+            env=decision.env_digest,
+        )
+
+    def _store_log(self, log: Path | None) -> str | None:
+        if log is None or not log.is_file():
+            return None
+        digest = file_digest(log)
+        # logs are unlinked before every run, so they may share the object's storage
+        self.store.put_file(str(log), digest, store_strategies(self.config.cache_type))
+        return digest
+
+
+def unshare_persistent(stage: Stage, root: Path) -> None:
+    """Give `persist` outputs private copies, so appending to them never writes into the cache."""
+    for out in stage.outs:
+        if not out.persist:
+            continue
+        path = root / out.path
+        if path.is_dir():
+            for dirpath, _, names in os.walk(path):
+                for name in names:
+                    unshare(os.path.join(dirpath, name))
+        else:
+            unshare(str(path))
+
+
+def _locked(deps: Mapping[str, HashInfo | None]) -> tuple[LockedPath, ...]:
+    return tuple(LockedPath(p, i) for p, i in deps.items() if i is not None)

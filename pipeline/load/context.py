@@ -1,0 +1,105 @@
+"""The templating context: params.yaml, `vars` and generator items, each value with its source.
+
+As in DVC, sources are deep-merged and redefining an existing value is an error, never a
+silent override. Unlike DVC, every value a stage's templates read from a *file* becomes a
+tracked param of that stage, grouped by file, so editing it reruns the stage and `status`
+names it. Inline `vars` and `foreach`/`matrix` items are part of the stage's definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.load.params import flatten, lookup, split_key
+
+INLINE = ""  # the source of values written in the manifest itself
+
+
+class ContextError(ValueError):
+    """Two sources define the same value."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Template values and, for every leaf, the file it came from (INLINE if none)."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    loaded: frozenset[str] = frozenset()
+
+    def merge(self, values: Mapping[str, Any], source: str, label: str) -> Context:
+        """A new context with `values` added; redefining a leaf raises ContextError."""
+        if source != INLINE and source in self.loaded:
+            return self  # the same file twice is a no-op, as in DVC
+        data = _deep_copy(self.data)
+        _merge_into(data, values, "", label, self._labels())
+        sources = dict(self.sources)
+        sources.update(dict.fromkeys(_leaves(values), source))
+        loaded = self.loaded | {source} if source != INLINE else self.loaded
+        return Context(data, sources, loaded)
+
+    def with_items(self, items: Mapping[str, Any]) -> Context:
+        """Generator values (`item`, `key`) shadow anything of the same name."""
+        data = {**self.data, **items}
+        sources = {k: v for k, v in self.sources.items() if split_key(k)[0] not in items}
+        sources.update(dict.fromkeys(_leaves(items), INLINE))
+        return Context(data, sources, self.loaded)
+
+    def tracked(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The file-backed values behind `keys`, as {file: {leaf key: value}}."""
+        out: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            for leaf, value in flatten(key, lookup(self.data, key)).items():
+                source = self._source(leaf)
+                if source != INLINE:
+                    out.setdefault(source, {})[leaf] = value
+        return out
+
+    def _source(self, key: str) -> str:
+        parts = key.split(".")
+        for end in range(len(parts), 0, -1):  # `a.list[0]` is backed by the leaf `a.list`
+            candidate = ".".join(parts[:end])
+            for probe in (candidate, candidate.split("[", 1)[0]):
+                if probe in self.sources:
+                    return self.sources[probe]
+        return INLINE
+
+    def _labels(self) -> dict[str, str]:
+        return {k: (v or "inline vars") for k, v in self.sources.items()}
+
+
+def _leaves(values: Mapping[str, Any]) -> list[str]:
+    leaves: list[str] = []
+    for key, value in values.items():
+        leaves += list(flatten(str(key), value))
+    return leaves
+
+
+def _merge_into(
+    target: dict[str, Any],
+    values: Mapping[str, Any],
+    prefix: str,
+    label: str,
+    labels: dict[str, str],
+) -> None:
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key in target and isinstance(target[key], dict) and isinstance(value, dict):
+            _merge_into(target[key], value, name + ".", label, labels)
+        elif key in target:
+            where = labels.get(name, "an earlier source")
+            raise ContextError(
+                f"cannot redefine {name!r} from {label}: it is already set in {where}"
+            )
+        else:
+            target[key] = _deep_copy(value)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value

@@ -1,0 +1,287 @@
+"""From a stage definition to a runnable `Stage`: context, templates, validation, paths, params.
+
+Order matters and follows DVC: `wdir` is rendered with the global context; stage `vars` (files
+relative to `wdir`) are merged next; then every other field is rendered, validated, and its
+paths made project-relative through `wdir`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.paths import PathRuleError, normalize
+from pipeline.core.stage import Out, Stage
+from pipeline.core.yamlio import DocumentMemo, Loc, YamlDoc
+from pipeline.load.context import INLINE, Context, ContextError
+from pipeline.load.environments import EnvDecl, stage_env
+from pipeline.load.generators import Definition
+from pipeline.load.manifest import OutSpec, StageSpec, validate_stage
+from pipeline.load.params import (
+    DEFAULT_PARAMS_FILE,
+    ParamsFile,
+    flatten,
+    flatten_all,
+    load_params_file,
+    lookup,
+)
+from pipeline.load.params import suggest as suggest_param
+from pipeline.load.projectmemo import Stat, stat_of
+from pipeline.load.template import TemplateError, interpolate, render
+
+
+class ParamsFiles:
+    """Params files by project-relative path, each read once per load."""
+
+    def __init__(self, root: Path, memo: DocumentMemo | None) -> None:
+        self.root = root
+        self.memo = memo
+        self._files: dict[str, ParamsFile | None] = {}
+        self.consulted: dict[str, Stat] = {}  # what the project memo must check next time
+
+    def get(self, relpath: str) -> ParamsFile | None:
+        if relpath not in self._files:
+            self.consulted[relpath] = stat_of(self.root / relpath)
+            self._files[relpath] = load_params_file(self.root, relpath, self.memo)
+        return self._files[relpath]
+
+
+def base_context(doc: YamlDoc, files: ParamsFiles, top_vars: list[Any]) -> Context:
+    """params.yaml next to the manifest (if any), then the top-level `vars`."""
+    context = Context()
+    params = files.get(DEFAULT_PARAMS_FILE)
+    if params is not None:
+        context = context.merge(params.data, DEFAULT_PARAMS_FILE, DEFAULT_PARAMS_FILE)
+    return merge_vars(doc, ("vars",), context, top_vars, base=".", files=files)
+
+
+def merge_vars(
+    doc: YamlDoc, loc: Loc, context: Context, items: list[Any], *, base: str, files: ParamsFiles
+) -> Context:
+    """Merge `vars` items: inline mappings, `file` or `file:key1,key2` (relative to `base`)."""
+    for i, item in enumerate(items):
+        where = (*loc, i)
+        try:
+            if isinstance(item, dict):
+                context = context.merge(item, INLINE, f"vars[{i}]")
+            else:
+                relpath, values = _vars_file(doc, where, str(item), base, files)
+                context = context.merge(values, relpath, relpath)
+        except ContextError as exc:
+            raise doc.error(where, str(exc), "rename one of the two values") from None
+    return context
+
+
+def _vars_file(
+    doc: YamlDoc, loc: Loc, item: str, base: str, files: ParamsFiles
+) -> tuple[str, dict[str, Any]]:
+    name, _, keys = item.partition(":")
+    relpath = _path(doc, loc, _under(base, name))
+    params = files.get(relpath)
+    if params is None:
+        raise doc.error(loc, f"vars file {relpath} does not exist")
+    if not keys:
+        return relpath, params.data
+    wanted = [k.strip() for k in keys.split(",") if k.strip()]
+    missing = [k for k in wanted if k not in params.data]
+    if missing:
+        raise doc.error(
+            loc,
+            f"could not find {missing[0]!r} in {relpath}",
+            suggest_param(missing[0], params.data),
+        )
+    return relpath, {k: params.data[k] for k in wanted}
+
+
+def build_stage(
+    doc: YamlDoc, definition: Definition, files: ParamsFiles, envs: dict[str, EnvDecl]
+) -> Stage:
+    """Render and validate one definition into a `Stage`; `envs` are the declared environments."""
+    body, loc = definition.body, definition.loc
+    keys: list[str] = []
+    wdir = _wdir(doc, loc, body, definition.context, keys)
+    items = _vars_list(doc, loc, body)
+    context = merge_vars(doc, (*loc, "vars"), definition.context, items, base=wdir, files=files)
+    rendered = _render_body(doc, loc, body, context, keys)
+    spec = validate_stage(doc, loc, rendered)
+    params = _merge_params(context.tracked(keys), _declared_params(doc, loc, spec, wdir, files))
+    return Stage(
+        name=definition.name,
+        cmd=spec.cmd,
+        deps=tuple(
+            dict.fromkeys(
+                _path(doc, (*loc, "deps", i), _under(wdir, d)) for i, d in enumerate(spec.deps)
+            )
+        ),
+        outs=_outs(doc, loc, spec, wdir),
+        params=params,
+        desc=spec.desc,
+        cmd_template=_as_tuple(body.get("cmd")),
+        context=context.data,
+        wdir=wdir,
+        cpus=spec.resources.cpus,
+        timeout=spec.timeout,
+        retries=spec.retries,
+        frozen=spec.frozen,
+        always_changed=spec.always_changed,
+        group=definition.group,
+        env=stage_env(doc, loc, spec.env, envs),
+    )
+
+
+def _vars_list(doc: YamlDoc, loc: Loc, body: dict[str, Any]) -> list[Any]:
+    items = body.get("vars") or []
+    if not isinstance(items, list):
+        raise doc.error((*loc, "vars"), "expected a list of files or mappings")
+    return items
+
+
+def _wdir(doc: YamlDoc, loc: Loc, body: dict[str, Any], context: Context, keys: list[str]) -> str:
+    raw = body.get("wdir", ".")
+    if not isinstance(raw, str):
+        raise doc.error((*loc, "wdir"), "expected a directory path")
+    text = _render(doc, (*loc, "wdir"), raw, context, keys, quote=False)
+    if text in (".", "./", ""):
+        return "."
+    return _path(doc, (*loc, "wdir"), str(text))
+
+
+def _render_body(
+    doc: YamlDoc, loc: Loc, body: dict[str, Any], context: Context, keys: list[str]
+) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    for field, value in body.items():
+        where = (*loc, field)
+        if field in ("vars", "wdir"):
+            rendered[field] = value
+        elif field == "cmd" and isinstance(value, (str, list)):
+            rendered[field] = _render_cmd(doc, where, value, context, keys)
+        else:
+            try:
+                result = interpolate(value, context.data)
+            except TemplateError as exc:
+                raise _template_error(doc, where, exc, context) from None
+            keys.extend(result.keys)
+            rendered[field] = result.value
+    return rendered
+
+
+def _render_cmd(doc: YamlDoc, loc: Loc, value: Any, context: Context, keys: list[str]) -> Any:
+    if isinstance(value, str):
+        return _render(doc, loc, value, context, keys, quote=True)
+    return [
+        _render(doc, (*loc, i), v, context, keys, quote=True) if isinstance(v, str) else v
+        for i, v in enumerate(value)
+    ]
+
+
+def _render(
+    doc: YamlDoc, loc: Loc, text: str, context: Context, keys: list[str], *, quote: bool
+) -> Any:
+    try:
+        result = render(text, context.data, quote=quote)
+    except TemplateError as exc:
+        raise _template_error(doc, loc, exc, context) from None
+    keys.extend(result.keys)
+    return result.value
+
+
+def _template_error(doc: YamlDoc, loc: Loc, exc: TemplateError, context: Context) -> Exception:
+    hint = suggest_param(exc.key, context.data) if context.data and exc.key else None
+    if hint is None and not context.data:
+        hint = f"define it in {DEFAULT_PARAMS_FILE} next to the manifest, or under `vars`"
+    return doc.error(loc, exc.reason, hint)
+
+
+def _declared_params(
+    doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str, files: ParamsFiles
+) -> dict[str, dict[str, Any]]:
+    """The stage's `params:` entries, as {file: {leaf key: value}}."""
+    tracked: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(spec.params):
+        where = (*loc, "params", i)
+        file, keys = (
+            (DEFAULT_PARAMS_FILE, [entry]) if isinstance(entry, str) else next(iter(entry.items()))
+        )
+        relpath = _path(doc, where, _under(wdir, file))
+        values = _param_values(doc, where, relpath, keys, files)
+        tracked.setdefault(relpath, {}).update(values)
+    return tracked
+
+
+def _param_values(
+    doc: YamlDoc, loc: Loc, relpath: str, keys: list[str] | None, files: ParamsFiles
+) -> dict[str, Any]:
+    params = files.get(relpath)
+    if params is None:
+        raise doc.error(
+            loc,
+            f"params file {relpath} does not exist",
+            f"create {relpath}, or list the params another file holds",
+        )
+    if not keys:  # `file.yaml:` with no keys tracks the whole file
+        return flatten_all(params.data)
+    values: dict[str, Any] = {}
+    for key in keys:
+        try:
+            values.update(flatten(key, lookup(params.data, key)))
+        except KeyError:
+            raise doc.error(
+                loc, f"param {key!r} not found in {relpath}", suggest_param(key, params.data)
+            ) from None
+    return values
+
+
+def _merge_params(*groups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        for file, values in group.items():
+            merged.setdefault(file, {}).update(values)
+    return {file: dict(sorted(merged[file].items())) for file in sorted(merged)}
+
+
+def _outs(doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str) -> tuple[Out, ...]:
+    outs: list[Out] = []
+    kinds: Iterable[tuple[str, list[OutSpec]]] = (
+        ("outs", spec.outs),
+        ("metrics", spec.metrics),
+        ("plots", list(spec.plots)),
+    )
+    for kind, entries in kinds:
+        for i, entry in enumerate(entries):
+            where = (*loc, kind, i)
+            path = _path(doc, where, _under(wdir, entry.path))
+            outs.append(
+                Out(
+                    path,
+                    cache=entry.cache,
+                    persist=entry.persist,
+                    push=entry.push,
+                    remote=entry.remote,
+                    kind=kind,
+                    loc=where,
+                )
+            )
+    return tuple(outs)
+
+
+def _under(wdir: str, path: str) -> str:
+    """`path` as written, seen from the project root (errors then quote it as written)."""
+    return path if wdir == "." else posixpath.join(wdir, path)
+
+
+def _path(doc: YamlDoc, loc: Loc, raw: str) -> str:
+    try:
+        return normalize(raw)
+    except PathRuleError as exc:
+        raise doc.error(loc, str(exc), "paths are relative to the project root") from None
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()

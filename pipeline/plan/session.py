@@ -1,0 +1,50 @@
+"""One command's view of a project: the loaded manifest, the lock, the hasher, the cache.
+
+`open_session` keeps the stat memo (`state.db`) open for the duration and closes it after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.config import Config, load_config
+from pipeline.core.hashing import Hasher
+from pipeline.core.lockfile import Lock, read_lock
+from pipeline.core.statmemo import StatMemo
+from pipeline.load.project import STATE_DIR, Project, find_manifest, load_project
+from pipeline.store.objects import ObjectStore
+from pipeline.store.runcache import RunCache
+
+
+@dataclass(frozen=True)
+class Session:
+    """A loaded project with its lock and a memoising hasher, valid inside `open_session`."""
+
+    project: Project
+    lock: Lock
+    hasher: Hasher
+    config: Config
+    store: ObjectStore
+
+    @property
+    def run_cache(self) -> RunCache:
+        return RunCache(self.store)
+
+
+@contextlib.contextmanager
+def open_session(root: Path | str = ".") -> Iterator[Session]:
+    """Load the project at `root` and keep the stat memo open until the block ends."""
+    manifest = find_manifest(Path(root))
+    state_dir = manifest.parent / STATE_DIR
+    state = StatMemo(state_dir / "state.db")
+    try:
+        project = load_project(manifest, memo=state)
+        lock = read_lock(project.root, memo=state)
+        config = load_config(state_dir, memo=state)
+        store = ObjectStore(state_dir / "cache")
+        yield Session(project, lock, Hasher(project.root, state), config, store)
+    finally:
+        state.close()

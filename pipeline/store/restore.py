@@ -1,0 +1,122 @@
+"""Bringing outputs back from the cache: one path at a time, or the whole workspace.
+
+Every restore checks the object first: objects under 4 MiB are rehashed each time; larger ones
+are trusted by size and by the stat memo (an object rewritten in place would change its mtime),
+unless `verify` asks for a full rehash. A corrupt object is moved aside and reported, never
+restored.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat as statmod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.hashing import Hasher, HashInfo
+from pipeline.errors import DataError
+from pipeline.store.objects import (
+    VERIFY_ALWAYS_BELOW,
+    ObjectStore,
+    TreeEntry,
+    place_object,
+    restore_strategies,
+)
+
+
+@dataclass
+class Restorer:
+    """Places cached objects at project paths with the configured link strategy."""
+
+    root: Path
+    store: ObjectStore
+    hasher: Hasher
+    strategies: Sequence[str] | None = None
+    verify: bool = False
+
+    def restore(self, relpath: str, info: HashInfo) -> None:
+        """Replace whatever is at `relpath` by the cached content `info`."""
+        if info.isdir:  # the listing decides every file placed: check it like any object
+            self._check(relpath, info.hash, -1)
+        entries = self.store.read_tree(info.hash) if info.isdir else None
+        for digest, size in self._objects(info, entries):
+            self._check(relpath, digest, size)
+        target = self.root / relpath
+        remove(target)
+        make_parent(target, self.root)
+        if entries is None:
+            self._place(info.hash, target, executable=False)
+        else:
+            self._place_tree(entries, target)
+        self.hasher.forget(relpath)
+
+    def _objects(self, info: HashInfo, entries: list[TreeEntry] | None) -> list[tuple[str, int]]:
+        if entries is None:
+            return [(info.hash, info.size)]
+        return [(e.hash, -1) for e in entries]
+
+    def _place_tree(self, entries: list[TreeEntry], target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            dest = target / entry.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._place(entry.hash, dest, executable=entry.executable)
+
+    def _place(self, digest: str, dest: Path, *, executable: bool) -> None:
+        strategies = restore_strategies(self.strategies, executable)
+        place_object(self.store, digest, str(dest), strategies)
+        if executable:
+            os.chmod(dest, 0o755)
+
+    def _check(self, relpath: str, digest: str, size: int) -> None:
+        obj = self.store.path(digest)
+        try:
+            st = os.stat(obj)
+        except FileNotFoundError:
+            raise DataError(
+                f"{relpath}: object {digest} is not in the cache",
+                "run `pipeline repro` to rebuild it",
+            ) from None
+        if size >= 0 and st.st_size != size:
+            self._corrupt(relpath, digest)
+        if self.verify or st.st_size < VERIFY_ALWAYS_BELOW:
+            if not self.store.verify(digest):
+                self._corrupt(relpath, digest, moved=True)
+            return
+        memo = self.hasher.hash(os.path.relpath(obj, self.root))  # stat memo: rehash if touched
+        if memo is None or memo.hash != digest:
+            self._corrupt(relpath, digest)
+
+    def _corrupt(self, relpath: str, digest: str, moved: bool = False) -> None:
+        where = self.store.quarantine(digest) if not moved else self.store.corrupt
+        raise DataError(
+            f"{relpath}: cached object {digest} is corrupt; moved it to "
+            f"{os.path.relpath(where, self.root)}",
+            "run `pipeline repro` to rebuild the output, and `pipeline fsck` to check the rest",
+        )
+
+
+def make_parent(path: Path, root: Path) -> None:
+    """Create `path`'s parent directories; a file standing in the way is a clear error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(p for p in path.parents if p.is_file() or p.is_symlink())
+        raise DataError(
+            f"cannot place {path.relative_to(root)}: {blocking.relative_to(root)} is a file",
+            "move that file away; a directory of that name is expected",
+        ) from None
+
+
+def remove(path: Path) -> None:
+    """Delete a file, symlink or directory tree (read-only linked files included)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):  # nothing there, or a parent is a file
+        return
+    if statmod.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        path.unlink()

@@ -1,0 +1,94 @@
+"""The run-cache: stage fingerprint → what a successful run with exactly those inputs produced.
+
+`.pipeline/cache/runs/ab/cdef….json` holds the deps and outs (with hashes) and the log object of
+one run. A stage whose fingerprint is found here, with every object still in the cache, is
+restored instead of run: switching a param back, or rebuilding a deleted output, costs links.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.atomic import atomic_write_text
+from pipeline.core.hashing import HashInfo
+from pipeline.core.lockfile import LockedPath
+from pipeline.errors import DataError
+from pipeline.store.objects import ObjectStore
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One remembered run."""
+
+    fingerprint: str
+    deps: tuple[LockedPath, ...]
+    outs: tuple[LockedPath, ...]
+    log: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "deps": [d.to_yaml() for d in self.deps],
+            "outs": [o.to_yaml() for o in self.outs],
+            "log": self.log,
+        }
+
+
+class RunCache:
+    """Run entries by fingerprint, next to the object store they point into."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.root = store.root / "runs"
+
+    def path(self, fingerprint: str) -> Path:
+        hexdigest = fingerprint.partition(":")[2]
+        return self.root / hexdigest[:2] / f"{hexdigest[2:]}.json"
+
+    def get(self, fingerprint: str) -> RunEntry | None:
+        try:
+            data = json.loads(self.path(fingerprint).read_text(encoding="utf-8"))
+            return RunEntry(
+                data["fingerprint"],
+                tuple(_locked(d) for d in data["deps"]),
+                tuple(_locked(o) for o in data["outs"]),
+                data.get("log"),
+            )
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):  # a damaged entry is only a lost shortcut
+            with contextlib.suppress(OSError):
+                os.unlink(self.path(fingerprint))
+            return None
+
+    def put(self, entry: RunEntry) -> None:
+        text = json.dumps(entry.to_json(), indent=1)
+        atomic_write_text(self.path(entry.fingerprint), text, durable=False)  # a lost shortcut
+
+    def restorable(self, fingerprint: str) -> RunEntry | None:
+        """The entry, if every object it needs is still in the cache."""
+        entry = self.get(fingerprint)
+        if entry is None:
+            return None
+        try:
+            complete = all(self.store.complete(o.info) for o in entry.outs)
+        except DataError:
+            complete = False
+        return entry if complete else None
+
+    def all_entries(self) -> Iterator[tuple[Path, RunEntry | None]]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.glob("*/*.json")):
+            yield path, self.get(f"xxh3_128:{path.parent.name}{path.stem}")
+
+
+def _locked(raw: dict[str, Any]) -> LockedPath:
+    info = HashInfo(raw["hash"], int(raw["size"]), int(raw["nfiles"]), bool(raw.get("isdir")))
+    return LockedPath(str(raw["path"]), info)
