@@ -25,6 +25,7 @@ from pipeline.errors import EnvironmentSetupError
 GRACE_SECONDS = 5.0
 _READ_SIZE = 1 << 16
 _POLL_SECONDS = 0.1
+_REAP_SECONDS = 5.0  # after SIGKILL; only a process stuck in the kernel takes longer
 
 Sink = Callable[[bytes], None]
 
@@ -185,6 +186,14 @@ def stop_groups(procs: list[subprocess.Popen[bytes]]) -> None:
     finally:
         for proc in procs:
             _signal_group(proc.pid, signal.SIGKILL)  # stragglers that ignored SIGTERM
+        _reap(procs)
+
+
+def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Collect the killed shells' exit status, so none lingers as a zombie."""
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.wait(timeout=_REAP_SECONDS)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
