@@ -1,7 +1,7 @@
 """Projects, settings and raw-tool baselines for the stage-environment benchmarks (issue 5).
 
 The artefacts (wheels, a local conda channel, the test-only `python` conda package) come from
-`tests/envkit.py`, imported from there rather than copied. Everything works offline:
+`tests/env/envkit.py`, imported from there rather than copied. Everything works offline:
 
 - `offline_environ`: the process environment for one `pipeline` run, with its own
   `XDG_CACHE_HOME` (where built envs and rattler's package cache go), its own `UV_CACHE_DIR`,
@@ -20,6 +20,7 @@ install of the same specs in a fresh interpreter, without `pipeline` (it exits w
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -39,12 +40,22 @@ CONDA_SPECS = ("python", "hello", "greet")
 
 
 def envkit() -> ModuleType:
-    """`tests/envkit.py` (tests/ is no package, so by path); ImportError if it is missing."""
-    if str(TESTS) not in sys.path:
-        sys.path.append(str(TESTS))
-    import envkit  # type: ignore[import-not-found]  # noqa: PLC0415
-
-    module: ModuleType = envkit
+    """`tests/env/envkit.py`, imported by path (it needs nothing else of the test suite), once;
+    ImportError if it is missing."""
+    loaded = sys.modules.get("envkit")
+    if loaded is not None:
+        return loaded
+    path = TESTS / "env" / "envkit.py"
+    spec = importlib.util.spec_from_file_location("envkit", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ImportError(f"no module at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["envkit"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["envkit"]
+        raise
     return module
 
 

@@ -603,7 +603,7 @@ ENV_STAGES = 20  # stages of the per-stage overhead project
 
 
 def require_envs(ctx: Context, *, conda: bool = False) -> Any:
-    """tests/envkit.py, after checking the CLI has `env build` (and py-rattler for `conda`)."""
+    """tests/env/envkit.py, after checking the CLI has `env build` (and py-rattler for `conda`)."""
     try:
         subprocess.run(
             [*ctx.cli, "env", "build", "--help"], check=True, capture_output=True, env=ctx.env
@@ -613,7 +613,7 @@ def require_envs(ctx: Context, *, conda: bool = False) -> Any:
     try:
         kit = envbench.envkit()
     except ImportError as exc:
-        raise Unavailable(f"cannot import tests/envkit.py: {exc}") from exc
+        raise Unavailable(f"cannot import tests/env/envkit.py: {exc}") from exc
     if conda:
         try:
             envbench.require_rattler()

@@ -2,6 +2,9 @@
 
 Each call is load → plan → execute → record in one direction; the CLI only parses options into
 `ReproOptions` and renders what these functions return.
+
+Imports inside the functions protect start-up time: each command loads only what it uses, so
+`status` never imports the executor, and only commands that read runs import SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.options import values_of
-from pipeline.errors import Interrupted, UsageError
+from pipeline.core.paths import normalize
+from pipeline.errors import AmbiguousRun, Interrupted, PipelineError, UsageError
 from pipeline.execute.options import ExecOptions, ReproOptions
 from pipeline.load.envkind import EnvKind
-from pipeline.load.project import STATE_DIR, find_manifest
+from pipeline.load.project import STATE_DIR, find_manifest, load_project
 from pipeline.plan.decisions import Plan, make_plan
 from pipeline.plan.session import Session, open_session
 
@@ -55,12 +59,12 @@ def repro(
     Only one `repro` runs per project at a time; `on_wait` hears about the one we wait for.
     """
     # Imported here so that `status` never pays for the executor, threads and file locks.
-    from pipeline.data.add import tracked_paths  # noqa: PLC0415
-    from pipeline.data.gitignore import update_gitignore  # noqa: PLC0415
-    from pipeline.execute.command import sigterm_as_interrupt  # noqa: PLC0415
-    from pipeline.execute.orchestrate import Execution, execute  # noqa: PLC0415
-    from pipeline.execute.scheduler import Outcome, QuietEvents  # noqa: PLC0415
-    from pipeline.runs.record import RunInfo  # noqa: PLC0415
+    from pipeline.data.add import tracked_paths
+    from pipeline.data.gitignore import update_gitignore
+    from pipeline.execute.command import sigterm_as_interrupt
+    from pipeline.execute.orchestrate import Execution, execute
+    from pipeline.execute.scheduler import Outcome, QuietEvents
+    from pipeline.runs.record import RunInfo
 
     options = options or ReproOptions()
     how = Execution(
@@ -92,7 +96,7 @@ def _exclusive(
     root: Path | str, *, wait: bool = True, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """Hold the project lock: commands that change the workspace run one at a time."""
-    from pipeline.execute.projectlock import project_lock  # noqa: PLC0415
+    from pipeline.execute.projectlock import project_lock
 
     with project_lock(find_manifest(Path(root)).parent / STATE_DIR, wait=wait, on_wait=on_wait):
         yield
@@ -115,11 +119,11 @@ def checkout(
     With `run`, first bring that experiment's params files and lock into the workspace (params
     files with uncommitted edits are refused unless `force`).
     """
-    from pipeline.data.checkout import checkout as restore_workspace  # noqa: PLC0415
+    from pipeline.data.checkout import checkout as restore_workspace
 
     with _exclusive(root, on_wait=on_wait):
         if run is not None:
-            from pipeline.experiments.apply import apply_run_files  # noqa: PLC0415
+            from pipeline.experiments.apply import apply_run_files
 
             with open_session(root) as session, _run_store(root) as store:
                 apply_run_files(session, store, run, force=force)
@@ -129,15 +133,11 @@ def checkout(
 
 def is_run(root: Path | str, ref: str) -> bool:
     """Whether `ref` names a recorded run (and not a stage or a path of the project)."""
-    from pipeline.errors import PipelineError  # noqa: PLC0415
-
     with open_session(root) as session:
         if ref in session.project.stages or (Path.cwd() / ref).exists():
             return False
         if not (session.project.state_dir / "runs.db").exists():
             return False
-    from pipeline.runs.runstore import AmbiguousRun  # noqa: PLC0415
-
     try:
         with _run_store(root) as store:
             store.find(ref)
@@ -150,7 +150,7 @@ def is_run(root: Path | str, ref: str) -> bool:
 
 def add(root: Path | str, paths: list[str], *, on_wait: Waiting = None) -> list[Added]:
     """Track raw data: hash it into the cache and record it in the lock's `data:` section."""
-    from pipeline.data.add import add_paths  # noqa: PLC0415
+    from pipeline.data.add import add_paths
 
     with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return add_paths(session, paths)
@@ -160,7 +160,7 @@ def gc(
     root: Path | str = ".", scope: str = "branches", *, dry: bool = False, on_wait: Waiting = None
 ) -> GcReport:
     """Free cache objects that no lock in `scope` refers to."""
-    from pipeline.data.gc import collect  # noqa: PLC0415
+    from pipeline.data.gc import collect
 
     with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return collect(session, scope, dry=dry)
@@ -186,7 +186,7 @@ def fsck(
 
 def env_list(root: Path | str = ".") -> list[EnvReport]:
     """The project's environments, resolved on this machine (`pipeline env list`)."""
-    from pipeline.env import manage  # noqa: PLC0415
+    from pipeline.env import manage
 
     with open_session(root) as session:
         return manage.env_list(session.project)
@@ -194,7 +194,7 @@ def env_list(root: Path | str = ".") -> list[EnvReport]:
 
 def env_show(root: Path | str, stage: str) -> EnvReport | None:
     """The env a stage runs in, with its packages if built; None: the system's."""
-    from pipeline.env import manage  # noqa: PLC0415
+    from pipeline.env import manage
 
     with open_session(root) as session:
         return manage.env_show(session.project, stage)
@@ -209,7 +209,7 @@ def env_build(
     say: Callable[[str], None] | None = None,
 ) -> list[tuple[str, BuiltEnv]]:
     """Build envs ahead of time: `names`, or all declared (`everything`), or those in use."""
-    from pipeline.env import manage  # noqa: PLC0415
+    from pipeline.env import manage
 
     with open_session(root) as session:
         chosen = manage.selected(session.project, names, everything=everything)
@@ -220,7 +220,7 @@ def env_lock(
     root: Path | str = ".", names: tuple[str, ...] = (), say: Callable[[str], None] | None = None
 ) -> list[Path]:
     """Write lock files for `names` (default: the envs in use); returns the paths."""
-    from pipeline.env import manage  # noqa: PLC0415
+    from pipeline.env import manage
 
     with open_session(root) as session:
         chosen = manage.selected(session.project, names, everything=False)
@@ -232,7 +232,7 @@ def env_lock(
 
 def env_prune(root: Path | str = ".", *, days: float = 30, dry: bool = False) -> Pruned:
     """Remove cached envs this project does not use and nobody used for `days` days."""
-    from pipeline.env import manage  # noqa: PLC0415
+    from pipeline.env import manage
 
     with open_session(root) as session:
         return manage.env_prune(session.project, days=days, dry=dry)
@@ -244,8 +244,8 @@ def run(options: RunOptions, events_for: EventsFor | None = None) -> Experiment:
     The user's files are never written; every point is recorded as a run (a sweep also as the
     parent of its points). `events_for(point, count)` gives each point's progress sink.
     """
-    from pipeline.execute.command import sigterm_as_interrupt  # noqa: PLC0415
-    from pipeline.experiments.run import run_experiments  # noqa: PLC0415
+    from pipeline.execute.command import sigterm_as_interrupt
+    from pipeline.experiments.run import run_experiments
 
     try:
         with sigterm_as_interrupt():
@@ -264,8 +264,8 @@ def run_entry(
     command: str = "",
 ) -> EntryRun:
     """Run an MLflow entry point with `-P key=value` params, validated, and record it."""
-    from pipeline.execute.command import sigterm_as_interrupt  # noqa: PLC0415
-    from pipeline.experiments.entry import run_entry as run_it  # noqa: PLC0415
+    from pipeline.execute.command import sigterm_as_interrupt
+    from pipeline.experiments.entry import run_entry as run_it
 
     try:
         with sigterm_as_interrupt(), open_session(root) as session:
@@ -283,15 +283,13 @@ def run_entry(
 
 def default_entry(root: Path | str = ".") -> str | None:
     """`main`, when the project has no stages but a `main` entry point (MLflow's default)."""
-    from pipeline.load.project import load_project  # noqa: PLC0415
-
     project = load_project(root)
     return "main" if not project.stages and "main" in project.entry_points else None
 
 
 @contextlib.contextmanager
 def _run_store(root: Path | str) -> Iterator[RunStore]:
-    from pipeline.runs.runstore import DB_NAME, RunStore  # noqa: PLC0415
+    from pipeline.runs.runstore import DB_NAME, RunStore
 
     state_dir = find_manifest(Path(root)).parent / STATE_DIR
     # Reading never creates files: without a store, an empty one in memory answers.
@@ -325,7 +323,7 @@ def compare(
     ascending: bool = False,
 ) -> Table:
     """Runs side by side: params and metrics, by default only the columns that differ."""
-    from pipeline.runs.compare import compare as build  # noqa: PLC0415
+    from pipeline.runs.compare import compare as build
 
     with _run_store(root) as store:
         return build(
@@ -340,7 +338,7 @@ def compare(
 
 def metrics_show(root: Path | str = ".", ref: str = "workspace") -> Values:
     """The metrics of the workspace, a run or a git revision."""
-    from pipeline.runs.diff import metrics_of  # noqa: PLC0415
+    from pipeline.runs.diff import metrics_of
 
     with open_session(root) as session, _run_store(root) as store:
         return metrics_of(_workspace(session), store, ref)
@@ -363,7 +361,7 @@ def params_diff(
 def _diff(
     root: Path | str, what: str, old: str, new: str, *, all_keys: bool
 ) -> tuple[Values, Values, list[Change]]:
-    from pipeline.runs import diff  # noqa: PLC0415
+    from pipeline.runs import diff
 
     values_of = diff.metrics_of if what == "metrics" else diff.params_of
     with open_session(root) as session, _run_store(root) as store:
@@ -373,15 +371,14 @@ def _diff(
 
 
 def _workspace(session: Session) -> Workspace:
-    from pipeline.runs.diff import Workspace  # noqa: PLC0415
+    from pipeline.runs.diff import Workspace
 
     return Workspace(session.project, session.store.path)
 
 
 def lineage(root: Path | str, path: str) -> Node:
     """Which run and stage produced the file at `path`, from which inputs, back to raw data."""
-    from pipeline.core.paths import normalize  # noqa: PLC0415
-    from pipeline.runs.lineage import lineage as walk  # noqa: PLC0415
+    from pipeline.runs.lineage import lineage as walk
 
     with open_session(root) as session, _run_store(root) as store:
         relpath = _project_path(session, path)

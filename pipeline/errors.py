@@ -25,6 +25,10 @@ class UsageError(PipelineError):
     """Bad command-line input: an unknown target, a conflicting flag."""
 
 
+class AmbiguousRun(UsageError):
+    """A run name or id prefix that fits several recorded runs."""
+
+
 class ManifestError(PipelineError):
     """The manifest or a params file is malformed; `message` starts with `file:line:col:`."""
 

@@ -65,6 +65,10 @@ def reasons(plan: Plan, stage: str) -> list[str]:
     return [str(r) for r in plan.decisions[stage].reasons]
 
 
+def dvc_yaml(project: Project, text: str) -> None:
+    project.write("dvc.yaml", text)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment for a CLI subprocess: no colour overrides, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in _COLOUR_VARS}
@@ -206,6 +210,22 @@ def project(make_project: Callable[..., Project]) -> Project:
     return make_project()
 
 
+@pytest.fixture
+def p(make_project: Callable[..., Project]) -> Project:
+    """Another empty project, for tests that write their own manifest.
+
+    tests/store and tests/data override it (their conftest): there `p` is the cache tests'
+    project, with params and a train → score pipeline.
+    """
+    return make_project("fresh")
+
+
+@pytest.fixture
+def dvc(make_project: Callable[..., Project]) -> Project:
+    """An empty project whose manifest a test writes as dvc.yaml (`dvc_yaml`)."""
+    return make_project("dvc")
+
+
 CHAIN_PARAMS: dict[str, Any] = {
     "prepare": {"split": 0.2},
     "train": {"lr": 0.1, "epochs": 3},
@@ -275,14 +295,29 @@ def chain_done(chain: Project) -> Iterator[Project]:
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The environment tests' wheels (alpha, beta, ...), built once per test module."""
-    from test_env_common import build_wheels
+    from tests.env.support import build_wheels
 
     return build_wheels(tmp_path_factory.mktemp("wheels"))
 
 
 @pytest.fixture
 def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wheels: Path) -> Any:
-    """An env test's own env cache and offline pip settings (a `test_env_common.EnvCache`)."""
-    from test_env_common import isolate
+    """An env test's own env cache and offline pip settings (a `tests.env.support.EnvCache`)."""
+    from tests.env.support import isolate
 
     return isolate(monkeypatch, tmp_path, wheels)
+
+
+@pytest.fixture
+def xdg_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`XDG_CACHE_HOME` in the test's tmp dir: an env build or a cache lands there, not in ~."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+@pytest.fixture
+def three(project: Project) -> Project:
+    """The experiment tests' three-stage project: committed, reproduced once, committed again
+    with its lock, its execution log cleared (`tests.experiments.support.setup`)."""
+    from tests.experiments.support import setup
+
+    return setup(project)

@@ -1,4 +1,6 @@
-"""The examples run as the README says: the quick start in its own locked env, or locally."""
+"""The examples run as the README says: the quick start in its own locked env, or locally; and
+its manifest is a valid project.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from pipeline.load.project import load_project
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,3 +119,21 @@ def test_mlproject_example_is_a_valid_manifest(tmp_path: Path) -> None:
     assert project.stages["prepare"].env == "default"
     assert project.parameters["train.lr"]["type"] == "float"
     assert "main" in project.entry_points
+
+
+# -- the quick start's manifest ----------------------------------------------------------------
+
+
+def test_quickstart_example_is_a_valid_project() -> None:
+    project = load_project(Path(__file__).parent.parent / "examples" / "quickstart")
+    assert project.name == "wine-quality"
+    assert list(project.stages) == ["prepare", "train", "evaluate"]
+    train = project.stages["train"]
+    assert train.deps == ("data/prepared", "src/train.py")
+    assert train.out_paths == ("models/model.pkl",)
+    assert train.params == {
+        "params.yaml": {"train.max_depth": 5, "train.n_estimators": 100, "train.seed": 0}
+    }
+    assert [(o.path, o.kind) for o in project.stages["evaluate"].outs] == [
+        ("metrics/scores.json", "metrics")
+    ]

@@ -1,4 +1,8 @@
-"""`pipeline checkout`, `add`, `gc` and `fsck`: the commands over cached data."""
+"""`pipeline checkout`, `add`, `gc` and `fsck`: the commands over cached data.
+
+Commands import `pipeline.api` and the renderers when they run, so that `--help` and
+`--version` load only click and the options objects.
+"""
 
 from __future__ import annotations
 

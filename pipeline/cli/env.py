@@ -1,4 +1,8 @@
-"""`pipeline env list | build | lock | prune | show`: the stage environments of a project."""
+"""`pipeline env list | build | lock | prune | show`: the stage environments of a project.
+
+Commands import `pipeline.api` and the renderers when they run, so that `--help` and
+`--version` load only click and the options objects.
+"""
 
 from __future__ import annotations
 

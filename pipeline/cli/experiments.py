@@ -1,4 +1,8 @@
-"""`pipeline run`: experiments in isolated workspaces, sweeps, and MLflow entry points."""
+"""`pipeline run`: experiments in isolated workspaces, sweeps, and MLflow entry points.
+
+Commands import `pipeline.api` and the renderers when they run, so that `--help` and
+`--version` load only click and the options objects.
+"""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import click
 from pipeline._version import __version__
 from pipeline.cli import data, env, experiments, repro, runs
 from pipeline.cli.options import GlobalOptions, fail
+from pipeline.errors import PipelineError
 
 EXIT_INTERRUPTED = 130
 
@@ -97,8 +98,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _handle(exc: Exception, verbose: bool) -> NoReturn:
-    from pipeline.errors import PipelineError
-
     if verbose:
         raise exc
     if isinstance(exc, PipelineError):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pipeline.core.paths import display_path
 from pipeline.load.project import Project
 from pipeline.plan.decisions import Action, Decision, Plan, ReasonKind
 
@@ -178,8 +179,6 @@ def error_line(message: str, hint: str | None) -> None:
 
 
 def display(path: Path) -> str:
-    from pipeline.core.paths import display_path
-
     return display_path(path)
 
 

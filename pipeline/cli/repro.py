@@ -1,4 +1,8 @@
-"""`pipeline repro`, `status` and `dag`: bring outputs up to date, say what is stale and why."""
+"""`pipeline repro`, `status` and `dag`: bring outputs up to date, say what is stale and why.
+
+Commands import `pipeline.api` and the renderers when they run, so that `--help` and
+`--version` load only click and the options objects.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pipeline.cli.options import (
     record_warning,
     waiting,
 )
+from pipeline.errors import StageFailed
 from pipeline.execute.options import ReproOptions
 
 
@@ -58,8 +63,6 @@ def repro(opts: GlobalOptions, /, dry: bool, **values: Any) -> None:
     record_warning(result)
     failed = result.failed
     if failed is not None:
-        from pipeline.errors import StageFailed
-
         error = failed.error or StageFailed(failed.stage, f"stage {failed.stage} failed")
         fail(error.message, error.hint, error.exit_code)
 

@@ -1,4 +1,8 @@
-"""Reading the run store: `pipeline runs [show]`, `compare`, `metrics`, `params`, `lineage`."""
+"""Reading the run store: `pipeline runs [show]`, `compare`, `metrics`, `params`, `lineage`.
+
+Commands import `pipeline.api` and the renderers when they run, so that `--help` and
+`--version` load only click and the options objects.
+"""
 
 from __future__ import annotations
 

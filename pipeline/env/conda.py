@@ -30,7 +30,7 @@ EXTERNAL_TOOLS = ("conda", "mamba", "micromamba")
 
 def _rattler() -> Any:
     try:
-        import rattler  # noqa: PLC0415
+        import rattler  # noqa: PLC0415 - an optional extra, needed only to build conda envs
     except ImportError:
         raise EnvironmentSetupError(
             "conda environments need py-rattler, which is not installed",

@@ -17,6 +17,7 @@ from pipeline.core.config import EnvSettings
 from pipeline.core.paths import display_path
 from pipeline.core.suggest import suggest_name
 from pipeline.env.envstore import BuiltEnv, EnvStore
+from pipeline.env.locking import write_lock
 from pipeline.env.provision import Provisioner
 from pipeline.env.resolve import EnvResolver, ResolvedEnv
 from pipeline.errors import PipelineError, UsageError
@@ -155,8 +156,6 @@ def env_build(
 
 def env_lock(project: Project, names: list[str], say: Say | None = None) -> list[Path]:
     """Write a lock for each named env; returns the files written."""
-    from pipeline.env.locking import write_lock  # noqa: PLC0415
-
     resolver = EnvResolver(project)
     store = EnvStore()
     scratch = store.root / ".scratch"  # not .store: `env prune` must not take it for a crash

@@ -121,7 +121,7 @@ def _conda_env(doc: YamlDoc, text: bytes) -> EnvRequest:
 
 def _source_text(doc: YamlDoc, key: str) -> str | None:
     """The scalar as written (`3.10`), which YAML would read as the float 3.1."""
-    from pipeline.core.yamlparse import child  # noqa: PLC0415
+    from pipeline.core.yamlparse import child  # noqa: PLC0415 - PyYAML only for an error's line
 
     node = child(doc.root, key) if doc.root is not None else None
     return str(node.value) if node is not None and isinstance(node.value, str) else None

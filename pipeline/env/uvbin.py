@@ -19,7 +19,7 @@ def uv_binary() -> str | None:
     # find_uv_bin reads sysconfig, whose first use is not thread-safe before Python 3.12.
     with _UV_LOCK:
         try:
-            import uv  # noqa: PLC0415
+            import uv  # noqa: PLC0415 - may be missing or broken: then PATH, or no uv
 
             candidates = [uv.find_uv_bin()]
         except Exception:  # not installed, or no binary for this platform: uv cannot run

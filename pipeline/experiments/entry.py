@@ -140,7 +140,7 @@ def _recorder(session: Session, name: str, command_line: str) -> RunRecorder:
     state_dir = session.project.state_dir
 
     def open_store() -> Any:
-        from pipeline.runs.runstore import RunStore  # noqa: PLC0415
+        from pipeline.runs.runstore import RunStore  # noqa: PLC0415 - SQLAlchemy loads off-thread
 
         return RunStore.for_project(state_dir)
 

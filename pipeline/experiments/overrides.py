@@ -20,6 +20,7 @@ from pipeline.core.atomic import atomic_write_text
 from pipeline.core.fingerprint import canonical_json
 from pipeline.core.paths import PathRuleError, normalize
 from pipeline.core.suggest import suggest_name
+from pipeline.core.yamlio import dump_yaml, parse_yaml
 from pipeline.errors import UsageError
 from pipeline.load.params import (
     DEFAULT_PARAMS_FILE,
@@ -224,8 +225,7 @@ def splice(text: str, path: Path, key: str, value: Any) -> str:
             f"--param {key}: overriding values in {path.suffix} files is not supported",
             "move the param to a YAML or JSON params file",
         )
-    from pipeline.core.yamlio import parse_yaml  # noqa: PLC0415
-    from pipeline.core.yamlparse import child  # noqa: PLC0415
+    from pipeline.core.yamlparse import child  # noqa: PLC0415 - PyYAML only when splicing YAML
 
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     body = text[len(bom) :]
@@ -248,8 +248,6 @@ def splice(text: str, path: Path, key: str, value: Any) -> str:
 
 
 def _plain(value: str) -> str:
-    from pipeline.core.yamlio import dump_yaml  # noqa: PLC0415
-
     dumped = dump_yaml(value).removesuffix("...\n").strip()
     return dumped if "\n" not in dumped and len(dumped) < 200 else ""
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.core.hashing import file_digest
+from pipeline.core.hashing import digest_bytes, file_digest
 from pipeline.core.lockfile import LOCK_NAME, LockWriter
 from pipeline.core.options import values_of
 from pipeline.data.checkout import checkout
@@ -191,8 +191,6 @@ def _keep_files(session: Session, executor: Executor, changed: list[str]) -> lis
             session.store.put_file(str(path), digest, ["copy"])
             kept.append(Artifact(relpath, digest, os.path.getsize(path), 1))
     lock_text = LockWriter.render_once(executor.lock).encode()
-    from pipeline.core.hashing import digest_bytes  # noqa: PLC0415
-
     digest = digest_bytes(lock_text)
     session.store.put_bytes(lock_text, digest)
     kept.append(Artifact(LOCK_NAME, digest, len(lock_text), 1))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.paths import display_path
-from pipeline.core.yamlio import DocumentMemo, load_yaml
+from pipeline.core.yamlio import DocumentMemo, load_yaml, parse_yaml
 from pipeline.errors import ManifestError
 from pipeline.load.pyparams import parse_python_params
 
@@ -96,8 +96,6 @@ def parse_text(text: str, name: str) -> Any:
     parse = _PARSERS.get(Path(name).suffix.lower())
     if parse is not None:
         return parse(text, name)
-    from pipeline.core.yamlio import parse_yaml  # noqa: PLC0415
-
     try:
         return parse_yaml(text, Path(name)).data
     except ManifestError as exc:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
 from pipeline.core.yamlio import parse_yaml
-from pipeline.errors import UsageError
+from pipeline.errors import AmbiguousRun, UsageError
 from pipeline.load.params import flatten_all, parse_text
 from pipeline.load.project import Project
 from pipeline.runs.record import effective_params, param_key, read_metrics
@@ -97,8 +97,6 @@ def diff(old: Values, new: Values, *, all_keys: bool = False) -> list[Change]:
 
 
 def _run(store: RunStore, ref: str) -> str | None:
-    from pipeline.runs.runstore import AmbiguousRun  # noqa: PLC0415
-
     try:
         return store.find(ref).id
     except AmbiguousRun:

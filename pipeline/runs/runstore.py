@@ -22,17 +22,13 @@ from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import DataError, UsageError
+from pipeline.errors import AmbiguousRun, DataError, UsageError
 from pipeline.runs import schema
 from pipeline.runs.model import Artifact, RunDetail, RunRow, RunStatus, StageRow
 
 __all__ = ["Artifact", "RunDetail", "RunRow", "RunStore", "StageRow"]
 
 DB_NAME = "runs.db"
-
-
-class AmbiguousRun(UsageError):
-    """A run name or id prefix that fits several runs."""
 
 
 class RunStore:

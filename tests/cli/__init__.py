@@ -1,0 +1,1 @@
+"""Tests of pipeline.cli: the command line in a subprocess, by command group."""

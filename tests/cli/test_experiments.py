@@ -1,0 +1,262 @@
+"""`pipeline run` as users run it, in a subprocess: --param, --sweep and MLflow entry points
+(-e, -P), their exit codes (1 a run failed, 2 a usage error, 130 interrupted), and the
+workspace it never touches.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import api
+from tests.cli.support import _error, _json, _ok
+from tests.conftest import Project, cli_env
+from tests.experiments.support import leftovers, setup, snapshot, three_stages
+
+# -- pipeline run: the sweep's report, exit codes, the untouched workspace --------------------
+
+
+def test_sweep_prints_a_compare_table_of_its_points(
+    swept_once: tuple[Project, dict[str, Any]],
+) -> None:
+    project, found = swept_once
+    out = found["stdout"]
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("run "))
+    assert header.split() == ["run", "name", "status", "train.lr", "score"]
+    for name, run in found["points"].items():
+        row = next(line for line in lines if line.startswith(run["id"]))
+        lr = name.split("=")[1]
+        assert row.split() == [run["id"], name, "succeeded", lr, lr]
+    sweep = found["sweep"]["id"]
+    assert f"sweep recorded as run {sweep}; `pipeline compare {sweep}` shows it again" in out
+    assert sorted(project.executions()) == ["evaluate"] * 3 + ["train"] * 3
+    assert leftovers(project) == []
+
+
+def test_pipeline_run_leaves_the_workspace_byte_identical(three: Project) -> None:
+    before = snapshot(three.root)
+    for name in ("params.yaml", "pipeline.lock", ".gitignore", "model.txt", "metrics.json"):
+        assert name in before
+    status = three.git("status", "--porcelain")
+    done = _ok(three.cli("run", "--param", "train.lr=0.9", "-n", "big"))
+    assert "recorded as run " in done.stdout
+    _ok(three.cli("run", "--sweep", "train.lr=0.2,0.3", "-j", "2"))
+    assert snapshot(three.root) == before
+    assert three.git("status", "--porcelain") == status
+    assert leftovers(three) == []
+    assert sorted(three.executions()) == ["evaluate"] * 3 + ["train"] * 3
+
+
+def test_a_failing_point_exits_1_after_running_the_others(project: Project) -> None:
+    manifest = three_stages(project)
+    manifest["stages"]["train"]["cmd"] = (
+        'test "${train.lr}" != 0.5 && ' + manifest["stages"]["train"]["cmd"]
+    )
+    setup(project, manifest)
+    done = project.cli("run", "--sweep", "train.lr=0.5,0.2,0.3", "-j", "1")
+    assert _error(done, 1)[-1] == "error: 1 of 3 runs failed"
+    assert sorted(project.executions()) == ["evaluate", "evaluate", "train", "train"]
+    statuses = {r["name"]: r["status"] for r in _json(project.cli("runs", "--json"))}
+    assert statuses["train.lr=0.5"] == "failed"
+    assert statuses["train.lr=0.2"] == statuses["train.lr=0.3"] == "succeeded"
+    assert "train.lr=0.5" in done.stdout and "failed" in done.stdout  # in the table
+    assert leftovers(project) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "train.lrr=0.2"], "error: unknown param train.lrr (not in params.yaml)"),
+        (["--param", "train.lr=abc"], "error: --param train.lr: expected a number, got 'abc'"),
+        (["--sweep", "train.epochs=1,2.5"], "error: --param train.epochs: expected an integer"),
+    ],
+    ids=["unknown-key", "wrong-type", "wrong-type-in-sweep"],
+)
+def test_a_bad_param_exits_2_before_anything_runs(
+    three: Project, args: list[str], message: str
+) -> None:
+    three.write("raw.txt", "changed: every stage would run\n")
+    before = snapshot(three.root)
+    runs_before = api.runs(three.root)
+    errors = _error(three.cli("run", *args), 2)
+    assert errors[0].startswith(message)
+    if "lrr" in args[-1]:
+        assert errors[1] == "hint: did you mean 'train.lr'?"
+    assert three.executions() == []
+    assert api.runs(three.root) == runs_before
+    assert snapshot(three.root) == before
+    assert not (three.root / ".pipeline" / "tmp").exists() or leftovers(three) == []
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_records_no_point_as_succeeded(project: Project) -> None:
+    started = project.root.parent / "started"
+    started.mkdir()
+    s = shlex.quote(str(started))
+    only_points_sleep = 'if [ "${train.lr}" != 0.1 ]; then sleep 4; fi && '
+    setup(
+        project,
+        three_stages(project, train_prefix=f"touch {s}/${{train.lr}} && " + only_points_sleep),
+    )
+    for stale in started.iterdir():
+        stale.unlink()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "-C", str(project.root), "run", "--sweep",
+         "train.lr=0.2,0.3", "-j", "2"],
+        cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while len(os.listdir(started)) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the points never started"
+            time.sleep(0.02)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    runs = _json(project.cli("runs", "--json"))
+    statuses = {(r["kind"], r["name"]): r["status"] for r in runs if r["kind"] != "repro"}
+    assert "succeeded" not in statuses.values(), statuses
+    assert elapsed < 2
+    assert leftovers(project) == []
+
+
+# -- MLflow entry points ------------------------------------------------------------------------
+
+MLPROJECT = """\
+name: plain-mlflow
+python_env: python_env.yaml
+
+entry_points:
+  main:
+    parameters:
+      alpha: {{type: float, default: 0.5}}
+      n: int
+      label: {{type: string, default: "a b"}}
+    command: "echo alpha={{alpha}} n={{n}} label={{label}} >> {log}"
+  score:
+    parameters:
+      data: path
+      code: {{type: int, default: 0}}
+    command: "echo data={{data}} >> {log} && exit {{code}}"
+"""
+
+
+PYTHON_ENV = "python: '3.11'\ndependencies:\n  - definitely-not-installed-package==0.0.1\n"
+
+
+@pytest.fixture
+def mlflow_project(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    log_file = shlex.quote(str(project.execution_log))
+    project.write("python_env.yaml", PYTHON_ENV)
+    project.manifest(MLPROJECT.format(log=log_file), commit=False)
+    project.commit(message="an MLflow project")
+    return project
+
+
+def _cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    env = cli_env(XDG_CACHE_HOME=os.environ["XDG_CACHE_HOME"])
+    return project.cli(*args, "--env-manager", "local", env=env)
+
+
+def test_a_plain_mlflow_project_runs_main_with_p(mlflow_project: Project, tmp_path: Path) -> None:
+    project = mlflow_project
+    done = _ok(_cli(project, "run", "-P", "n=3"))
+    assert project.execution_log.read_text() == "alpha=0.5 n=3 label=a b\n"
+    [run] = _json(project.cli("runs", "--json"))
+    assert f"entry point main exited 0; recorded as run {run['id']}" in done.stdout
+    assert (run["kind"], run["name"], run["status"]) == ("entry", "main", "succeeded")
+    assert run["git_commit"] == project.git("rev-parse", "HEAD").strip()
+    detail = _json(project.cli("runs", "show", run["id"], "--json"))
+    assert detail["params"] == {"main.alpha": 0.5, "main.n": 3, "main.label": "a b"}
+    assert detail["note"] == "echo alpha=0.5 n=3 label='a b' >> " + shlex.quote(
+        str(project.execution_log)
+    )
+    [stage] = detail["stages"]
+    assert (stage["stage"], stage["outcome"], stage["exit_code"]) == ("entry:main", "ran", 0)
+    assert not (tmp_path / "xdg-cache" / "pipeline").exists()  # --env-manager local: no env
+
+
+def test_entry_point_by_name_with_typed_params_and_shell_quoting(mlflow_project: Project) -> None:
+    project = mlflow_project
+    _ok(_cli(project, "run", "-e", "main", "-P", "n=4", "-P", "alpha=1e-3",
+             "-P", "label=x'y; echo injected"))  # fmt: skip
+    assert project.execution_log.read_text() == "alpha=0.001 n=4 label=x'y; echo injected\n"
+    project.clear_executions()
+    _ok(_cli(project, "run", "-e", "score", "-P", "data=data/in.csv"))
+    assert project.execution_log.read_text() == f"data={project.root / 'data/in.csv'}\n"
+    runs = _json(project.cli("runs", "--json"))
+    assert [(r["name"], r["status"]) for r in runs] == [
+        ("score", "succeeded"),
+        ("main", "succeeded"),
+    ]
+    detail = _json(project.cli("runs", "show", runs[1]["id"], "--json"))
+    assert detail["params"] == {
+        "main.alpha": 0.001,
+        "main.n": 4,
+        "main.label": "x'y; echo injected",
+    }
+
+
+def test_a_failing_entry_point_exits_1_and_is_recorded_failed(mlflow_project: Project) -> None:
+    project = mlflow_project
+    errors = _error(_cli(project, "run", "-e", "score", "-P", "data=x", "-P", "code=3"), 1)
+    assert errors == ["error: entry point score failed with exit code 3"]
+    [run] = _json(project.cli("runs", "--json"))
+    assert run["status"] == "failed"
+    [stage] = _json(project.cli("runs", "show", run["id"], "--json"))["stages"]
+    assert (stage["outcome"], stage["exit_code"]) == ("failed", 3)
+
+
+ENTRY_ERRORS = {
+    "wrong-type-int": (["-P", "n=abc"], ["error: -P n=abc: expected an integer"]),
+    "wrong-type-float": (
+        ["-P", "n=1", "-P", "alpha=high"],
+        ["error: -P alpha=high: expected a number"],
+    ),
+    "unknown": (
+        ["-P", "nn=3"],
+        ["error: entry point 'main' has no parameter 'nn'", "hint: did you mean 'n'?"],
+    ),
+    "missing": ([], ["error: entry point 'main' needs parameter 'n'", "hint: pass -P n=VALUE"]),
+    "unknown-entry": (
+        ["-e", "scor"],
+        ["error: no entry point named 'scor'", "hint: did you mean 'score'?"],
+    ),
+    "not-key-value": (
+        ["-P", "n"],
+        ["error: -P 'n' is not KEY=VALUE", "hint: e.g. -P train.lr=0.1"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "errors"), ENTRY_ERRORS.values(), ids=list(ENTRY_ERRORS))
+def test_a_bad_entry_point_param_exits_2_before_running(
+    mlflow_project: Project, args: list[str], errors: list[str]
+) -> None:
+    project = mlflow_project
+    assert _error(_cli(project, "run", *args), 2) == errors
+    assert project.executions() == []
+    assert api.runs(project.root) == []
+
+
+def test_entry_points_and_stage_flags_do_not_mix(mlflow_project: Project) -> None:
+    errors = _error(_cli(mlflow_project, "run", "-e", "main", "--param", "n=3"), 2)
+    assert "give no stages, --param or --sweep" in errors[-1]
+    assert mlflow_project.executions() == []

@@ -1,0 +1,1 @@
+"""Tests of pipeline.core: hashes, the stat memo, the lock file, settings, YAML."""

@@ -1,0 +1,1 @@
+"""Tests of pipeline.data: `add`, `checkout`, `gc` and the managed .gitignore block."""

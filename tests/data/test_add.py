@@ -1,0 +1,70 @@
+"""`pipeline add`: raw data no stage produces, hashed into the cache and recorded in the lock;
+and what it refuses.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import api
+from pipeline.api import ReproOptions, checkout, repro
+from tests.conftest import Project
+
+
+def test_add_tracks_raw_data(p: Project) -> None:
+    for i in range(3):
+        p.write(f"data/raw/{i}.csv", f"row {i}\n")
+    done = p.cli("add", "data/raw")
+    assert done.returncode == 0, done.stderr
+    assert "added: data/raw (3 files" in done.stdout
+    data = p.lock()["data"]["data/raw"]
+    assert (data["nfiles"], data["isdir"]) == (3, True)
+    assert "/data/raw" in p.read(".gitignore").splitlines()
+    assert (p.root / "data/raw/1.csv").stat().st_mode & 0o222 == 0  # protected read-only
+    (p.root / "data/raw/1.csv").unlink()  # replaced, as editors and tools do
+    p.write("data/raw/1.csv", "changed\n")
+    status = p.cli("status").stdout
+    assert "tracked data data/raw modified" in status
+    report = checkout(p.root, ("data/raw",))
+    assert report.restored == ["data/raw"]
+    assert p.read("data/raw/1.csv") == "row 1\n"
+    assert "tracked" not in p.cli("status").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["model.txt"], 2, "is an output of stage 'train'"),
+        (["nope.csv"], 4, "nope.csv does not exist"),
+        (["../outside.txt"], 2, "is outside the project"),
+    ],
+)
+def test_add_errors(p: Project, args: list[str], code: int, message: str) -> None:
+    repro(ReproOptions(root=p.root))
+    done = p.cli("add", *args)
+    assert done.returncode == code
+    assert message in done.stderr
+
+
+def test_add_inside_tracked_directory_does_not_leave_conflicting_records(
+    project: Project,
+) -> None:
+    project.manifest({"stages": {}})
+    project.write("data/x.txt", "x1\n")
+    project.write("data/y.txt", "y1\n")
+    assert project.cli("add", "data").returncode == 0
+    (project.root / "data/x.txt").unlink()
+    project.write("data/x.txt", "x2\n")
+    done = project.cli("add", "data/x.txt")
+    if done.returncode == 0:  # accepted: then the workspace must be able to match the lock
+        api.checkout(project.root)
+        assert project.plan().data == ()
+
+
+def test_add_refuses_the_state_directory(project: Project) -> None:
+    project.manifest({"stages": {}})
+    project.write("data.txt", "d\n")
+    assert project.cli("add", "data.txt").returncode == 0
+    done = project.cli("add", ".pipeline")
+    assert done.returncode != 0
+    assert "/.pipeline" not in (project.root / ".gitignore").read_text()

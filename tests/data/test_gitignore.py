@@ -1,0 +1,43 @@
+"""The managed `.gitignore` block: cached outputs are ignored by git, metrics kept in git are
+not, and the block neither grows nor loses an output.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from pipeline.api import ReproOptions, repro
+from tests.conftest import Project, ran
+from tests.store.support import _one_stage
+
+
+def test_outputs_are_ignored_by_git_and_metrics_are_not(p: Project) -> None:
+    repro(ReproOptions(root=p.root))
+    assert "/model.txt" in p.read(".gitignore").splitlines()
+    assert "/score.txt" not in p.read(".gitignore")
+    assert "model.txt" not in p.git("status", "--porcelain")
+
+
+def test_gitignore_text_after_block_does_not_grow(project: Project) -> None:
+    project.write("in.txt", "v1\n")
+    project.manifest(_one_stage("cat in.txt > o1.txt", ["in.txt"], ["o1.txt"]))
+    project.repro()
+    ignore = project.root / ".gitignore"
+    ignore.write_text(ignore.read_text() + "*.log\n")
+    for n in (2, 3, 4):
+        project.manifest(_one_stage(f"cat in.txt > o{n}.txt", ["in.txt"], [f"o{n}.txt"]))
+        project.repro()
+    assert ignore.read_text().endswith("*.log\n"), repr(ignore.read_text())
+
+
+def test_gitignore_lists_output_when_parent_entry_is_dropped(project: Project) -> None:
+    project.write("in.txt", "v1\n")
+    cmd = "mkdir -p data && cat in.txt > data/a.txt"
+    project.manifest(_one_stage(cmd, ["in.txt"], ["data"]))
+    project.repro()
+    project.manifest(_one_stage(cmd, ["in.txt"], ["data/a.txt"]))
+    assert ran(project.repro()) == ["s"]
+    check = subprocess.run(
+        ["git", "check-ignore", "-q", "data/a.txt"], cwd=project.root, check=False
+    )
+    assert check.returncode == 0, "data/a.txt, a cached output, is not ignored by git"

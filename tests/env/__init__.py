@@ -1,0 +1,1 @@
+"""Tests of pipeline.env: specs, interpreters, digests, building, locking, managing envs."""

@@ -1,0 +1,1 @@
+"""Tests of pipeline.execute: commands, the scheduler, one repro per project."""

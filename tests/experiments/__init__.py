@@ -1,0 +1,1 @@
+"""Tests of pipeline.experiments: `run`, `--param`/`--sweep`, workspaces, `checkout RUN`."""

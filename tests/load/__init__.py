@@ -1,0 +1,1 @@
+"""Tests of pipeline.load: manifests, params, templates, generators, the DAG, environments."""

@@ -1,0 +1,1 @@
+"""Tests of pipeline.plan: what is stale and why, and which stages a command acts on."""

@@ -1,0 +1,1 @@
+"""Tests of pipeline.runs: the run store, recording, compare, diffs and lineage."""

@@ -1,0 +1,1 @@
+"""Tests of pipeline.store: objects, the run-cache, restores and link strategies."""

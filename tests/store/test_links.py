@@ -1,0 +1,91 @@
+"""Link strategies (reflink, hardlink, symlink, copy): each round-trips, and rewriting a linked
+output never changes the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.api import ReproOptions, checkout, fsck, plan, repro
+from pipeline.store.links import LinkUnavailable, reflink
+from tests.conftest import Project
+from tests.store.support import lock_hash, store_of
+
+STRATEGIES = ["hardlink", "symlink", "copy", "reflink"]
+
+
+def reflink_works(tmp: Path) -> bool:
+    src = tmp / "src"
+    src.write_text("x")
+    try:
+        reflink(str(src), str(tmp / "dst"))
+    except LinkUnavailable:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_link_strategy_round_trips(p: Project, strategy: str, tmp_path: Path) -> None:
+    if strategy == "reflink" and not reflink_works(tmp_path):
+        pytest.skip("this filesystem cannot clone files (reflink); ext4 cannot, btrfs/xfs can")
+    p.write(".pipeline/config.yaml", f"cache:\n  type: {strategy}\n")
+    p.manifest(
+        {
+            "stages": {
+                "gen": {
+                    "cmd": "mkdir -p out && echo a > out/a.txt && printf 'run' > out/tool"
+                    " && chmod +x out/tool && echo m > model.bin",
+                    "outs": ["out", "model.bin"],
+                }
+            }
+        }
+    )
+    repro(ReproOptions(root=p.root))
+    before = {name: p.read(name) for name in ("out/a.txt", "model.bin")}
+    for name in ("out", "model.bin"):
+        subprocess.run(["rm", "-rf", str(p.root / name)], check=True)
+    report = checkout(p.root)
+    assert sorted(report.restored) == ["model.bin", "out"]
+    assert {name: p.read(name) for name in ("out/a.txt", "model.bin")} == before
+    assert os.access(p.root / "out/tool", os.X_OK)  # executables keep their bit
+    model = p.root / "model.bin"
+    obj = store_of(p).path(lock_hash(p, "gen", "model.bin"))
+    if strategy == "hardlink":
+        assert model.stat().st_ino == obj.stat().st_ino
+    elif strategy == "symlink":
+        assert model.is_symlink() and model.resolve() == obj.resolve()
+    else:
+        assert model.stat().st_ino != obj.stat().st_ino
+    assert plan(ReproOptions(root=p.root)).stale == []
+
+
+def test_rewriting_a_hardlinked_output_never_changes_the_cache(p: Project) -> None:
+    p.write(".pipeline/config.yaml", "cache:\n  type: hardlink\n")
+    p.manifest(
+        {
+            "stages": {
+                "log": {
+                    "cmd": "echo line >> log.txt",
+                    "outs": [{"log.txt": {"persist": True}}],
+                    "always_changed": True,
+                },
+                "model": {"cmd": "echo ${lr} > model.txt", "outs": ["model.txt"]},
+            }
+        }
+    )
+    repro(ReproOptions(root=p.root))
+    store = store_of(p)
+    log_obj = store.path(lock_hash(p, "log", "log.txt"))
+    model_obj = store.path(lock_hash(p, "model", "model.txt"))
+    assert (p.root / "model.txt").stat().st_ino == model_obj.stat().st_ino
+    repro(ReproOptions(root=p.root))  # the persist log is appended to in place
+    p.params({"lr": 0.5})
+    repro(ReproOptions(root=p.root))  # the model is rewritten
+    assert p.read("log.txt") == "line\nline\nline\n"
+    assert log_obj.read_text() == "line\n"
+    assert model_obj.read_text() == "0.1\n"
+    assert fsck(p.root) == []
