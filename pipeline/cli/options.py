@@ -1,7 +1,7 @@
 """Click options derived from the options objects, and what every command shares.
 
 An option is defined once, as a field of `PlanOptions`, `ExecOptions`, `ReproOptions` or
-`RunOptions` (`core/options.py`); `from_fields` turns the named fields into click parameters, so
+`RunOptions` (see `core/options.py`); `from_fields` turns the named fields into click parameters, so
 a command's flags, defaults and help are those of the Python API. Kept cheap to import: only
 click and the standard library at module level.
 """

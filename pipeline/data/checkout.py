@@ -14,7 +14,7 @@ from pipeline.core.paths import is_within
 from pipeline.errors import DataError
 from pipeline.plan.selection import target_stages
 from pipeline.plan.session import Session
-from pipeline.store.restore import Restorer
+from pipeline.store.restore import ParentIsAFile, Restorer
 
 
 @dataclass
@@ -86,6 +86,8 @@ def checkout(session: Session, targets: tuple[str, ...], *, verify: bool = False
                 report.missing.append(path)
                 continue
             restorer.restore(path, info)
+        except ParentIsAFile:  # the object is fine: the workspace must change, say how
+            raise
         except DataError:
             report.corrupt.append(path)
             continue

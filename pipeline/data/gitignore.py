@@ -70,10 +70,31 @@ def _not_ignored(root: Path, candidates: list[str], ours: range) -> list[str]:
     if done.returncode not in (0, 1):  # 128: not a git repository
         return candidates
     ignored = set()
+    own: str | None = None  # our .gitignore as git names it: relative to the repository's top
     for line in done.stdout.splitlines():
         source, _, path = line.partition("\t")  # "<file>:<line>:<pattern>\t<path>"
         origin, lineno, _ = [*source.split(":", 2), "", ""][:3]
-        if origin == ".gitignore" and lineno.isdigit() and int(lineno) in ours:
-            continue  # ignored only because of our block: it must stay listed
+        if lineno.isdigit() and int(lineno) in ours and origin.endswith(".gitignore"):
+            own = own if own is not None else _prefix(root) + ".gitignore"
+            if origin == own:
+                continue  # ignored only because of our block: it must stay listed
         ignored.add(path)
     return [p for p in candidates if p not in ignored]
+
+
+def _prefix(root: Path) -> str:
+    """`root` relative to the top of its git repository: "" there, "sub/dir/" below it."""
+    if (root / ".git").exists():  # the usual case, without asking git
+        return ""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--show-prefix"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

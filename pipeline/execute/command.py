@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from pipeline.errors import EnvironmentSetupError
 
@@ -46,11 +47,19 @@ class ProcessTracker:
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
 
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
+    def start(self, argv: list[str], **popen: Any) -> subprocess.Popen[bytes] | None:
+        """Start a command, unless everything is being stopped (then None).
+
+        Starting under the lock that `stop_all` takes means no command starts after a stop
+        and none is missed by it, so stopping (and its grace period, which a second Ctrl-C
+        cuts short) always happens on the thread that called `stop_all`.
+        """
         with self._lock:
+            if self.cancelled.is_set():
+                return None
+            proc: subprocess.Popen[bytes] = subprocess.Popen(argv, **popen)
             self._procs.add(proc)
-        if self.cancelled.is_set():  # started just as everything was being stopped
-            stop_groups([proc])
+            return proc
 
     def discard(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
@@ -86,8 +95,6 @@ def run_commands(
     deadline = None if timeout is None else time.monotonic() + timeout
     run = _Invocation(cwd, dict(env), sink, deadline, tracker or ProcessTracker())
     for cmd in cmds:
-        if run.tracker.cancelled.is_set():
-            return CommandResult(-signal.SIGTERM)
         result = _run_one([bash, "-c", cmd], run)
         if result.code != 0 or result.timed_out:
             return result
@@ -106,7 +113,7 @@ class _Invocation:
 
 
 def _run_one(argv: list[str], run: _Invocation) -> CommandResult:
-    proc = subprocess.Popen(
+    proc = run.tracker.start(
         argv,
         cwd=run.cwd,
         env=run.env,
@@ -115,7 +122,8 @@ def _run_one(argv: list[str], run: _Invocation) -> CommandResult:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    run.tracker.add(proc)
+    if proc is None:  # everything is being stopped
+        return CommandResult(-signal.SIGTERM)
     with _watchdog(proc, run.deadline) as timed_out:
         try:
             _pump(proc, run.sink)
@@ -174,10 +182,10 @@ def _watchdog(proc: subprocess.Popen[bytes], deadline: float | None) -> Iterator
 
 def stop_groups(procs: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM each process group; after a grace period SIGKILL whatever is left."""
-    for proc in procs:
-        _signal_group(proc.pid, signal.SIGTERM)
-    end = time.monotonic() + GRACE_SECONDS
     try:
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGTERM)
+        end = time.monotonic() + GRACE_SECONDS
         for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.0, end - time.monotonic()))

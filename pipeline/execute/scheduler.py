@@ -15,11 +15,11 @@ import heapq
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.core.fingerprint import fingerprint
 from pipeline.core.hashing import Hasher, HashInfo
@@ -169,7 +169,7 @@ class Executor:
                 free -= schedule.cpus(name)
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done = wait_any(running)
             for future in done:
                 name = running.pop(future)
                 free += schedule.cpus(name)
@@ -366,6 +366,27 @@ class Executor:
                 )
             hashes[out.path] = info
         return hashes
+
+
+# How often the main thread wakes while it waits for stages. POSIX hands a process's SIGINT or
+# SIGTERM to any of its threads; Python runs the handler on the main thread, but only once that
+# thread wakes up. Waiting in slices means Ctrl-C stops a run even when a worker caught it.
+_TICK_SECONDS = 0.2
+
+
+def wait_any(futures: Collection[Future[Any]]) -> set[Future[Any]]:
+    """The futures that have finished, once at least one has (interruptible by Ctrl-C)."""
+    while True:
+        done, _ = wait(futures, timeout=_TICK_SECONDS, return_when=FIRST_COMPLETED)
+        if done:
+            return done
+
+
+def wait_all(futures: Collection[Future[Any]]) -> None:
+    """Return once every future has finished (interruptible by Ctrl-C)."""
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=_TICK_SECONDS, return_when=ALL_COMPLETED)
 
 
 class _Schedule:

@@ -24,7 +24,6 @@ from pipeline.core.yamlio import dump_yaml, parse_yaml
 from pipeline.errors import UsageError
 from pipeline.load.params import (
     DEFAULT_PARAMS_FILE,
-    flatten,
     flatten_all,
     load_params_file,
     lookup,
@@ -108,15 +107,30 @@ def _split_file(raw_key: str) -> tuple[str, str]:
 def _check_splice(path: Path, key: str, value: Any) -> None:
     """Splice into the file's text in memory and read it back: exactly `key` must change."""
     text = path.read_text(encoding="utf-8")
-    before = flatten_all(_parsed(text, path))
+    expected = flatten_all(_set(_parsed(text, path), split_key(key), value))
     after = flatten_all(_parsed(splice(text, path, key, value), path))
-    expected = {**before, **flatten(key, value)}
     if canonical_json(after) != canonical_json(expected):  # NaN equals NaN here
         raise UsageError(
             f"--param {key}: setting it in {path.name} would change other values too"
             " (an anchor, alias or merge key shares it)",
             f"edit {path.name} by hand, or give the value its own key",
         )
+
+
+def _set(data: Any, parts: list[str | int], value: Any) -> Any:
+    """A copy of `data` with the value at `parts` (found as `lookup` finds it) replaced.
+
+    By path, not by dotted name: `[a.b]` names the key `a.b`, `tags[0]` a list item.
+    """
+    if not parts:
+        return value
+    head, rest = parts[0], parts[1:]
+    if isinstance(data, list) and isinstance(head, int):
+        return [_set(v, rest, value) if i == head else v for i, v in enumerate(data)]
+    if isinstance(data, dict):
+        name = head if head in data else str(head)
+        return {k: _set(v, rest, value) if k == name else v for k, v in data.items()}
+    return data
 
 
 def _current(project: Project, file: str, key: str) -> Any:

@@ -24,7 +24,14 @@ from pipeline.errors import DataError, PipelineError
 from pipeline.execute.command import ProcessTracker
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.orchestrate import Execution, execute
-from pipeline.execute.scheduler import Events, Executor, FingerprintGate, QuietEvents, RunResult
+from pipeline.execute.scheduler import (
+    Events,
+    Executor,
+    FingerprintGate,
+    QuietEvents,
+    RunResult,
+    wait_all,
+)
 from pipeline.experiments.isolate import (
     make_workspace,
     remove_workspace,
@@ -103,6 +110,7 @@ def _run_points(
         pool.submit(_run_point, session, p, each, shared, events_for(p, len(grid))) for p in grid
     ]
     try:
+        wait_all(futures)
         results = tuple(f.result() for f in futures)
     except BaseException:
         shared.tracker.stop_all()  # running points fail fast and record `interrupted`

@@ -98,13 +98,18 @@ class Restorer:
         )
 
 
+class ParentIsAFile(DataError):
+    """A file stands where a path's parent directory must be: the workspace is in the way, the
+    cached object is fine."""
+
+
 def make_parent(path: Path, root: Path) -> None:
     """Create `path`'s parent directories; a file standing in the way is a clear error."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         blocking = next(p for p in path.parents if p.is_file() or p.is_symlink())
-        raise DataError(
+        raise ParentIsAFile(
             f"cannot place {path.relative_to(root)}: {blocking.relative_to(root)} is a file",
             "move that file away; a directory of that name is expected",
         ) from None

@@ -5,6 +5,7 @@ Exit code 2 for usage errors (an unknown stage or env name). Every test has its 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -201,7 +202,9 @@ def test_env_prune_removes_unused_envs_and_keeps_the_projects(
     foreign = foreign_env[1].prefix.name.split(".")[0]
     own = own_env[1].prefix.name.split(".")[0]
     assert set(cache.published()) == {own, foreign}
-    time.sleep(0.05)  # both were last used strictly before `now - 0 days`
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    for name in (own, foreign):  # both were last used (the link's mtime) an hour ago
+        os.utime(cache.root / name, ns=(an_hour_ago, an_hour_ago), follow_symlinks=False)
 
     kept = ok(mine.cli("env", "prune"))  # default: keep what anyone used within 30 days
     assert "removed" not in kept.stdout

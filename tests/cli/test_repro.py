@@ -332,7 +332,7 @@ def test_a_killed_repro_is_recorded_interrupted(project: Project, sig: signal.Si
         assert [r.status for r in runs] == ["running"]
 
         proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=15)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -343,7 +343,7 @@ def test_a_killed_repro_is_recorded_interrupted(project: Project, sig: signal.Si
 
     if sig is not signal.SIGKILL:
         assert proc.returncode == 130, stderr
-        assert wait_gone(stage_pid, 2), "the stage survived the interrupt"
+        assert wait_gone(stage_pid, 10), "the stage survived the interrupt"
         [(status, ended)] = _stored_status(project)
         assert status == "interrupted" and ended is not None
     else:

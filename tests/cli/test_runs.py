@@ -246,7 +246,8 @@ def test_lineage_cli_walks_back_to_the_tracked_raw_data(project: Project) -> Non
     project.commit(message="tracked raw data")
     _ok(project.cli("repro"))
     [repro] = _json(project.cli("runs", "--json"))
-    raw = project.lock()["data"]["raw.txt"]["hash"] if "data" in project.lock() else None
+    raw = project.lock()["data"]["raw.txt"]["hash"]  # `add` tracked it
+    assert raw.startswith("xxh3_128:")
 
     data = _json(project.cli("lineage", "model.txt", "--json"))
     assert (data["path"], data["stage"], data["run"]) == ("model.txt", "train", repro["id"])
@@ -256,8 +257,7 @@ def test_lineage_cli_walks_back_to_the_tracked_raw_data(project: Project) -> Non
     assert (prepared["path"], prepared["stage"]) == ("prepared.txt", "prepare")
     [leaf] = prepared["inputs"]
     assert leaf["path"] == "raw.txt" and "run" not in leaf and leaf["inputs"] == []
-    if raw is not None:
-        assert leaf["hash"] == raw
+    assert leaf["hash"] == raw
 
     text = _ok(project.cli("lineage", "model.txt")).stdout
     assert f"made by stage train (ran) in run {repro['id']}" in text

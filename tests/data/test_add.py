@@ -53,12 +53,20 @@ def test_add_inside_tracked_directory_does_not_leave_conflicting_records(
     project.write("data/x.txt", "x1\n")
     project.write("data/y.txt", "y1\n")
     assert project.cli("add", "data").returncode == 0
+    tracked = project.lock()["data"]
+    assert list(tracked) == ["data"]
     (project.root / "data/x.txt").unlink()
     project.write("data/x.txt", "x2\n")
     done = project.cli("add", "data/x.txt")
-    if done.returncode == 0:  # accepted: then the workspace must be able to match the lock
-        api.checkout(project.root)
-        assert project.plan().data == ()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr == (
+        "error: data/x.txt is inside data, which is tracked too\n"
+        "hint: track one of them: `pipeline add data` covers both\n"
+    )
+    assert project.lock()["data"] == tracked  # refused: no second, conflicting record
+    assert api.checkout(project.root).restored == ["data"]
+    assert project.read("data/x.txt") == "x1\n"
+    assert project.plan().data == ()
 
 
 def test_add_refuses_the_state_directory(project: Project) -> None:

@@ -58,9 +58,18 @@ def test_checkout_when_parent_is_a_file_reports_instead_of_crashing(project: Pro
         _one_stage("mkdir -p out && cat in.txt > out/a.txt", ["in.txt"], ["out/a.txt"])
     )
     project.repro()
+    digest = lock_hash(project, "s", "out/a.txt")
     for child in (project.root / "out").iterdir():
         child.unlink()
     (project.root / "out").rmdir()
     project.write("out", "a file now\n")
     done = project.cli("checkout")
-    assert "internal error" not in done.stderr, done.stderr
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.stderr == (
+        "error: cannot place out/a.txt: out is a file\n"
+        "hint: move that file away; a directory of that name is expected\n"
+    )
+    assert "corrupt" not in done.stdout + done.stderr  # the object is fine: nothing moved aside
+    assert "Traceback" not in done.stderr
+    assert store_of(project).has(digest)
+    assert project.read("out") == "a file now\n"

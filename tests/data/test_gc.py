@@ -67,7 +67,8 @@ def test_gc_keeps_committed_versions_of_project_in_git_subdirectory(
     api.gc(sub)
     project.git("checkout", "-q", "HEAD", "--", ".")  # back to v2, which a branch holds
     report = api.checkout(sub)
-    assert report.missing == []
+    assert (report.restored, report.missing) == (["out.txt"], [])
+    assert project.read("out.txt") == "v2\n"
 
 
 def test_gc_keeps_objects_of_detached_head_commit(project: Project) -> None:
@@ -83,7 +84,9 @@ def test_gc_keeps_objects_of_detached_head_commit(project: Project) -> None:
     project.repro()
     api.gc(project.root)
     project.git("checkout", "-q", "HEAD", "--", "pipeline.lock", "in.txt")
-    assert api.checkout(project.root).missing == []
+    report = api.checkout(project.root)
+    assert (report.restored, report.missing) == (["out.txt"], [])
+    assert project.read("out.txt") == "v2\n"
 
 
 def test_gc_keeps_lock_of_commit_reached_through_a_merge(project: Project) -> None:
@@ -103,4 +106,6 @@ def test_gc_keeps_lock_of_commit_reached_through_a_merge(project: Project) -> No
     project.git("branch", "-q", "-D", "feat")  # `side` is still in main's history
     api.gc(project.root)
     project.git("checkout", "-q", side, "--", "pipeline.lock", "in.txt")
-    assert api.checkout(project.root).missing == []
+    report = api.checkout(project.root)
+    assert (report.restored, report.missing) == (["out.txt"], [])
+    assert project.read("out.txt") == "v2\n"

@@ -5,6 +5,7 @@ not, and the block neither grows nor loses an output.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 
 from pipeline.api import ReproOptions, repro
 from tests.conftest import Project, ran
@@ -41,3 +42,21 @@ def test_gitignore_lists_output_when_parent_entry_is_dropped(project: Project) -
         ["git", "check-ignore", "-q", "data/a.txt"], cwd=project.root, check=False
     )
     assert check.returncode == 0, "data/a.txt, a cached output, is not ignored by git"
+
+
+def test_outputs_stay_ignored_in_a_project_in_a_subdirectory_of_its_repository(
+    make_project: Callable[..., Project],
+) -> None:
+    repo = make_project("sub")
+    project = Project(repo.root / "sub")
+    project.root.mkdir()
+    project.write("in.txt", "v1\n")
+    project.manifest(_one_stage("cat in.txt > out.txt", ["in.txt"], ["out.txt"]), commit=False)
+    project.repro()
+    project.commit(message="v1")
+    project.write("in.txt", "v2\n")
+    assert ran(project.repro()) == ["s"]
+    # the second repro keeps the block, though git names the file sub/.gitignore
+    assert "/out.txt" in project.read(".gitignore").splitlines()
+    assert "out.txt" not in project.git("ls-files")
+    assert "out.txt" not in project.git("status", "--porcelain")

@@ -171,22 +171,19 @@ def builds_in(text: str, env: str | None = None) -> int:
     return len(re.findall(rf"(?<!finish )building env '{name}'", text))
 
 
-def build_counting_sdist(
-    links: Path, work: Path, name: str, counter: Path, *, sleep: float = 0.0
-) -> Path:
+def build_counting_sdist(links: Path, work: Path, name: str, counter: Path) -> Path:
     """An sdist `{name}-1.0.tar.gz` in `links` whose build appends a line to `counter`.
 
-    Its in-tree build backend (no build requirements, so it builds offline) sleeps `sleep`
-    seconds, then hands over a prebuilt wheel. With `UV_NO_CACHE=1` uv builds it once per
-    install, so `counter` counts how many times an env containing it was installed.
+    Its in-tree build backend (no build requirements, so it builds offline) hands over a
+    prebuilt wheel. With `UV_NO_CACHE=1` uv builds it once per install, so `counter` counts
+    how many times an env containing it was installed.
     """
     wheel = envkit.build_wheel(work / f"{name}-prebuilt", name, "1.0")
     backend = (
-        "import shutil, time\n"
+        "import shutil\n"
         "def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n"
         f"    with open({str(counter)!r}, 'a') as fh:\n"
         "        fh.write('built\\n')\n"
-        f"    time.sleep({sleep!r})\n"
         f"    shutil.copy({str(wheel)!r}, wheel_directory)\n"
         f"    return {wheel.name!r}\n"
     )

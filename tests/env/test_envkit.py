@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.env import envkit
+from tests.env.support import other_python
 
 rattler = pytest.importorskip("rattler")
 uv = pytest.importorskip("uv")
@@ -237,25 +238,11 @@ def test_python_trick_package_makes_a_venv_for_noarch_python(tmp_path: Path) -> 
     assert _run(prefix / "bin" / "greet") == "hi\n"  # the noarch-python entry point
 
 
-def _other_pyenv_python() -> Path | None:
-    """Another CPython (3.8+) beside the running one, if it lives in a pyenv `versions/` dir."""
-    versions = Path(sys.base_prefix).parent
-    if versions.name != "versions":
-        return None
-    found = []
-    for python in versions.glob("3.*/bin/python3"):
-        parts = python.parent.parent.name.split(".")
-        if len(parts) == 3 and all(p.isdigit() for p in parts):
-            minor = int(parts[1])
-            if minor >= 8 and minor != sys.version_info.minor:
-                found.append((minor, python))
-    return max(found)[1] if found else None
-
-
 def test_python_trick_package_for_another_interpreter(tmp_path: Path) -> None:
-    other = _other_pyenv_python()
-    if other is None:
-        pytest.skip("no second CPython 3.8+ under pyenv here")
+    found = other_python()  # pyenv's versions, or python3.X on PATH
+    if found is None:
+        pytest.skip("needs a second CPython 3.9+ (another X.Y than the running one)")
+    _, other = found
     channel = envkit.make_channel(tmp_path)
     envkit.build_python_trick_package(channel, other)
     envkit.index_channel(channel)

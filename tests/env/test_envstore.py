@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,13 @@ from tests.env.support import (
 DIGEST = "xxh3_128:0123456789abcdef0123456789abcdef"
 
 
-def _builder(calls: list[Path], pause: float = 0.0):  # type: ignore[no-untyped-def]
+# Hang guards only: every wait below ends as soon as what it waits for has happened.
+WAIT = 30.0
+
+
+def _builder(calls: list[Path]):  # type: ignore[no-untyped-def]
     def build(prefix: Path) -> dict[str, Any]:
         calls.append(prefix)
-        time.sleep(pause)
         (prefix / "bin").mkdir()
         return {"name": "e", "kind": "python_env", "packages": [["six", "1.0"]]}
 
@@ -46,46 +48,91 @@ def test_concurrent_threads_build_once(tmp_path: Path) -> None:
     store = EnvStore(tmp_path / "envs")
     calls: list[Path] = []
     results = []
+    errors: list[BaseException] = []
+    threads_n = 4
+    # Threads that looked the env up on their way into `ensure` and did not find it: each of
+    # them must go through the build lock. The build holds until all have, so they contend.
+    missed: set[int] = set()
+    everyone_missed = threading.Event()
+    real_lookup = store.lookup
+
+    def lookup(digest: str) -> Any:
+        found = real_lookup(digest)
+        if found is None:
+            missed.add(threading.get_ident())
+            if len(missed) == threads_n:
+                everyone_missed.set()
+        return found
+
+    store.lookup = lookup  # type: ignore[method-assign]
+    contended: list[bool] = []
+
+    def build(prefix: Path) -> dict[str, Any]:
+        contended.append(everyone_missed.wait(WAIT))
+        return _builder(calls)(prefix)
 
     def worker() -> None:
-        results.append(store.ensure(DIGEST, _builder(calls, pause=0.2)))
+        try:
+            results.append(store.ensure(DIGEST, build))
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker) for _ in range(threads_n)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert len(calls) == 1
+        t.join(timeout=2 * WAIT)
+    assert not any(t.is_alive() for t in threads), "a worker hangs"
+    assert errors == []
+    assert contended, "nothing was built"
+    assert all(contended), "the threads never wanted the env at the same time"
+    assert len(calls) == 1, calls
     assert sorted(fresh for _, fresh in results) == [False, False, False, True]
     assert {built.prefix for built, _ in results} == {calls[0]}
     assert (tmp_path / "envs" / DIGEST.split(":")[1]).is_symlink()
 
 
 def test_concurrent_processes_build_once(tmp_path: Path) -> None:
+    waiting = tmp_path / "waiting"
+    waiting.mkdir()
+    others = 2  # processes besides the builder
+    # The builder holds until every other process waits for its build lock (`on_wait` leaves
+    # a marker file), so they are known to contend; a guard ends the wait if they never do.
     script = f"""
-import sys, time
+import os, sys, time
 from pathlib import Path
 from pipeline.env.envstore import EnvStore
+waiting = Path({str(waiting)!r})
 def build(prefix):
     with open({str(tmp_path / "builds.txt")!r}, "a") as fh:
         fh.write(str(prefix) + "\\n")
-    time.sleep(0.5)
-    return {{"name": "e"}}
-built, fresh = EnvStore(Path(sys.argv[1])).ensure({DIGEST!r}, build)
-print(built.prefix, fresh)
+    deadline = time.monotonic() + {WAIT!r}
+    while len(list(waiting.iterdir())) < {others} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {{"name": "e", "waiters_seen": len(list(waiting.iterdir()))}}
+def on_wait():
+    (waiting / str(os.getpid())).touch()
+built, fresh = EnvStore(Path(sys.argv[1])).ensure({DIGEST!r}, build, on_wait)
+print(os.getpid(), built.prefix, fresh, built.meta["waiters_seen"])
 """
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(tmp_path / "envs")],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for _ in range(others + 1)
     ]
-    outputs = [p.communicate()[0].split() for p in procs]
+    done = [p.communicate(timeout=4 * WAIT) for p in procs]
+    assert [p.returncode for p in procs] == [0] * (others + 1), done
+    outputs = [out.split() for out, _ in done]
     assert len((tmp_path / "builds.txt").read_text().splitlines()) == 1
-    assert len({prefix for prefix, _ in outputs}) == 1
-    assert sorted(fresh for _, fresh in outputs) == ["False", "False", "True"]
+    assert len({prefix for _, prefix, _, _ in outputs}) == 1
+    assert {seen for _, _, _, seen in outputs} == {str(others)}, "no process waited in time"
+    assert sorted(fresh for _, _, fresh, _ in outputs) == ["False", "False", "True"]
+    waiters = {pid for pid, _, fresh, _ in outputs if fresh == "False"}
+    assert {p.name for p in waiting.iterdir()} == waiters  # exactly the others waited
 
 
 def test_failed_build_leaves_nothing(tmp_path: Path) -> None:

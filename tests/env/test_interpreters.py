@@ -74,8 +74,10 @@ def test_python_2_is_refused_when_resolving() -> None:
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
     if not any(root.glob("2.7.*")):
         pytest.skip("no Python 2.7 under pyenv on this machine")
-    with pytest.raises(PipelineError):
+    with pytest.raises(PipelineError) as caught:
         interpreters.find_python("2.7")
+    # Refused, although installed: not "no Python 2.7 is installed".
+    assert "only Python 3 environments" in caught.value.message, caught.value.message
 
 
 @pytest.mark.usefixtures("cache")

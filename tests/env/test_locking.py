@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipeline import api
+from pipeline.env.manage import Pruned
 from tests.conftest import Project
 from tests.env import envkit
 from tests.env.support import (
@@ -264,12 +265,19 @@ def test_prune_during_a_conda_lock_leaves_the_lock_alone(
     )
     project.manifest({"conda_env": "environment.yml", "stages": {"a": {"cmd": "true"}}})
     real_install = conda.install
+    pruned: list[tuple[Path, Pruned, bool]] = []
 
     def install_then_prune(records: Any, prefix: Path, cache: Path) -> None:
         real_install(records, prefix, cache)
-        if prefix.name.startswith("lock-"):
-            api.env_prune(project.root, days=30)  # another terminal, at the wrong moment
+        # Another terminal, at the wrong moment: the lock's scratch prefix is fully installed.
+        done = api.env_prune(project.root, days=30)
+        pruned.append((prefix, done, (prefix / "bin" / "python").exists()))
 
     monkeypatch.setattr(conda, "install", install_then_prune)
     (lock,) = api.env_lock(project.root)
+
+    assert len(pruned) == 1, pruned  # the prune ran, while the lock's prefix existed
+    ((prefix, done, python_kept),) = pruned
+    assert done.removed == (), done
+    assert python_kept, f"the prune deleted the lock's scratch prefix {prefix}"
     assert "manager: pip" in lock.read_text()

@@ -4,6 +4,7 @@ and a prune that spares dangling links' owners and envs in use.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,11 @@ def test_env_show_of_a_stage_in_a_named_system_env(project: Project) -> None:
     done = project.cli("env", "show", "a")
     assert done.returncode == 0, output(done)
     assert "internal error" not in output(done)
+    assert "stage a runs in the current environment (system" in done.stdout, output(done)
+    # `--json` says "no env" as for `env: system` itself: null.
+    shown = project.cli("env", "show", "a", "--json")
+    assert shown.returncode == 0, output(shown)
+    assert json.loads(shown.stdout) is None, shown.stdout
 
 
 def test_env_lock_of_a_named_system_env_says_it_is_system(project: Project) -> None:
@@ -75,14 +81,19 @@ def test_prune_does_not_delete_an_env_a_running_stage_uses(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    (digest,) = cache.published()
     try:
-        deadline = time.monotonic() + 30
-        while not started.exists() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # a hang guard: the file barrier below orders things
+        while not started.exists() and running.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert started.exists(), "the stage never started"
-        api.env_prune(other.root, days=0)
+        pruned = api.env_prune(other.root, days=0)  # not `other`'s env, unused for 0 days
     finally:
         go.touch()
         out = running.communicate(timeout=60)[0]
-    if running.returncode == 0:  # it ran: then it must have run inside the env
-        assert cache.contains(project.read("a.txt").strip()), out
+    assert running.returncode == 0, out
+    assert cache.contains(project.read("a.txt").strip()), out  # it ran inside the env
+    assert pruned.removed == (), pruned  # in use: kept (and said so)
+    assert pruned.kept == 1, pruned
+    assert list(cache.published()) == [digest]  # still there after the prune
+    assert Path(project.read("a.txt").strip()).resolve() == cache.published()[digest]

@@ -158,7 +158,10 @@ def test_a_venv_creation_failure_gets_a_hint_about_the_interpreter(tmp_path: Pat
     bad = interpreters.Interpreter(str(broken), "3.99.0")
     with pytest.raises(EnvironmentSetupError) as caught:
         create_venv(tmp_path / "venv", bad, lambda _: None, installer="uv")
-    assert "index" not in (caught.value.hint or "")
+    hint = caught.value.hint
+    assert hint, caught.value.message
+    assert "interpreter" in hint, hint  # the interpreter could not make a venv: …
+    assert "index" not in hint, hint  # not the advice for a failed install
 
 
 def test_pylock_as_requirements_keeps_markers(tmp_path: Path) -> None:
@@ -173,8 +176,11 @@ def test_pylock_as_requirements_keeps_markers(tmp_path: Path) -> None:
         'hashes = { sha256 = "' + "a" * 64 + '" } }]\n'
     )
     text = pylock_as_requirements(lock)
-    line = next((x for x in text.splitlines() if x.startswith("colorama")), None)
-    assert line is None or "win32" in line, text
+    lines = [x for x in text.splitlines() if x.startswith("colorama")]
+    assert len(lines) == 1, text
+    assert lines[0].startswith("colorama==0.4.6"), text
+    assert "sys_platform == 'win32'" in lines[0], text
+    assert f"--hash=sha256:{'a' * 64}" in lines[0], text
 
 
 def _declared_uv_floor() -> str:
@@ -186,12 +192,50 @@ def _declared_uv_floor() -> str:
     raise AssertionError("no uv>= dependency in pyproject.toml")
 
 
-def test_declared_uv_floor_knows_every_flag_we_pass() -> None:
-    import inspect
+# uv flags pipeline passes that an older uv rejects: the first uv release that accepts each.
+# A new such flag belongs here, with the `uv>=` floor in pyproject.toml raised to match.
+UV_FLAG_MINIMUMS = {"--preview-features": "0.8.20"}
 
+
+def test_declared_uv_floor_knows_every_flag_we_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from packaging.version import Version
 
-    from pipeline.env import venv
+    from pipeline.env import locking, venv
 
-    if "--preview-features" in inspect.getsource(venv.install_lock):
-        assert Version(_declared_uv_floor()) >= Version("0.8.20")
+    argvs: dict[str, list[str]] = {}
+
+    def record(argv: list[str], what: str, **_: object) -> str:
+        argvs[what] = list(argv)
+        return ""
+
+    # Every uv command line pipeline makes, as it makes them, without running uv.
+    for module in (venv, locking):
+        monkeypatch.setattr(module, "uv_binary", lambda: "/fake/uv")
+        monkeypatch.setattr(module, "run_tool", record)
+    python = tmp_path / "venv" / "bin" / "python"
+    lock = tmp_path / "pylock.env.toml"
+
+    def quiet(_: str) -> None:
+        pass
+
+    venv.create_venv(tmp_path / "venv", interpreters.current(), quiet, installer="uv")
+    venv.pip_install(python, ["alpha"], quiet, installer="uv", what="pip install")
+    venv.install_lock(python, lock, quiet, installer="uv")
+    locking._compile(("alpha",), sys.executable, tmp_path)
+
+    assert {what: argv[:3] for what, argv in argvs.items()} == {
+        "creating the venv with uv": ["/fake/uv", "venv", "--quiet"],
+        "pip install": ["/fake/uv", "pip", "install"],
+        "installing pylock.env.toml": ["/fake/uv", "pip", "install"],
+        "resolving the requirements": ["/fake/uv", "pip", "compile"],
+    }, argvs
+    install_lock = argvs["installing pylock.env.toml"]
+    # Renamed or dropped: update UV_FLAG_MINIMUMS (and maybe the floor) to what is passed now.
+    assert "--preview-features" in install_lock, install_lock
+    flag = install_lock.index("--preview-features")
+    assert install_lock[flag + 1] == "pylock", install_lock
+    passed = {arg for argv in argvs.values() for arg in argv if arg in UV_FLAG_MINIMUMS}
+    needed = max(Version(UV_FLAG_MINIMUMS[arg]) for arg in passed)
+    assert Version(_declared_uv_floor()) >= needed, (_declared_uv_floor(), needed)

@@ -65,10 +65,23 @@ def test_a_multi_line_command_is_one_bash_script(tmp_path: Path) -> None:
 
 
 def test_commands_get_no_stdin(tmp_path: Path) -> None:
-    started = time.monotonic()
-    code, out = _run(tmp_path, "cat; echo done")
-    assert (code, out) == (0, "done\n")
-    assert time.monotonic() - started < 5
+    # Our own stdin is a pipe that stays open (as when piped from a command that keeps
+    # running): a command reading an inherited stdin would block on it until the timeout.
+    read_end, write_end = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    os.close(read_end)
+    try:
+        assert os.readlink("/proc/self/fd/0").startswith("pipe:")
+        sink = Collect()
+        cmd = "readlink /proc/self/fd/0; cat; echo done"
+        result = run_commands((cmd,), tmp_path, dict(os.environ), sink, timeout=30)
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(write_end)
+    assert not result.timed_out, "the command read the caller's stdin"
+    assert (result.code, sink.text) == (0, f"{os.devnull}\ndone\n")
 
 
 def test_each_command_leads_its_own_session(tmp_path: Path) -> None:
@@ -89,13 +102,13 @@ def test_an_interrupt_while_streaming_stops_the_whole_process_tree(tmp_path: Pat
     with pytest.raises(KeyboardInterrupt):
         run_commands(("sleep 30 & echo $!; wait",), tmp_path, dict(os.environ), sink)
     assert len(pids) == 1
-    assert wait_gone(pids[0], 3)
+    assert wait_gone(pids[0], 10)
 
 
 def test_stragglers_ignoring_sigterm_are_killed_after_the_grace_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline.execute.command, "GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(pipeline.execute.command, "GRACE_SECONDS", 1.0)
     pids: list[int] = []
 
     def sink(chunk: bytes) -> None:
@@ -104,9 +117,14 @@ def test_stragglers_ignoring_sigterm_are_killed_after_the_grace_period(
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run_commands(("trap '' TERM; sleep 30 & echo $!; wait",), tmp_path, dict(os.environ), sink)
-    assert wait_gone(pids[0], 3)
-    assert time.monotonic() - started < 5
+        run_commands(("trap '' TERM; sleep 60 & echo $!; wait",), tmp_path, dict(os.environ), sink)
+    elapsed = time.monotonic() - started
+    assert len(pids) == 1
+    # The shell and its sleep ignore SIGTERM: only the SIGKILL at the end of the grace period
+    # stops them, so the call cannot return before it, nor the sleep end within its 60 s.
+    assert elapsed >= 1.0
+    assert elapsed < 30  # a hang guard: the stragglers were not left running
+    assert wait_gone(pids[0], 10)
 
 
 def test_a_tracker_stops_running_commands_from_another_thread(tmp_path: Path) -> None:
@@ -135,10 +153,10 @@ def test_a_tracker_stops_running_commands_from_another_thread(tmp_path: Path) ->
 def test_timeout_stops_the_command(tmp_path: Path) -> None:
     sink = Collect()
     started = time.monotonic()
-    result = run_commands(("sleep 30",), tmp_path, dict(os.environ), sink, timeout=0.3)
+    result = run_commands(("sleep 60",), tmp_path, dict(os.environ), sink, timeout=0.3)
     assert result.timed_out
     assert result.code == -signal.SIGTERM
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # a hang guard, well before the sleep would end
 
 
 def test_sigterm_as_interrupt_raises_keyboard_interrupt_and_restores_the_handler() -> None:
@@ -155,7 +173,7 @@ def test_alive_helper_sees_exited_processes_as_gone() -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         os._exit(0)
-    assert wait_gone(pid, 5)  # a zombie (not yet reaped) counts as gone
+    assert wait_gone(pid, 10)  # a zombie (not yet reaped) counts as gone
     os.waitpid(pid, 0)
     assert not alive(pid)
 
@@ -165,18 +183,22 @@ def test_alive_helper_sees_exited_processes_as_gone() -> None:
 
 def test_timed_out_stage_that_exits_zero_on_sigterm_is_a_failure(p: Project) -> None:
     # A training script that saves a checkpoint on SIGTERM and exits 0 is common.
+    trap_set, trapped = p.root.parent / "trap-set", p.root.parent / "trapped"
     p.manifest(
         {
             "stages": {
                 "train": {
-                    "cmd": "trap 'exit 0' TERM; echo partial > model.txt; sleep 30 & wait",
+                    "cmd": f"trap 'touch {trapped}; exit 0' TERM; touch {trap_set}; "
+                    "echo partial > model.txt; sleep 60 & wait",
                     "outs": ["model.txt"],
-                    "timeout": 1,
+                    "timeout": 3,
                 }
             }
         }
     )
     result = repro(ReproOptions(root=p.root, jobs=1, run_cache=False))
+    assert trap_set.exists(), "the timeout came before the stage installed its trap"
+    assert trapped.exists(), "the stage never ran its SIGTERM trap"
     assert outcomes(result)["train"] is Outcome.FAILED
     assert "timed out" in str(result.failed.error if result.failed else "")
 

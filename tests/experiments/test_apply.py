@@ -4,13 +4,11 @@ overwriting uncommitted edits and never writing outside the project.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from pipeline import api
 from pipeline.core.hashing import digest_bytes
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import DataError, UsageError
 from pipeline.plan.decisions import Action
 from pipeline.plan.session import open_session
 from pipeline.runs.runstore import Artifact, RunStore
@@ -86,10 +84,13 @@ def test_checkout_run_never_writes_outside_the_project(three: Project) -> None:
     finally:
         store.close()
 
-    with contextlib.suppress(PipelineError):
+    before = snapshot(three.root)
+
+    with pytest.raises(DataError, match=r"names a file outside the project: '\.\./escaped\.txt'"):
         api.checkout(three.root, run=run_id, force=True)
 
     assert not (three.root.parent / "escaped.txt").exists()
+    assert snapshot(three.root) == before  # refused before writing anything
 
 
 def test_checkout_run_writes_nothing_when_an_object_is_missing(three: Project) -> None:
@@ -100,7 +101,7 @@ def test_checkout_run_writes_nothing_when_an_object_is_missing(three: Project) -
         session.store.path(files["pipeline.lock"].hash).unlink()
     before = snapshot(three.root)
 
-    with pytest.raises(PipelineError):
+    with pytest.raises(DataError, match=r"the cache no longer holds pipeline\.lock of this run"):
         api.checkout(three.root, run=run_id)
 
     assert snapshot(three.root) == before

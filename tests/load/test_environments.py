@@ -62,13 +62,26 @@ def test_default_and_named_envs_are_declared(tmp_path: Path) -> None:
     assert [stages[n].env for n in "abcd"] == ["default", "viz", None, "host"]
 
 
-def test_declarations_survive_the_project_memo(tmp_path: Path) -> None:
+def test_declarations_survive_the_project_memo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.load.project
     from pipeline.core.statmemo import StatMemo
+    from tests.core.support import _age
 
     root = _project(
         tmp_path, "environments: {v: {requirements: r.txt}}\nstages:\n  a: {cmd: x, env: v}\n"
     )
+    _age(root / "MLproject")  # old enough to trust: the memo may serve the second load
     (root / ".pipeline").mkdir()
+    resolved: list[Path] = []
+    real = pipeline.load.project._read_project
+
+    def counting(manifest: Path, memo: object) -> object:
+        resolved.append(manifest)
+        return real(manifest, memo)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline.load.project, "_read_project", counting)
     for _ in range(2):  # the second load is recalled from the memo
         db = StatMemo(root / ".pipeline" / "state.db")
         try:
@@ -77,6 +90,7 @@ def test_declarations_survive_the_project_memo(tmp_path: Path) -> None:
             db.close()
         assert project.environments["v"].file == "r.txt"
         assert project.stages["a"].env == "v"
+    assert resolved == [root / "MLproject"]  # resolved once; the second load was recalled
 
 
 @pytest.mark.parametrize(
@@ -87,7 +101,11 @@ def test_declarations_survive_the_project_memo(tmp_path: Path) -> None:
             "unknown environment 'vis'",
             "did you mean 'viz'?",
         ),
-        ("environments: {system: {requirements: r.txt}}\nstages: {}\n", "reserved", "pick another"),
+        (
+            "environments: {system: {requirements: r.txt}}\nstages: {}\n",
+            "reserved",
+            "pick another name",
+        ),
         ("python_env: a.yaml\nconda_env: b.yaml\nstages: {}\n", "not both", None),
         (
             "environments: {x: {requirements: r.txt, conda_env: e.yml}}\nstages: {}\n",
@@ -115,8 +133,7 @@ def test_bad_declarations_point_at_the_manifest(
         load_project(root)
     assert "MLproject:" in info.value.message
     assert message in info.value.message
-    if hint:
-        assert hint in (info.value.hint or "")
+    assert info.value.hint == hint
 
 
 # -- 10. dvc.yaml ------------------------------------------------------------------------------

@@ -89,10 +89,25 @@ def test_a_params_file_appearing_invalidates_it(p: Project) -> None:
 
 
 def test_a_recently_written_input_is_not_trusted(p: Project) -> None:
+    from pipeline.load.projectmemo import memo_key, stat_of
+
     setup(p)
-    p.write("params.yaml", "lr: 0.3\n")  # mtime is now: could change again within the tick
-    load(p)
+    params = p.write("params.yaml", "lr: 0.3\n")
+    # An mtime 10 s ahead is "written within the tick" for any load that starts before it,
+    # however late the load runs: racy whatever the timing.
+    future = time.time_ns() + 10 * 10**9
+    os.utime(params, ns=(future, future))
+    assert load(p) == {"s": ("echo 0.3 1",)}
     assert not memoised(p)
+    # the resolution was stored with params.yaml's current stat: only the racy rule refuses it
+    state = StatMemo(p.root / ".pipeline" / "state.db")
+    try:
+        manifest = p.root / "MLproject"
+        stored = state.get_document(memo_key(manifest), os.stat(manifest))
+    finally:
+        state.close()
+    assert stored is not None
+    assert tuple(json.loads(stored)["inputs"]["params.yaml"]) == stat_of(params)
 
 
 def test_a_recalled_project_never_imports_pydantic(p: Project) -> None:

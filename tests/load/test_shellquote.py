@@ -6,6 +6,7 @@ the program received exactly the value and that nothing else ran.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -41,6 +42,9 @@ EXPECTED_PREFIX = {"inside a double-quoted word": "<", "escaped dollar before a 
 
 
 EXPECTED_SUFFIX = {"inside a double-quoted word": ">"}
+
+
+BARE_IN_SUBSTITUTION = ("command substitution", "backticks in double quotes")
 
 
 HOSTILE = [
@@ -87,6 +91,21 @@ def expected(context: str, value: str) -> str:
     return text + "\n" if "here-document" in context and "then" not in context else text
 
 
+def oracle(tmp_path: Path, context: str, value: str) -> str:
+    """What the context's own snippet prints when bash itself passes the value as one word.
+
+    For a context where `${p}` is a bare word: it becomes `"$P"`, with `P` set in the
+    environment. No template, no escaping, so this is exactly what "the value arrives as data"
+    means there, including what bash does to it (`$(...)` and backticks drop trailing newlines).
+    """
+    assert context in BARE_IN_SUBSTITUTION, context
+    (tmp_path / "out.txt").unlink(missing_ok=True)
+    snippet = CONTEXTS[context].replace("${p}", '"$P"')
+    env = {**os.environ, "P": value}
+    subprocess.run(["bash", "-c", snippet], cwd=tmp_path, env=env, capture_output=True, check=True)
+    return (tmp_path / "out.txt").read_bytes().decode()
+
+
 @pytest.mark.parametrize("context", list(CONTEXTS))
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_values_arrive_as_data(tmp_path: Path, context: str, value: str) -> None:
@@ -94,9 +113,10 @@ def test_hostile_values_arrive_as_data(tmp_path: Path, context: str, value: str)
     if got is None:  # refusing is allowed only where a newline could end a here-document
         assert "here-document" in context and "\n" in value
         return
-    if context == "command substitution" and (value.strip() != value or "  " in value):
-        return  # an unquoted $(...) result is word-split by bash itself; nothing to compare
-    assert got == expected(context, value)
+    if context == "command substitution":  # bare in $(...): compare with bash's own result
+        assert got == oracle(tmp_path, context, value)
+    else:
+        assert got == expected(context, value)
 
 
 @settings(max_examples=60)
@@ -118,11 +138,13 @@ def test_arbitrary_text_in_every_context_never_runs_code(value: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for context in lexer_contexts:
             got = run(Path(tmp), CONTEXTS[context], value)
-            if got is not None and context != "backticks in double quotes":
-                want = value + ("\n" if "here-document" in context else "")
-                if context == "quoted in command substitution":
-                    want = want.rstrip("\n")  # $(...) drops trailing newlines
-                assert got == want, (context, value)
+            if got is None:  # refusing is allowed only where a newline could end the document
+                assert context == "quoted here-document" and "\n" in value, (context, value)
+                continue
+            want = value + ("\n" if "here-document" in context else "")
+            if context in ("quoted in command substitution", "backticks in double quotes"):
+                want = want.rstrip("\n")  # $(...) and `...` drop trailing newlines
+            assert got == want, (context, value)
 
 
 def test_lexer_tracks_nesting() -> None:

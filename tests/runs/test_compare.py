@@ -73,7 +73,12 @@ def test_compare_json_is_valid_with_nan_and_infinite_metrics(store: RunStore) ->
     _add_run(store, "r1", 1.0, {"lr": 0.1}, {"m.json:loss": float("nan")})
     _add_run(store, "r2", 2.0, {"lr": 0.2}, {"m.json:loss": float("inf")})
     text = render(compare(store), "json")
-    json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    rows = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    # JSON has no NaN or infinity: they are written as the strings "nan" and "inf"
+    assert [(r["id"], r["params"], r["metrics"]) for r in rows] == [
+        ("r2", {"lr": 0.2}, {"loss": "inf"}),
+        ("r1", {"lr": 0.1}, {"loss": "nan"}),
+    ]
 
 
 def test_compare_sort_by_a_string_param(store: RunStore) -> None:
@@ -97,8 +102,11 @@ def test_compare_markdown_escapes_pipes(store: RunStore) -> None:
     _add_run(store, "r1", 1.0, {"tag": "a|b"}, {"m.json:score": 1})
     _add_run(store, "r2", 2.0, {"tag": "c"}, {"m.json:score": 2})
     header, _, *rows = render(compare(store), "md").splitlines()
+    assert len(rows) == 2
     width = len(re.split(r"(?<!\\)\|", header))
-    assert all(len(re.split(r"(?<!\\)\|", row)) == width for row in rows)
+    assert [len(re.split(r"(?<!\\)\|", row)) for row in rows] == [width, width]
+    assert rows[1].startswith("| r1 |")
+    assert " a\\|b " in rows[1]
 
 
 # -- a failed sweep point ----------------------------------------------------------------------
@@ -112,5 +120,7 @@ def test_a_failed_point_shows_no_metrics_in_compare(project: Project) -> None:
     setup(project, manifest)
     experiment = run(project, sweeps=("train.lr=0.2,0.5",))
     table = api.compare(project.root, (experiment.parent_id,))
-    failed = point(experiment, "train.lr=0.5")
-    assert table.values[failed].get("score") is None
+    succeeded, failed = point(experiment, "train.lr=0.2"), point(experiment, "train.lr=0.5")
+    assert table.metrics == ("score",)
+    assert table.values[succeeded] == {"train.lr": 0.2, "score": 0.2}
+    assert table.values[failed] == {"train.lr": 0.5}  # no score: its metrics were never made

@@ -5,12 +5,11 @@ names.
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 
 from pipeline import api
-from pipeline.errors import UsageError
+from pipeline.errors import AmbiguousRun
 from tests.conftest import Project
 from tests.experiments.support import run
 
@@ -32,8 +31,8 @@ def test_metrics_of_a_revision_read_uncached_metrics_from_git(project: Project) 
 
 
 def test_an_ambiguous_run_name_in_metrics_show_says_ambiguous(three: Project) -> None:
-    run(three, params=("train.lr=0.2",), name="same")
-    time.sleep(0.01)
-    run(three, params=("train.lr=0.3",), name="same")
-    with pytest.raises(UsageError, match="ambiguous"):
+    first = run(three, params=("train.lr=0.2",), name="same").points[0].run_id
+    second = run(three, params=("train.lr=0.3",), name="same").points[0].run_id
+    with pytest.raises(AmbiguousRun, match="run 'same' is ambiguous") as ambiguous:
         api.metrics_show(three.root, "same")
+    assert first in ambiguous.value.message and second in ambiguous.value.message

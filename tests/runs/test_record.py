@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import api
 from pipeline.api import ReproOptions
+from pipeline.core.hashing import digest_bytes
 from pipeline.plan.session import open_session
 from tests.conftest import CHAIN_ORDER, Project, cli_env, ran, record
 
@@ -241,15 +242,13 @@ def test_a_failed_run_is_not_credited_with_stale_metrics(scored: Project) -> Non
     detail = api.run_detail(scored.root, result.run_id)
     assert detail.run.status == "failed"
     assert detail.params == {"train.lr": 0.5}
-    assert detail.metrics.get("metrics.json:score") != 0.1  # evaluate never ran with lr 0.5
+    assert detail.metrics == {}  # evaluate never ran with lr 0.5: no metrics are credited
 
 
 def test_an_api_repro_does_not_record_the_host_process_argv(scored: Project) -> None:
-    import sys
-
     result = scored.repro()
     command = api.run_detail(scored.root, result.run_id).run.command
-    assert command != " ".join(["pipeline", *sys.argv[1:]])
+    assert command == "pipeline.api (repro)"
 
 
 # -- a run store that cannot be written; a failed stage's record -------------------------------
@@ -272,14 +271,23 @@ def test_a_repro_that_cannot_be_recorded_says_so(three: Project) -> None:
     three.write("raw.txt", "changed\n")
     done = three.cli("repro", env=_cli_env())
     assert done.returncode == 0, done.stderr
-    assert re.search(r"record|run store|runs\.db", done.stdout + done.stderr, re.I)
+    assert done.stderr.startswith(
+        "warning: the run was not recorded: DataError: the run store cannot be opened"
+    ), done.stderr
+    assert "check .pipeline/runs.db" in done.stderr
+    assert not re.search(r"^recorded as run", done.stdout, re.M)
 
 
 @pytest.mark.usefixtures("xdg_cache_home")
 def test_a_run_that_cannot_be_recorded_does_not_claim_a_run_id(three: Project) -> None:
     _break_store(three)
     done = three.cli("run", "--param", "train.lr=0.2", env=_cli_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        "warning: the run was not recorded: DataError: the run store cannot be opened"
+    ), done.stderr
     assert "Traceback" not in done.stderr
+    assert "✓ train" in done.stdout  # the experiment itself ran
     assert not re.search(r"^recorded as run", done.stdout, re.M)
 
 
@@ -294,7 +302,10 @@ def test_a_failed_stage_is_not_recorded_with_the_previous_outputs(project: Proje
     assert first.run_id is not None and second.run_id is not None
     [good] = api.run_detail(project.root, first.run_id).stages
     [bad] = api.run_detail(project.root, second.run_id).stages
+    [good_dep] = good.deps  # the control: a stage that ran records its own hashes
+    assert (good_dep.path, good_dep.hash) == ("raw.txt", digest_bytes(b"1\n"))
+    assert [o.path for o in good.outs] == ["out.txt"]
+    assert good.fingerprint is not None
+    # the failed stage made no lock entry: none of the previous entry's hashes are its own
     assert bad.outcome == "failed"
-    assert bad.outs == ()
-    assert bad.fingerprint != good.fingerprint
-    assert all(d.hash != good.deps[0].hash for d in bad.deps)
+    assert (bad.fingerprint, bad.deps, bad.outs) == (None, (), ())

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.api import ReproOptions, checkout, fsck, plan, repro
+from pipeline.store import links
 from pipeline.store.links import LinkUnavailable, reflink
 from tests.conftest import Project
 from tests.store.support import lock_hash, store_of
@@ -29,9 +30,18 @@ def reflink_works(tmp: Path) -> bool:
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_each_link_strategy_round_trips(p: Project, strategy: str, tmp_path: Path) -> None:
+def test_each_link_strategy_round_trips(
+    p: Project, strategy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if strategy == "reflink" and not reflink_works(tmp_path):
         pytest.skip("this filesystem cannot clone files (reflink); ext4 cannot, btrfs/xfs can")
+    cloned: list[str] = []  # where the reflink linker succeeded (a copy leaves no trace here)
+
+    def spy(src: str, dst: str) -> None:
+        reflink(src, dst)
+        cloned.append(dst)
+
+    monkeypatch.setitem(links._LINKERS, "reflink", spy)
     p.write(".pipeline/config.yaml", f"cache:\n  type: {strategy}\n")
     p.manifest(
         {
@@ -60,6 +70,9 @@ def test_each_link_strategy_round_trips(p: Project, strategy: str, tmp_path: Pat
         assert model.is_symlink() and model.resolve() == obj.resolve()
     else:
         assert model.stat().st_ino != obj.stat().st_ino
+    if strategy == "reflink":  # a clone, not the copy fallback, put each file back
+        restored = {(p.root / name).resolve() for name in ("model.bin", "out/a.txt", "out/tool")}
+        assert restored <= {Path(dst).resolve() for dst in cloned}, cloned
     assert plan(ReproOptions(root=p.root)).stale == []
 
 

@@ -48,7 +48,9 @@ def test_run_cache_restores_cache_false_output_as_plain_file(project: Project) -
     project.repro()
     project.write("in.txt", "v1\n")
     assert outcomes(project.repro()) == {"s": Outcome.RESTORED}
+    assert (project.root / "out.txt").is_symlink()  # the cached output follows cache.type
     assert not (project.root / "m.json").is_symlink()
+    assert project.read("m.json") == "3\n"  # restored, a plain file with the v1 run's value
 
 
 def test_sanity_plain_run_cache_restore(project: Project) -> None:
