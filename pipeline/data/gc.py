@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
 from pipeline.errors import DataError, UsageError
 from pipeline.plan.session import Session
@@ -102,17 +102,17 @@ def _history(root: Path, scope: str) -> Iterator[Lock]:
     """The lock of every commit in scope (each distinct version once)."""
     if scope == "workspace":
         return
-    found = _git(root, "rev-parse", "--show-toplevel")
+    found = git(root, "rev-parse", "--show-toplevel")
     if found is None:
         return
     top = Path(found.strip())
     lock_path = os.path.relpath(root.resolve() / LOCK_NAME, top)
     # HEAD: a detached checkout is kept too; --full-history: commits behind a merge as well
     refs = ["--branches", "HEAD"] if scope == "branches" else ["--all", "--reflog"]
-    revs = _git(top, "rev-list", "--full-history", *refs, "--", lock_path) or ""
+    revs = git(top, "rev-list", "--full-history", *refs, "--", lock_path) or ""
     blobs = {line for rev in revs.split() if (line := _blob(top, rev, lock_path))}
     for blob in sorted(blobs):
-        text = _git(top, "cat-file", "blob", blob)
+        text = git(top, "cat-file", "blob", blob)
         try:
             yield parse_lock(yaml.safe_load(text or ""))
         except (DataError, yaml.YAMLError):
@@ -120,15 +120,5 @@ def _history(root: Path, scope: str) -> Iterator[Lock]:
 
 
 def _blob(root: Path, rev: str, path: str) -> str | None:
-    out = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}:{path}")
+    out = git(root, "rev-parse", "--verify", "--quiet", f"{rev}:{path}")
     return out.strip() if out else None
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=120
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None

@@ -7,11 +7,11 @@ its .gitignore untouched. Outside a git repository the block lists every path.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.core.atomic import atomic_write_text
+from pipeline.core.git import git, repo_prefix
 
 BEGIN = "# >>> pipeline: cached outputs and tracked data (managed by pipeline; do not edit)"
 END = "# <<< pipeline"
@@ -55,46 +55,18 @@ def _not_ignored(root: Path, candidates: list[str], ours: range) -> list[str]:
     """Candidates git does not ignore, not counting matches from our own block's lines."""
     if not candidates:
         return []
-    try:
-        done = subprocess.run(
-            ["git", "check-ignore", "-v", "--stdin"],
-            cwd=root,
-            input="\n".join(candidates) + "\n",
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return candidates
-    if done.returncode not in (0, 1):  # 128: not a git repository
+    stdin = "\n".join(candidates) + "\n"
+    out = git(root, "check-ignore", "-v", "--stdin", stdin=stdin, succeeds=(0, 1), timeout=30)
+    if out is None:  # 128: not a git repository
         return candidates
     ignored = set()
     own: str | None = None  # our .gitignore as git names it: relative to the repository's top
-    for line in done.stdout.splitlines():
+    for line in out.splitlines():
         source, _, path = line.partition("\t")  # "<file>:<line>:<pattern>\t<path>"
         origin, lineno, _ = [*source.split(":", 2), "", ""][:3]
         if lineno.isdigit() and int(lineno) in ours and origin.endswith(".gitignore"):
-            own = own if own is not None else _prefix(root) + ".gitignore"
+            own = own if own is not None else repo_prefix(root) + ".gitignore"
             if origin == own:
                 continue  # ignored only because of our block: it must stay listed
         ignored.add(path)
     return [p for p in candidates if p not in ignored]
-
-
-def _prefix(root: Path) -> str:
-    """`root` relative to the top of its git repository: "" there, "sub/dir/" below it."""
-    if (root / ".git").exists():  # the usual case, without asking git
-        return ""
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--show-prefix"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""

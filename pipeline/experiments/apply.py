@@ -7,11 +7,11 @@ are restored from the cache as by `pipeline checkout`.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.atomic import atomic_write_text
+from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME
 from pipeline.core.paths import PathRuleError, normalize
 from pipeline.errors import DataError, UsageError
@@ -68,16 +68,10 @@ def _refuse_uncommitted(root: Path, files: list[Artifact]) -> None:
     if not files:
         return
     paths = [f.path for f in files]
-    out = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all", "--", *paths],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
+    out = git(root, "status", "--porcelain", "--untracked-files=all", "--", *paths)
+    if out is None:
         return  # not a git repository: nothing tells an edit from a committed version
-    edited = [line[3:] for line in out.stdout.splitlines() if line.strip()]
+    edited = [line[3:] for line in out.splitlines() if line.strip()]
     if edited:
         raise UsageError(
             f"{edited[0]} has uncommitted edits that checking out the run would overwrite",

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from pipeline.core.config import FILES as CONFIG_FILES
+from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME, Lock
 from pipeline.load.project import STATE_DIR, Project
 
@@ -78,18 +78,8 @@ def _copy_source(root: Path, relpath: str, target: Path) -> None:
 
 
 def _git_files(root: Path) -> list[str] | None:
-    try:
-        out = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=root,
-            capture_output=True,
-            check=False,
-        )
-    except OSError:
-        return None
-    if out.returncode != 0:
-        return None
-    return sorted({p for p in out.stdout.decode("utf-8", "surrogateescape").split("\0") if p})
+    out = git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    return None if out is None else sorted({p for p in out.split("\0") if p})
 
 
 def _walk(root: Path) -> list[str]:

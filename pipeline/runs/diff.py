@@ -8,12 +8,12 @@ them (`cache: true` metrics are not in git).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.git import git, repo_prefix
 from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
 from pipeline.core.yamlio import parse_yaml
 from pipeline.errors import AmbiguousRun, UsageError
@@ -113,29 +113,12 @@ def _lock_at(root: Path, rev: str) -> Lock:
 
 
 def _git_show(root: Path, rev: str, path: str) -> str | None:
-    check = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check.returncode != 0:
+    if git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
         raise UsageError(
             f"{rev!r} is neither a run nor a git revision",
             "use `workspace`, a run id or name from `pipeline runs`, or a commit",
         )
-    prefix = subprocess.run(
-        ["git", "rev-parse", "--show-prefix"], cwd=root, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    shown = subprocess.run(
-        ["git", "show", f"{rev}:{prefix}{path}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return shown.stdout if shown.returncode == 0 else None
+    return git(root, "show", f"{rev}:{repo_prefix(root)}{path}")
 
 
 def _from_git(root: Path, rev: str, path: str) -> dict[str, Any] | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.core.git import git
 
 
 @dataclass(frozen=True)
@@ -16,22 +17,12 @@ class GitState:
 
 def git_state(root: Path) -> GitState:
     """One `git status` call; outside a repository (or without git) every field is None."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return GitState()
-    if out.returncode != 0:
+    out = git(root, "status", "--porcelain=v2", "--branch", "--untracked-files=no", timeout=30)
+    if out is None:
         return GitState()
     commit = branch = None
     dirty = False
-    for line in out.stdout.splitlines():
+    for line in out.splitlines():
         if line.startswith("# branch.oid "):
             oid = line.split()[2]
             commit = None if oid == "(initial)" else oid
