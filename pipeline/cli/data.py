@@ -119,4 +119,4 @@ def fsck(opts: GlobalOptions) -> None:
     report.echo("every cached object matches its hash", fg="green")
 
 
-COMMANDS = (checkout, add, gc, fsck)
+COMMANDS = {c.name: c for c in (checkout, add, gc, fsck)}

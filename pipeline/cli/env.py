@@ -111,4 +111,4 @@ def env_show(opts: GlobalOptions, stage: str, as_json: bool) -> None:
         report.env_show_text(stage, found)
 
 
-COMMANDS = (env,)
+COMMANDS = {"env": env}

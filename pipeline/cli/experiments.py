@@ -140,4 +140,4 @@ def _fail_if_any_failed(experiment: Any) -> None:
         fail(f"{len(failed)} of {len(experiment.points)} runs failed", None, code)
 
 
-COMMANDS = (run_cmd,)
+COMMANDS = {"run": run_cmd}

@@ -7,6 +7,7 @@ commands, so `pipeline --version` and `--help` start in a few tens of millisecon
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -15,14 +16,46 @@ from typing import NoReturn
 import click
 
 from pipeline._version import __version__
-from pipeline.cli import data, env, experiments, repro, runs
 from pipeline.cli.options import GlobalOptions, fail
 from pipeline.errors import PipelineError
 
 EXIT_INTERRUPTED = 130
 
+# Every command, and the module of `pipeline/cli/` that defines it. A module is imported only
+# when one of its commands runs (or `--help` lists them all), so `--version` loads none.
+COMMANDS = {
+    "repro": "repro",
+    "status": "repro",
+    "dag": "repro",
+    "checkout": "data",
+    "add": "data",
+    "gc": "data",
+    "fsck": "data",
+    "env": "env",
+    "run": "experiments",
+    "runs": "runs",
+    "compare": "runs",
+    "metrics": "runs",
+    "params": "runs",
+    "lineage": "runs",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported from their module when first needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"pipeline.cli.{COMMANDS[cmd_name]}")
+        found: click.Command = module.COMMANDS[cmd_name]
+        return found
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
     "directory",
@@ -55,11 +88,6 @@ def cli(ctx: click.Context, directory: str, manifest: str | None, verbose: int) 
             raise click.BadParameter(f"{manifest} is not a file", param_hint="'-f'")
         directory = manifest
     ctx.obj = GlobalOptions(directory, verbose)
-
-
-for _group in (repro, data, env, experiments, runs):
-    for _command in _group.COMMANDS:
-        cli.add_command(_command)
 
 
 def run() -> NoReturn:

@@ -99,4 +99,4 @@ def dag(opts: GlobalOptions, fmt: str | None) -> None:
     click.echo(render(project))
 
 
-COMMANDS = (repro, status, dag)
+COMMANDS = {c.name: c for c in (repro, status, dag)}

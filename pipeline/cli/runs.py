@@ -189,4 +189,4 @@ def lineage(opts: GlobalOptions, path: str, as_json: bool) -> None:
         tables.lineage_text(node)
 
 
-COMMANDS = (runs, compare, metrics, params, lineage)
+COMMANDS = {c.name: c for c in (runs, compare, metrics, params, lineage)}

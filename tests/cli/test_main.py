@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 
 from pipeline._version import __version__
@@ -518,3 +519,36 @@ def test_second_interrupt_still_stops_a_stage_that_ignores_sigterm(p: Project) -
     assert proc.returncode == 130, stderr
     assert elapsed < 60, "the second Ctrl-C did not cut the grace period short"
     assert stage_gone, "the stage's shell survived"
+
+
+def test_every_command_is_listed_once_and_loads_from_its_module() -> None:
+    import importlib
+
+    from pipeline.cli import main
+
+    defined = {}
+    for module in sorted(set(main.COMMANDS.values())):
+        for name, command in importlib.import_module(f"pipeline.cli.{module}").COMMANDS.items():
+            defined[name] = (module, command)
+    assert {name: module for name, (module, _) in defined.items()} == main.COMMANDS
+    ctx = click.Context(main.cli)
+    for name, (_, command) in defined.items():
+        assert main.cli.get_command(ctx, name) is command
+        assert command.name == name
+
+
+def test_version_loads_no_command_module() -> None:
+    code = (
+        "import sys\n"
+        "from pipeline.cli.main import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = [m for m in sys.modules if m.startswith(('pipeline.cli.', 'pipeline.api'))]\n"
+        "print(sorted(loaded))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=cli_env()
+    )
+    assert done.stdout.splitlines()[-1] == "['pipeline.cli.main', 'pipeline.cli.options']"
