@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.core.options import values_of
 from pipeline.core.paths import normalize
+from pipeline.data.options import SyncOptions
 from pipeline.errors import AmbiguousRun, Interrupted, PipelineError, UsageError
 from pipeline.execute.options import ExecOptions, ReproOptions
 from pipeline.load.envkind import EnvKind
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from pipeline.data.add import Added
     from pipeline.data.checkout import CheckoutReport
     from pipeline.data.gc import GcReport
+    from pipeline.data.remotes import RemoteSummary
+    from pipeline.data.sync import RemoteStatus, SyncReport
     from pipeline.env.envstore import BuiltEnv
     from pipeline.env.manage import EnvReport, Pruned
     from pipeline.execute.scheduler import Events, RunResult
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from pipeline.runs.diff import Change, Values, Workspace
     from pipeline.runs.lineage import Node
     from pipeline.runs.runstore import RunDetail, RunRow, RunStore
+    from pipeline.store.transfer import Meter
 
 
 def plan(options: ReproOptions | None = None) -> Plan:
@@ -164,6 +168,111 @@ def gc(
 
     with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         return collect(session, scope, dry=dry)
+
+
+def push(
+    options: SyncOptions | None = None,
+    root: Path | str = ".",
+    *,
+    meter: Meter | None = None,
+) -> list[SyncReport]:
+    """Send the lock's objects (and run-cache entries; with `runs`, run records) to remotes."""
+    from pipeline.data import sync
+
+    options = options or SyncOptions()
+    return _sync(root, lambda session: sync.push(session, options, meter))
+
+
+def fetch(
+    options: SyncOptions | None = None,
+    root: Path | str = ".",
+    *,
+    meter: Meter | None = None,
+) -> list[SyncReport]:
+    """Bring the lock's objects into the cache from remotes, verified (workspace untouched)."""
+    from pipeline.data import sync
+
+    options = options or SyncOptions()
+    return _sync(root, lambda session: sync.fetch(session, options, meter))
+
+
+def pull(
+    options: SyncOptions | None = None,
+    root: Path | str = ".",
+    *,
+    meter: Meter | None = None,
+    on_wait: Waiting = None,
+) -> list[SyncReport]:
+    """`fetch`, then `checkout`: the workspace gets the lock's data and outputs."""
+    from pipeline.data import sync
+
+    options = options or SyncOptions()
+    with _exclusive(root, on_wait=on_wait):
+        return _sync(root, lambda session: sync.pull(session, options, meter))
+
+
+def remote_status(options: SyncOptions | None = None, root: Path | str = ".") -> RemoteStatus:
+    """Which tracked paths are only local (push them), only remote (pull them), or nowhere."""
+    from pipeline.data import sync
+
+    with open_session(root) as session:
+        return sync.remote_status(session, options or SyncOptions())
+
+
+def _sync(root: Path | str, action: Callable[[Session], list[SyncReport]]) -> list[SyncReport]:
+    from pipeline.execute.command import sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt(), open_session(root) as session:
+            return action(session)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted; what was transferred is kept", "run the command again to finish"
+        ) from None
+
+
+def remote_list(root: Path | str = ".") -> list[RemoteSummary]:
+    """The configured remotes (`pipeline remote list`), secrets masked."""
+    from pipeline.data import remotes
+
+    with open_session(root) as session:
+        return remotes.listing(session.config)
+
+
+def remote_add(
+    root: Path | str, name: str, url: str, *, default: bool = False, force: bool = False
+) -> None:
+    """Add a remote to `.pipeline/config.yaml` (the first one becomes the default)."""
+    from pipeline.data import remotes
+
+    remotes.add(_state_dir(root), name, url, default=default, force=force)
+
+
+def remote_modify(
+    root: Path | str, name: str, key: str, value: str | None, *, local: bool = False
+) -> Path:
+    """Set (value None: unset) an option of a remote; secrets only with `local`."""
+    from pipeline.data import remotes
+
+    return remotes.modify(_state_dir(root), name, key, value, local=local)
+
+
+def remote_remove(root: Path | str, name: str) -> None:
+    from pipeline.data import remotes
+
+    remotes.remove(_state_dir(root), name)
+
+
+def remote_default(root: Path | str, name: str) -> None:
+    from pipeline.data import remotes
+
+    remotes.set_default(_state_dir(root), name)
+
+
+def _state_dir(root: Path | str) -> Path:
+    from pipeline.core.statmemo import init_state_dir
+
+    return init_state_dir(find_manifest(Path(root)).parent / STATE_DIR)
 
 
 def fsck(

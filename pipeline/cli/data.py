@@ -1,4 +1,4 @@
-"""`pipeline checkout`, `add`, `gc` and `fsck`: the commands over cached data.
+"""`pipeline checkout`, `add`, `gc`, `fsck`, `push`, `fetch`, `pull`: commands over cached data.
 
 Commands import `pipeline.api` and the renderers when they run, so that `--help` and
 `--version` load only click and the options objects.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import click
 
-from pipeline.cli.options import GlobalOptions, fail, json_flag, waiting
+from pipeline.cli.options import GlobalOptions, fail, from_fields, given, json_flag, waiting
+from pipeline.data.options import SyncOptions
 
 
 @click.command()
@@ -119,4 +121,61 @@ def fsck(opts: GlobalOptions) -> None:
     report.echo("every cached object matches its hash", fg="green")
 
 
-COMMANDS = {c.name: c for c in (checkout, add, gc, fsck)}
+def _sync_command(name: str, doc: str) -> click.Command:
+    """`push`, `fetch` and `pull` take the same options and report alike."""
+
+    @click.command(name, help=doc)
+    @from_fields(SyncOptions, "targets", "remote", "jobs", "all_commits", "runs")
+    @json_flag
+    @click.pass_obj
+    def command(opts: GlobalOptions, /, as_json: bool, **values: Any) -> None:
+        from pipeline import api
+        from pipeline.cli import progress, report
+
+        options = SyncOptions(**given(values))
+        action = {"push": api.push, "fetch": api.fetch, "pull": api.pull}[name]
+        with progress.transfer_meter() as meter:
+            reports = action(options, opts.directory, meter=meter)
+        if as_json:
+            click.echo(report.to_json([r.to_json() for r in reports]))
+        else:
+            report.sync_text(name, reports)
+        if any(
+            r.failed or (r.checkout and (r.checkout.missing or r.checkout.corrupt)) for r in reports
+        ):
+            sys.exit(4)
+
+    return command
+
+
+def _incomplete(report: Any) -> bool:
+    restored = report.checkout
+    return bool(report.failed or (restored and (restored.missing or restored.corrupt)))
+
+
+push = _sync_command(
+    "push",
+    """Send the lock's data and outputs, and their run-cache entries, to a remote.
+
+    Only what the remote lacks is sent: small files go in packs, each directory's listing goes
+    last. TARGET (a stage or path) limits it; --all-commits sends what any commit's lock needs;
+    --runs also shares run records, so teammates see them in `pipeline runs`.
+    """,
+)
+fetch = _sync_command(
+    "fetch",
+    """Download the lock's data and outputs into the cache, without touching the workspace.
+
+    Every object is checked against its hash before it enters the cache.
+    """,
+)
+pull = _sync_command(
+    "pull",
+    """Download the lock's data and outputs, then check them out into the workspace.
+
+    After `git clone` or `git pull`, this brings the data and models of that commit; `pipeline
+    status` then says what is up to date. --runs also brings teammates' run records.
+    """,
+)
+
+COMMANDS = {c.name: c for c in (checkout, add, gc, fsck, push, fetch, pull)}

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pipeline.data.checkout import CheckoutReport
+    from pipeline.data.remotes import RemoteSummary
+    from pipeline.data.sync import RemoteStatus, SyncReport
     from pipeline.env.manage import EnvReport
 
 _COLOR = {
@@ -39,8 +41,10 @@ _LABEL = {
 
 
 def plural(count: int, noun: str) -> str:
-    """`1 stage`, `2 stages`."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """`1 stage`, `2 stages`, `2 entries`."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("ry") else f"{count} {noun}s"
 
 
 def use_color() -> bool | None:
@@ -227,3 +231,61 @@ def env_show_text(stage: str, env: EnvReport | None) -> None:
         echo(f"    python: {python.get('version')} ({python.get('path')})")
     for row in [*env.built.packages, *env.built.meta.get("pip_packages", [])]:
         echo("    " + " ".join(str(part) for part in row[:3] if part))
+
+
+def sync_text(verb: str, reports: list[SyncReport]) -> None:
+    """`push`/`fetch`/`pull`: per remote, what moved, what was there, what is missing."""
+    for found in reports:
+        moved = found.objects
+        where = f"{found.remote} ({found.url})"
+        past = {"push": "pushed", "fetch": "fetched", "pull": "fetched"}[verb]
+        line = f"{past} {plural(moved.transferred, 'object')} ({size(moved.bytes)})"
+        line += f" {'to' if verb == 'push' else 'from'} {where}; {moved.present} already there"
+        if found.runs:
+            line += f"; {plural(found.runs, 'run-cache entry')}"
+        if found.records:
+            line += f"; {plural(found.records, 'run record')}"
+        echo(line + ".")
+        for digest in moved.missing:
+            echo(f"not on {found.remote}: {digest}", fg="red")
+        for digest in moved.corrupt:
+            echo(f"rejected, corrupt on {found.remote}: {digest} (never placed)", fg="red")
+        if found.not_cached:
+            echo(
+                f"warning: {plural(len(found.not_cached), 'object')} the lock refers to "
+                "are not in the cache: `pipeline repro` rebuilds them",
+                fg="yellow",
+                err=True,
+            )
+        if found.checkout is not None:
+            checkout_text(found.checkout)
+
+
+def remotes_text(remotes: list[RemoteSummary]) -> None:
+    """`pipeline remote list`: name, url, options, and a missing backend."""
+    if not remotes:
+        echo("no remotes: pipeline remote add -d NAME URL")
+    for found in remotes:
+        mark = " (default)" if found.default else ""
+        echo(f"{found.name}{mark}  {found.url}", bold=found.default)
+        for key, value in sorted(found.options.items()):
+            echo(f"    {key}: {value}")
+        if found.backend:
+            echo(f"    needs {found.backend}, which is not installed", fg="yellow")
+
+
+def remote_status_text(status: RemoteStatus) -> None:
+    """`pipeline status --remote`: what to push, what to pull, what is nowhere."""
+    where = f"{status.remote} ({status.url})"
+    groups = (
+        ("only in the cache (`pipeline push`)", status.to_push, "yellow"),
+        (f"only on {status.remote} (`pipeline pull`)", status.to_pull, "cyan"),
+        ("in neither: `pipeline repro` rebuilds them", status.lost, "red"),
+    )
+    for title, paths, colour in groups:
+        if paths:
+            echo(f"{title}:", fg=colour)
+            for path in paths:
+                echo(f"    {path}")
+    if not (status.to_push or status.to_pull or status.lost):
+        echo(f"cache and {where} are in sync ({plural(len(status.paths), 'path')}).")

@@ -21,6 +21,7 @@ from pipeline.cli.options import (
     record_warning,
     waiting,
 )
+from pipeline.data.options import SyncOptions
 from pipeline.errors import StageFailed
 from pipeline.execute.options import ReproOptions
 
@@ -71,12 +72,31 @@ def repro(opts: GlobalOptions, /, dry: bool, **values: Any) -> None:
 @from_fields(ReproOptions, "targets")
 @json_flag
 @from_fields(ReproOptions, "env_manager")
+@click.option(
+    "--remote",
+    "remote",
+    is_flag=True,
+    help="Compare the cache with a remote instead: what to push, what to pull.",
+)
+@click.option(
+    "-r", "remote_name", metavar="NAME", help="The remote for --remote [default: the default]."
+)
 @click.pass_obj
-def status(opts: GlobalOptions, /, as_json: bool, **values: Any) -> None:
+def status(
+    opts: GlobalOptions, /, as_json: bool, remote: bool, remote_name: str | None, **values: Any
+) -> None:
     """Show which stages are stale and why (dep modified, param a→b, env changed, ...)."""
     from pipeline import api
     from pipeline.cli import report
 
+    if remote or remote_name is not None:
+        sync = SyncOptions(targets=values["targets"], remote=remote_name)
+        found = api.remote_status(sync, opts.directory)
+        if as_json:
+            click.echo(report.to_json(found.to_json()))
+        else:
+            report.remote_status_text(found)
+        return
     plan = api.plan(ReproOptions(root=opts.directory, **given(values)))
     if as_json:
         click.echo(report.plan_json(plan))

@@ -5,18 +5,27 @@
     env:
       installer: uv            # or pip: virtualenv + pip, where uv cannot run
       conda: rattler           # or an installed conda, mamba or micromamba
+    core:
+      remote: origin           # the default remote
+    remotes:
+      origin:
+        url: s3://bucket/project
+        endpoint_url: http://localhost:9000
 
-The local file wins key by key. Only what a feature reads is validated; an unknown section is
-kept for later versions, an unknown cache strategy is an error naming the file.
+The local file wins key by key (a remote's keys one by one, so its secrets can live there
+alone). Secrets are refused in the committed file. Only what a feature reads is validated; an
+unknown section is kept for later versions, an unknown value is an error naming the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.yamlio import DocumentMemo, load_yaml
+from pipeline.core.atomic import atomic_write_text
+from pipeline.core.yamlio import DocumentMemo, YamlDoc, dump_yaml, load_yaml
 from pipeline.errors import ManifestError
 
 FILES = ("config.yaml", "config.local.yaml")
@@ -36,12 +45,38 @@ class EnvSettings:
     conda: str = CONDA_TOOLS[0]
 
 
+# Remote options that are secrets: only in config.local.yaml (or the backend's own chain).
+SECRET_KEYS = frozenset(
+    {
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "password",
+        "account_key",
+        "connection_string",
+        "sas_token",
+        "token",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """One configured remote: its name, URL, and backend options (endpoint, profile, keys…)."""
+
+    name: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
 @dataclass(frozen=True)
 class Config:
     """The settings in force for one project."""
 
     cache_type: tuple[str, ...] | None = None  # None: the defaults of store/objects.py
     env: EnvSettings = EnvSettings()
+    remotes: dict[str, RemoteSettings] = field(default_factory=dict, hash=False)
+    default_remote: str | None = None
 
 
 def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
@@ -52,13 +87,7 @@ def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
         path = state_dir / name
         if path.is_file():
             doc = load_yaml(path, memo, f".pipeline/{name}")
-            if doc.data is not None and not isinstance(doc.data, dict):
-                raise doc.error((), "a config file must be a mapping")
-            for section, values in (doc.data or {}).items():
-                if values is not None and not isinstance(values, dict):
-                    raise doc.error((section,), f"`{section}` must be a mapping of settings")
-                merged[section] = {**merged.get(section, {}), **(values or {})}
-                origin.update({f"{section}.{k}": f"{state_dir.name}/{name}" for k in values or {}})
+            _merge(doc, merged, origin, f"{state_dir.name}/{name}")
     env = merged.get("env", {})
     return Config(
         cache_type=_cache_type(merged.get("cache", {}).get("type"), state_dir),
@@ -66,7 +95,77 @@ def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
             installer=_choice(env, "installer", INSTALLERS, origin),
             conda=_choice(env, "conda", CONDA_TOOLS, origin),
         ),
+        remotes=_remotes(merged.get("remotes", {}), origin),
+        default_remote=_default_remote(merged, origin),
     )
+
+
+def _merge(doc: YamlDoc, merged: dict[str, Any], origin: dict[str, str], where: str) -> None:
+    """Fold one file into `merged`: section by section, key by key (remotes: one level down)."""
+    if doc.data is not None and not isinstance(doc.data, dict):
+        raise doc.error((), "a config file must be a mapping")
+    for section, values in (doc.data or {}).items():
+        if values is not None and not isinstance(values, dict):
+            raise doc.error((section,), f"`{section}` must be a mapping of settings")
+        target = merged.setdefault(section, {})
+        for key, value in (values or {}).items():
+            if section == "remotes":
+                if not isinstance(value, dict):
+                    raise doc.error((section, key), f"remote {key!r} must be a mapping")
+                _check_secrets(doc, key, value, where)
+                target[key] = {**target.get(key, {}), **value}
+                origin.update({f"remotes.{key}.{k}": where for k in value})
+            else:
+                target[key] = value
+            origin[f"{section}.{key}"] = where
+
+
+def _check_secrets(doc: YamlDoc, remote: str, values: dict[str, Any], where: str) -> None:
+    if where.endswith(FILES[1]):
+        return
+    for key in values:
+        if key in SECRET_KEYS:
+            raise doc.error(
+                ("remotes", remote, key),
+                f"{key} is a secret and {FILES[0]} is committed to git",
+                f"move it: pipeline remote modify --local {remote} {key} VALUE",
+                at_key=True,
+            )
+
+
+def _remotes(section: dict[str, Any], origin: dict[str, str]) -> dict[str, RemoteSettings]:
+    remotes = {}
+    for name, values in section.items():
+        where = origin.get(f"remotes.{name}", ".pipeline/config.yaml")
+        if not REMOTE_NAME.fullmatch(str(name)):
+            raise ManifestError(
+                f"{where}: {name!r} is not a remote name", "use letters, digits, `-`, `_`, `.`"
+            )
+        url = values.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise ManifestError(
+                f"{where}: remote {name!r} has no url",
+                f"pipeline remote modify {name} url URL",
+            )
+        options = {k: v for k, v in values.items() if k != "url"}
+        remotes[str(name)] = RemoteSettings(str(name), url.strip(), options)
+    return remotes
+
+
+def _default_remote(merged: dict[str, Any], origin: dict[str, str]) -> str | None:
+    name = merged.get("core", {}).get("remote")
+    if name is None:
+        return None
+    if name not in merged.get("remotes", {}):
+        where = origin.get("core.remote", ".pipeline/config.yaml")
+        raise ManifestError(
+            f"{where}: core.remote names {name!r}, which is not a configured remote",
+            "pipeline remote default NAME, or pipeline remote add NAME URL",
+        )
+    return str(name)
+
+
+REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _choice(
@@ -94,3 +193,24 @@ def _cache_type(value: Any, state_dir: Path) -> tuple[str, ...] | None:
             f"use one or more of {', '.join(LINK_STRATEGIES)}, e.g. `type: hardlink,copy`",
         )
     return names
+
+
+def read_file(state_dir: Path, *, local: bool = False) -> dict[str, Any]:
+    """One config file as written (a missing file is empty), for commands that edit it."""
+    path = state_dir / FILES[1 if local else 0]
+    if not path.is_file():
+        return {}
+    doc = load_yaml(path)
+    if doc.data is not None and not isinstance(doc.data, dict):
+        raise doc.error((), "a config file must be a mapping")
+    return dict(doc.data or {})
+
+
+def write_file(state_dir: Path, data: dict[str, Any], *, local: bool = False) -> Path:
+    """Rewrite one config file (atomically; comments are not kept)."""
+    path = state_dir / FILES[1 if local else 0]
+    header = "# pipeline settings; `pipeline remote ...` rewrites this file\n"
+    if local:
+        header = "# this machine's settings and secrets: never committed\n"
+    atomic_write_text(path, header + (dump_yaml(data) if data else ""))
+    return path

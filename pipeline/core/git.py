@@ -41,3 +41,10 @@ def repo_prefix(root: Path) -> str:
         return ""
     out = git(root, "rev-parse", "--show-prefix", timeout=30)
     return out.strip() if out else ""
+
+
+def root_commit(root: Path) -> str | None:
+    """The repository's first commit: the same in every clone, so it names the project."""
+    out = git(root, "rev-list", "--max-parents=0", "HEAD", timeout=30)
+    roots = sorted(out.split()) if out else []
+    return roots[0] if roots else None

@@ -9,22 +9,16 @@ outputs would be freed go too; the rest keep their log objects.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
-
-from pipeline.core.git import git
-from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
-from pipeline.errors import DataError, UsageError
+from pipeline.core.lockfile import Lock
+from pipeline.data.history import SCOPES, locks_in
+from pipeline.errors import UsageError
 from pipeline.plan.session import Session
 from pipeline.store.objects import ObjectStore
 from pipeline.store.runcache import RunCache
-
-SCOPES = ("workspace", "branches", "all-commits")
 
 
 @dataclass
@@ -42,7 +36,7 @@ def collect(session: Session, scope: str, *, dry: bool = False) -> GcReport:
     """Remove every object that no lock in `scope` (nor a kept run) needs."""
     if scope not in SCOPES:
         raise UsageError(f"unknown gc scope {scope!r}", f"use one of {', '.join(SCOPES)}")
-    locks = [session.lock, *_history(session.project.root, scope)]
+    locks = [session.lock, *locks_in(session.project.root, scope)]
     keep = _referenced(session.store, locks)
     report = GcReport(locks_read=len(locks))
     report.runs_removed = _prune_runs(RunCache(session.store), keep, dry)
@@ -96,29 +90,3 @@ def _prune_runs(runs: RunCache, keep: set[str], dry: bool) -> int:
         if not dry:
             path.unlink(missing_ok=True)
     return removed
-
-
-def _history(root: Path, scope: str) -> Iterator[Lock]:
-    """The lock of every commit in scope (each distinct version once)."""
-    if scope == "workspace":
-        return
-    found = git(root, "rev-parse", "--show-toplevel")
-    if found is None:
-        return
-    top = Path(found.strip())
-    lock_path = os.path.relpath(root.resolve() / LOCK_NAME, top)
-    # HEAD: a detached checkout is kept too; --full-history: commits behind a merge as well
-    refs = ["--branches", "HEAD"] if scope == "branches" else ["--all", "--reflog"]
-    revs = git(top, "rev-list", "--full-history", *refs, "--", lock_path) or ""
-    blobs = {line for rev in revs.split() if (line := _blob(top, rev, lock_path))}
-    for blob in sorted(blobs):
-        text = git(top, "cat-file", "blob", blob)
-        try:
-            yield parse_lock(yaml.safe_load(text or ""))
-        except (DataError, yaml.YAMLError):
-            continue  # an old, damaged or foreign lock protects nothing
-
-
-def _blob(root: Path, rev: str, path: str) -> str | None:
-    out = git(root, "rev-parse", "--verify", "--quiet", f"{rev}:{path}")
-    return out.strip() if out else None

@@ -15,17 +15,18 @@ import heapq
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pipeline.core.fingerprint import fingerprint
 from pipeline.core.hashing import Hasher, HashInfo
 from pipeline.core.lockfile import Lock, LockedPath, LockEntry, LockWriter
 from pipeline.core.statmemo import init_state_dir
 from pipeline.core.textenum import TextEnum
+from pipeline.core.waiting import wait_any
 from pipeline.env.provision import Provisioner, activate
 from pipeline.env.resolve import ResolvedEnv
 from pipeline.errors import DataError, PipelineError, StageFailed
@@ -366,27 +367,6 @@ class Executor:
                 )
             hashes[out.path] = info
         return hashes
-
-
-# How often the main thread wakes while it waits for stages. POSIX hands a process's SIGINT or
-# SIGTERM to any of its threads; Python runs the handler on the main thread, but only once that
-# thread wakes up. Waiting in slices means Ctrl-C stops a run even when a worker caught it.
-_TICK_SECONDS = 0.2
-
-
-def wait_any(futures: Collection[Future[Any]]) -> set[Future[Any]]:
-    """The futures that have finished, once at least one has (interruptible by Ctrl-C)."""
-    while True:
-        done, _ = wait(futures, timeout=_TICK_SECONDS, return_when=FIRST_COMPLETED)
-        if done:
-            return done
-
-
-def wait_all(futures: Collection[Future[Any]]) -> None:
-    """Return once every future has finished (interruptible by Ctrl-C)."""
-    pending = set(futures)
-    while pending:
-        _, pending = wait(pending, timeout=_TICK_SECONDS, return_when=ALL_COMPLETED)
 
 
 class _Schedule:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pipeline.core.hashing import digest_bytes, file_digest
 from pipeline.core.lockfile import LOCK_NAME, LockWriter
 from pipeline.core.options import values_of
+from pipeline.core.waiting import wait_all
 from pipeline.data.checkout import checkout
 from pipeline.errors import DataError, PipelineError
 from pipeline.execute.command import ProcessTracker
@@ -30,7 +31,6 @@ from pipeline.execute.scheduler import (
     FingerprintGate,
     QuietEvents,
     RunResult,
-    wait_all,
 )
 from pipeline.experiments.isolate import (
     make_workspace,

@@ -120,6 +120,11 @@ class RunStore:
         with self.engine.connect() as conn:
             return [_run_row(r._mapping) for r in conn.execute(query)]
 
+    def ids(self) -> set[str]:
+        """Every recorded run's id."""
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(schema.runs.c.id))}
+
     def find(self, ref: str) -> RunRow:
         """A run by id, unique id prefix, name, or `latest`."""
         table = schema.runs

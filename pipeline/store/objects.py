@@ -21,7 +21,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.hashing import ALGORITHM, Hasher, HashInfo, file_digest, tree_manifest
+from pipeline.core.hashing import (
+    ALGORITHM,
+    Hasher,
+    HashInfo,
+    digest_bytes,
+    file_digest,
+    tree_manifest,
+)
 from pipeline.core.paths import PathRuleError, normalize
 from pipeline.errors import DataError
 from pipeline.store.links import LinkUnavailable, hardlink, place, reflink
@@ -112,6 +119,32 @@ class ObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+    def temp_path(self) -> str:
+        """A fresh name in the cache's temp directory, for a download to land on."""
+        return self._temp_name()
+
+    def adopt(self, tmp: str, digest: str) -> bool:
+        """Move a downloaded file into the cache if its bytes hash to `digest`.
+
+        A mismatch deletes it and returns False: a damaged or forged object never enters.
+        """
+        try:
+            if file_digest(tmp) != digest:
+                return False
+            if not os.path.exists(self._where(digest)):
+                self._commit(tmp, self._where(digest))
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def adopt_bytes(self, data: bytes, digest: str) -> bool:
+        """`adopt` for bytes already in memory (a member of a pack)."""
+        if digest_bytes(data) != digest:
+            return False
+        self.put_bytes(data, digest)
+        return True
 
     def read_tree(self, digest: str) -> list[TreeEntry]:
         """The entries of a stored directory."""

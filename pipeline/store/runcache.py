@@ -53,19 +53,14 @@ class RunCache:
 
     def get(self, fingerprint: str) -> RunEntry | None:
         try:
-            data = json.loads(self.path(fingerprint).read_text(encoding="utf-8"))
-            return RunEntry(
-                data["fingerprint"],
-                tuple(_locked(d) for d in data["deps"]),
-                tuple(_locked(o) for o in data["outs"]),
-                data.get("log"),
-            )
+            data = self.path(fingerprint).read_bytes()
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError):  # a damaged entry is only a lost shortcut
+        entry = parse_entry(data)
+        if entry is None:  # a damaged entry is only a lost shortcut
             with contextlib.suppress(OSError):
                 os.unlink(self.path(fingerprint))
-            return None
+        return entry
 
     def put(self, entry: RunEntry) -> None:
         text = json.dumps(entry.to_json(), indent=1)
@@ -87,6 +82,20 @@ class RunCache:
             return
         for path in sorted(self.root.glob("*/*.json")):
             yield path, self.get(f"xxh3_128:{path.parent.name}{path.stem}")
+
+
+def parse_entry(data: bytes) -> RunEntry | None:
+    """An entry from its JSON text; None when it is damaged."""
+    try:
+        raw = json.loads(data)
+        return RunEntry(
+            str(raw["fingerprint"]),
+            tuple(_locked(d) for d in raw["deps"]),
+            tuple(_locked(o) for o in raw["outs"]),
+            raw.get("log"),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _locked(raw: dict[str, Any]) -> LockedPath:

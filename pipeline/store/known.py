@@ -1,0 +1,121 @@
+"""What this machine knows a remote holds, so that no-op pushes and pulls never list it.
+
+`.pipeline/remotes.db` (SQLite) remembers, per remote, every object seen there (uploaded,
+downloaded, or found by a lookup) and where it lies: its own file, or a member of a pack
+(`packs`: pack id, offset, size). Everything is tied to the remote's generation: `gc --remote`
+renews it, and a client that sees a new generation forgets what it knew. The index only ever
+says "present"; an object it does not list is looked up on the remote.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS remotes (remote TEXT PRIMARY KEY, generation TEXT);
+CREATE TABLE IF NOT EXISTS known (
+    remote TEXT NOT NULL, digest TEXT NOT NULL, pack TEXT NOT NULL DEFAULT '',
+    offset INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (remote, digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS packs (
+    remote TEXT NOT NULL, pack TEXT NOT NULL, PRIMARY KEY (remote, pack)
+) WITHOUT ROWID;
+"""
+_BATCH = 500  # digests per query: well below SQLite's limit on bound parameters
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an object lies on a remote: its own file (`pack` empty), or inside a pack."""
+
+    pack: str = ""
+    offset: int = 0
+    size: int = 0
+
+
+class KnownIndex:
+    """The known-objects index of one project, for any number of remotes."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        try:
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:  # damaged: it is only a cache
+            self._db.close()
+            path.unlink(missing_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def adopt(self, remote: str, generation: str | None) -> None:
+        """Make `generation` current for `remote`; a different one than known empties the index."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT generation FROM remotes WHERE remote = ?", (remote,)
+            ).fetchone()
+            if row is not None and row[0] == generation:
+                return
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM known WHERE remote = ?", (remote,))
+            self._db.execute("DELETE FROM packs WHERE remote = ?", (remote,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO remotes (remote, generation) VALUES (?, ?)",
+                (remote, generation),
+            )
+            self._db.execute("COMMIT")
+
+    def lookup(self, remote: str, digests: Iterable[str]) -> dict[str, Location]:
+        """The known location of each of `digests` that the index lists."""
+        found: dict[str, Location] = {}
+        wanted = list(digests)
+        with self._lock:
+            for start in range(0, len(wanted), _BATCH):
+                batch = wanted[start : start + _BATCH]
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    "SELECT digest, pack, offset, size FROM known "
+                    f"WHERE remote = ? AND digest IN ({marks})",
+                    (remote, *batch),
+                )
+                found.update({d: Location(p, o, s) for d, p, o, s in rows})
+        return found
+
+    def add(self, remote: str, objects: dict[str, Location]) -> None:
+        rows = [(remote, d, loc.pack, loc.offset, loc.size) for d, loc in objects.items()]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO known (remote, digest, pack, offset, size) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+
+    def forget(self, remote: str, digests: Iterable[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM known WHERE remote = ? AND digest = ?",
+                [(remote, d) for d in digests],
+            )
+
+    def packs(self, remote: str) -> set[str]:
+        """The packs whose members the index already lists."""
+        with self._lock:
+            rows = self._db.execute("SELECT pack FROM packs WHERE remote = ?", (remote,))
+            return {r[0] for r in rows}
+
+    def add_pack(self, remote: str, pack: str, members: dict[str, Location]) -> None:
+        self.add(remote, members)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO packs (remote, pack) VALUES (?, ?)", (remote, pack)
+            )
