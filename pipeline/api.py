@@ -81,6 +81,10 @@ def repro(
             _exclusive(options.root, wait=options.wait, on_wait=on_wait),
             open_session(options.root) as session,
         ):
+            if options.pull:
+                from pipeline.data.sync import pull_missing
+
+                pull_missing(session, options)
             plan = make_plan(session, options)
             result, executor = execute(session, plan, events or QuietEvents(), how)
             if any(r.outcome in (Outcome.RAN, Outcome.RESTORED) for r in result.results):
@@ -132,6 +136,10 @@ def checkout(
             with open_session(root) as session, _run_store(root) as store:
                 apply_run_files(session, store, run, force=force)
         with open_session(root) as session:
+            if run is not None:  # a teammate's run (`pull --runs`): its outputs may be remote
+                from pipeline.data.sync import fetch_missing
+
+                fetch_missing(session)
             return restore_workspace(session, targets, verify=verify)
 
 
@@ -161,12 +169,20 @@ def add(root: Path | str, paths: list[str], *, on_wait: Waiting = None) -> list[
 
 
 def gc(
-    root: Path | str = ".", scope: str = "branches", *, dry: bool = False, on_wait: Waiting = None
+    root: Path | str = ".",
+    scope: str = "branches",
+    *,
+    dry: bool = False,
+    on_wait: Waiting = None,
+    remote: str | None = None,
 ) -> GcReport:
-    """Free cache objects that no lock in `scope` refers to."""
-    from pipeline.data.gc import collect
+    """Free cache objects that no lock in `scope` refers to; with `remote`, on that remote
+    instead (never the local cache)."""
+    from pipeline.data.gc import collect, collect_remote
 
     with _exclusive(root, on_wait=on_wait), open_session(root) as session:
+        if remote is not None:
+            return collect_remote(session, scope, remote, dry=dry)
         return collect(session, scope, dry=dry)
 
 
@@ -209,6 +225,17 @@ def pull(
     options = options or SyncOptions()
     with _exclusive(root, on_wait=on_wait):
         return _sync(root, lambda session: sync.pull(session, options, meter))
+
+
+def pull_missing(
+    options: ReproOptions, *, meter: Meter | None = None, on_wait: Waiting = None
+) -> list[SyncReport]:
+    """`repro --pull`'s first step: the tracked data and outputs of the selected stages that
+    this workspace lacks, from the default remote."""
+    from pipeline.data import sync
+
+    with _exclusive(options.root, on_wait=on_wait):
+        return _sync(options.root, lambda session: sync.pull_missing(session, options, meter))
 
 
 def remote_status(options: SyncOptions | None = None, root: Path | str = ".") -> RemoteStatus:

@@ -82,23 +82,59 @@ def add(opts: GlobalOptions, paths: tuple[str, ...]) -> None:
     help="Keep what the lock of any commit (any ref, reflog included) needs.",
 )
 @click.option("--dry", is_flag=True, help="Only say what would be freed.")
+@click.option(
+    "-r",
+    "--remote",
+    metavar="NAME",
+    help="Delete from the remote NAME instead of the local cache (same keep-rules).",
+)
+@click.option("-y", "--yes", is_flag=True, help="With --remote: do not ask for confirmation.")
+@json_flag
 @click.pass_obj
-def gc(opts: GlobalOptions, scope: str | None, dry: bool) -> None:
+def gc(
+    opts: GlobalOptions,
+    *,
+    scope: str | None,
+    dry: bool,
+    remote: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
     """Free cache objects that no lock refers to.
 
     By default keeps what the current lock and the lock of every commit of every local branch
-    need. Never removes an object the current workspace needs.
+    need. Never removes an object the current workspace needs. A remote is never touched unless
+    named with --remote; there, what this project's run records need is kept too. A remote
+    shared by several projects keeps only what this one needs: run it with --dry first.
     """
     from pipeline import api
     from pipeline.cli import report
 
-    result = api.gc(opts.directory, scope or "branches", dry=dry, on_wait=waiting)
+    if remote is not None and not dry and not yes:
+        _confirm_remote_gc(remote)
+    result = api.gc(opts.directory, scope or "branches", dry=dry, on_wait=waiting, remote=remote)
+    if as_json:
+        click.echo(report.to_json(dataclasses.asdict(result)))
+        return
     verb = "would free" if dry else "freed"
+    where = f" on remote {remote}" if remote else ""
     report.echo(
         f"{verb} {report.plural(len(result.removed), 'object')} "
-        f"({report.size(result.freed_bytes)}); kept {result.kept}; "
-        f"{result.runs_removed} run-cache entries dropped; {result.locks_read} lock versions read"
+        f"({report.size(result.freed_bytes)}){where}; kept {result.kept}; "
+        f"{report.plural(result.runs_removed, 'run-cache entry')} dropped; "
+        f"{report.plural(result.locks_read, 'lock version')} read"
     )
+
+
+def _confirm_remote_gc(remote: str) -> None:
+    question = (
+        f"Delete from remote {remote!r} every object this project's locks and runs do not need "
+        "(other projects sharing it lose theirs)?"
+    )
+    if not sys.stdin.isatty():
+        fail(f"gc --remote {remote} needs confirmation", "add --yes (or look first with --dry)", 2)
+    if not click.confirm(question, default=False):
+        fail("nothing deleted", None, 1)
 
 
 @click.command()
@@ -140,17 +176,34 @@ def _sync_command(name: str, doc: str) -> click.Command:
             click.echo(report.to_json([r.to_json() for r in reports]))
         else:
             report.sync_text(name, reports)
-        if any(
-            r.failed or (r.checkout and (r.checkout.missing or r.checkout.corrupt)) for r in reports
-        ):
-            sys.exit(4)
+        _fail_if_incomplete(name, reports)
 
     return command
 
 
-def _incomplete(report: Any) -> bool:
-    restored = report.checkout
-    return bool(report.failed or (restored and (restored.missing or restored.corrupt)))
+def _fail_if_incomplete(verb: str, reports: list[Any]) -> None:
+    """Exit 4, with one line, when an object was missing, corrupt, or could not be restored."""
+    from pipeline.cli.report import plural
+
+    missing = sum(len(r.objects.missing) for r in reports)
+    corrupt = sum(len(r.objects.corrupt) for r in reports)
+    unrestored = sum(
+        len(r.checkout.missing) + len(r.checkout.corrupt) for r in reports if r.checkout
+    )
+    if corrupt:
+        fail(
+            f"{verb}: {plural(corrupt, 'object')} on the remote did not match their hash; "
+            "none was used",
+            "the remote copy is damaged: push it again from a machine that has it",
+            4,
+        )
+    if missing or unrestored:
+        what = "not on the remote" if missing else "could not be restored"
+        fail(
+            f"{verb}: {plural(missing or unrestored, 'object')} {what}",
+            "push them from a machine that has them, or `pipeline repro` to rebuild",
+            4,
+        )
 
 
 push = _sync_command(

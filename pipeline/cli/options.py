@@ -109,6 +109,9 @@ def record_warning(result: Any) -> None:
         warning = f"warning: the run was not recorded: {result.record_error}"
         report.echo(warning, fg="yellow", err=True)
         report.echo("    check .pipeline/runs.db (move it aside to start a new one)", err=True)
+    if getattr(result, "remote_error", None):
+        report.echo(f"warning: {result.remote_error}", fg="yellow", err=True)
+        report.echo("    the remote's run-cache was not used; stages ran here instead", err=True)
 
 
 json_flag = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

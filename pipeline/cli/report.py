@@ -247,9 +247,12 @@ def sync_text(verb: str, reports: list[SyncReport]) -> None:
             line += f"; {plural(found.records, 'run record')}"
         echo(line + ".")
         for digest in moved.missing:
-            echo(f"not on {found.remote}: {digest}", fg="red")
+            echo(f"not on {found.remote}: {_named(found, digest)}", fg="red")
         for digest in moved.corrupt:
-            echo(f"rejected, corrupt on {found.remote}: {digest} (never placed)", fg="red")
+            echo(
+                f"rejected, corrupt on {found.remote}: {_named(found, digest)} (never placed)",
+                fg="red",
+            )
         if found.not_cached:
             echo(
                 f"warning: {plural(len(found.not_cached), 'object')} the lock refers to "
@@ -259,6 +262,11 @@ def sync_text(verb: str, reports: list[SyncReport]) -> None:
             )
         if found.checkout is not None:
             checkout_text(found.checkout)
+
+
+def _named(found: SyncReport, digest: str) -> str:
+    path = found.paths.get(digest)
+    return f"{path} ({digest})" if path else digest
 
 
 def remotes_text(remotes: list[RemoteSummary]) -> None:

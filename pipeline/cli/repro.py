@@ -6,6 +6,7 @@ Commands import `pipeline.api` and the renderers when they run, so that `--help`
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -38,6 +39,7 @@ from pipeline.execute.options import ReproOptions
     "keep_going",
     "wait",
     "run_cache",
+    "pull",
     "env_manager",
 )
 @click.pass_obj
@@ -56,6 +58,12 @@ def repro(opts: GlobalOptions, /, dry: bool, **values: Any) -> None:
         report.dry_run_text(plan)
         report.stale_lock_warnings(plan)
         return
+    if options.pull:
+        with progress.transfer_meter() as meter:
+            pulled = api.pull_missing(options, meter=meter, on_wait=waiting)
+        if pulled:
+            report.sync_text("pull", pulled)
+        options = dataclasses.replace(options, pull=False)
     out = progress.console()
     started = time.monotonic()
     with progress.make_events(out, options.jobs) as events:

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.atomic import atomic_write_text
+from pipeline.core.suggest import suggest_name
 from pipeline.core.yamlio import DocumentMemo, YamlDoc, dump_yaml, load_yaml
-from pipeline.errors import ManifestError
+from pipeline.errors import ManifestError, UsageError
 
 FILES = ("config.yaml", "config.local.yaml")
 # How a cached object may be placed at a workspace path (store/links.py implements each).
@@ -77,6 +78,28 @@ class Config:
     env: EnvSettings = EnvSettings()
     remotes: dict[str, RemoteSettings] = field(default_factory=dict, hash=False)
     default_remote: str | None = None
+
+    def remote(self, name: str | None = None) -> RemoteSettings:
+        """The remote `name`, or the default one (a single configured remote is the default)."""
+        if name is None:
+            name = self.default_remote or (
+                next(iter(self.remotes)) if len(self.remotes) == 1 else None
+            )
+            if name is None:
+                raise UsageError(
+                    "no default remote is set" if self.remotes else "no remote is configured",
+                    "pipeline remote add -d NAME URL (or give -r NAME)",
+                )
+        if name not in self.remotes:
+            raise UsageError(
+                f"no remote named {name!r}",
+                suggest_name(name, list(self.remotes), "see `pipeline remote list`"),
+            )
+        return self.remotes[name]
+
+    @property
+    def has_default_remote(self) -> bool:
+        return bool(self.default_remote in self.remotes or len(self.remotes) == 1)
 
 
 def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:

@@ -14,25 +14,24 @@ import dataclasses
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.core.config import RemoteSettings
 from pipeline.core.git import root_commit
 from pipeline.core.hashing import HashInfo
-from pipeline.core.suggest import suggest_name
+from pipeline.core.paths import is_within
 from pipeline.data.checkout import CheckoutReport, checkout, wanted
 from pipeline.data.history import locks_in
 from pipeline.data.options import SyncOptions
-from pipeline.errors import DataError, UsageError
+from pipeline.errors import DataError
+from pipeline.plan.options import PlanOptions
+from pipeline.plan.selection import select
 from pipeline.plan.session import Session
-from pipeline.runs.exchange import RunDocument, export_run, import_run, read_document, shareable
-from pipeline.runs.runstore import DB_NAME, RunStore
-from pipeline.store.known import KnownIndex
-from pipeline.store.remote import Remote
-from pipeline.store.runcache import RunEntry, parse_entry
-from pipeline.store.transfer import Meter, QuietMeter, Report, Transfer
+from pipeline.store.remoteruns import fetch_entry
+from pipeline.store.runcache import RunEntry
+from pipeline.store.transfer import Meter, Report, Transfer, connected
 
-KNOWN_DB = "remotes.db"
+if TYPE_CHECKING:
+    from pipeline.runs.exchange import RunDocument
 
 
 @dataclass
@@ -46,6 +45,7 @@ class SyncReport:
     records: int = 0  # run records moved (--runs)
     not_cached: list[str] = field(default_factory=list)  # in a lock, but not in the cache
     checkout: CheckoutReport | None = None
+    paths: dict[str, str] = field(default_factory=dict)  # missing or corrupt digest → its path
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,34 +55,12 @@ class SyncReport:
         return bool(self.objects.missing or self.objects.corrupt)
 
 
-def remote_settings(session: Session, name: str | None) -> RemoteSettings:
-    """The named remote, or the default one, as configured."""
-    remotes = session.config.remotes
-    if name is None:
-        name = session.config.default_remote or (next(iter(remotes)) if len(remotes) == 1 else None)
-        if name is None:
-            raise UsageError(
-                "no remote is configured" if not remotes else "no default remote is set",
-                "pipeline remote add -d NAME URL (or give -r NAME)",
-            )
-    if name not in remotes:
-        raise UsageError(
-            f"no remote named {name!r}",
-            suggest_name(name, list(remotes), "see `pipeline remote list`"),
-        )
-    return remotes[name]
-
-
 @contextlib.contextmanager
 def connect(session: Session, name: str | None, meter: Meter | None = None) -> Iterator[Transfer]:
     """A transfer between this project's cache and the remote `name` (default: the default)."""
-    settings = remote_settings(session, name)
-    remote = Remote(settings, session.project.root)
-    known = KnownIndex(session.project.state_dir / KNOWN_DB)
-    try:
-        yield Transfer(session.store, remote, known, meter or QuietMeter())
-    finally:
-        known.close()
+    settings = session.config.remote(name)
+    with connected(session.store, settings, session.project.root, meter) as transfer:
+        yield transfer
 
 
 # --- push ---------------------------------------------------------------------------------
@@ -156,6 +134,9 @@ def _push_entries(session: Session, transfer: Transfer, entries: dict[str, RunEn
 
 def _push_records(session: Session, transfer: Transfer) -> int:
     """Every finished run not on the remote yet: its objects first, then its record."""
+    from pipeline.runs.exchange import export_run, shareable  # noqa: PLC0415 - SQLAlchemy
+    from pipeline.runs.runstore import DB_NAME, RunStore  # noqa: PLC0415 - only with --runs
+
     path = session.project.state_dir / DB_NAME
     if not path.is_file():
         return 0
@@ -169,7 +150,7 @@ def _push_records(session: Session, transfer: Transfer) -> int:
     finally:
         store.close()
     infos = [HashInfo(d, 0, 1) for doc in docs for d in doc.objects()]
-    infos += [o for doc in docs for o in _lock_outputs(session, doc)]
+    infos += [o for doc in docs for o in lock_outputs(session, doc)]
     files, trees, _ = _expand(session, infos)
     transfer.upload(files, trees)
     remote = transfer.remote
@@ -178,7 +159,7 @@ def _push_records(session: Session, transfer: Transfer) -> int:
     return len(docs)
 
 
-def _lock_outputs(session: Session, doc: RunDocument) -> list[HashInfo]:
+def lock_outputs(session: Session, doc: RunDocument) -> list[HashInfo]:
     """The outputs a run's kept lock names, for `checkout RUN` on another machine."""
     from pipeline.core.lockfile import LOCK_NAME, parse_lock  # noqa: PLC0415 - rare path
 
@@ -203,6 +184,7 @@ def _yaml(session: Session, digest: str) -> Any:
 
 def fetch(session: Session, options: SyncOptions, meter: Meter | None = None) -> list[SyncReport]:
     """Bring into the cache what the lock refers to, from its remote(s)."""
+    _fetch_listings(session, options)
     infos, _ = _collect(session, options, local_entries=False)
     routes = _routes(session, options, infos)
     reports = []
@@ -213,10 +195,60 @@ def fetch(session: Session, options: SyncOptions, meter: Meter | None = None) ->
             if index == 0:
                 report.runs = _fetch_entries(session, transfer)
             report.objects = transfer.download(infos[p] for p in paths)
+            report.paths = _paths_of(session, {p: infos[p] for p in paths}, report.objects)
             if options.runs and index == 0:
                 report.records = _fetch_records(session, transfer)
             reports.append(report)
     return reports
+
+
+def _fetch_listings(session: Session, options: SyncOptions) -> None:
+    """A target inside a tracked directory is found through the directory's listing: bring
+    the listings such targets need (tiny) before resolving them."""
+    dirs = {
+        path: info
+        for path, info in wanted(session, ()).items()
+        if info.isdir
+        and not session.store.has(info.hash)
+        and any(is_within(t.rstrip("/"), path) and t.rstrip("/") != path for t in options.targets)
+    }
+    for path, info in dirs.items():
+        out = _out(session, path)
+        with connect(session, options.remote or (out.remote if out else None)) as transfer:
+            transfer.download([HashInfo(info.hash, 0, 1)])
+
+
+def _paths_of(session: Session, infos: dict[str, HashInfo], objects: Report) -> dict[str, str]:
+    """The workspace path of each object that could not be brought (for the message)."""
+    bad = set(objects.missing) | set(objects.corrupt)
+    found: dict[str, str] = {}
+    for path, info in infos.items():
+        if info.hash in bad:
+            found[info.hash] = path
+        elif info.isdir and session.store.has(info.hash):
+            with contextlib.suppress(DataError):
+                for entry in session.store.read_tree(info.hash):
+                    if entry.hash in bad:
+                        found[entry.hash] = f"{path}/{entry.path}"
+    return found
+
+
+def fetch_missing(session: Session) -> list[SyncReport]:
+    """What the lock names and the cache lacks, from the default remote (for `checkout RUN`
+    of a teammate's run); nothing, and no request, when the cache has it all."""
+    if not session.config.has_default_remote:
+        return []
+    infos = wanted(session, ())
+    if all(_cached(session, info) for info in infos.values()):
+        return []
+    return fetch(session, SyncOptions())
+
+
+def _cached(session: Session, info: HashInfo) -> bool:
+    try:
+        return session.store.complete(info)
+    except DataError:
+        return False
 
 
 def pull(session: Session, options: SyncOptions, meter: Meter | None = None) -> list[SyncReport]:
@@ -227,6 +259,29 @@ def pull(session: Session, options: SyncOptions, meter: Meter | None = None) -> 
     return reports
 
 
+def pull_missing(
+    session: Session, options: PlanOptions, meter: Meter | None = None
+) -> list[SyncReport]:
+    """`repro --pull`: what the selected stages read or write, tracked, and absent here."""
+    project = session.project
+    chosen = select(
+        project, options.targets, single_item=options.single_item, downstream=options.downstream
+    )
+    paths = set()
+    for name in chosen.order:
+        stage = project.stages[name]
+        paths |= set(stage.deps) | {o.path for o in stage.outs}
+    missing = tuple(
+        sorted(
+            p
+            for p in wanted(session, ())
+            if any(is_within(p, q) or is_within(q, p) for q in paths)
+            and not (project.root / p).exists()
+        )
+    )
+    return pull(session, SyncOptions(targets=missing), meter) if missing else []
+
+
 def _fetch_entries(session: Session, transfer: Transfer) -> int:
     """The run-cache entries of the lock's stages that this machine lacks."""
     wanted_fps = [
@@ -234,43 +289,47 @@ def _fetch_entries(session: Session, transfer: Transfer) -> int:
         for e in session.lock.stages.values()
         if session.run_cache.get(e.fingerprint) is None
     ]
-    received = 0
-    for fingerprint in wanted_fps:
-        entry = fetch_entry(session, transfer, fingerprint)
-        received += entry is not None
-    return received
-
-
-def fetch_entry(session: Session, transfer: Transfer, fingerprint: str) -> RunEntry | None:
-    """One run-cache entry from the remote into the local run-cache (None: the remote has none)."""
-    try:
-        data = transfer.remote.read_bytes(transfer.remote.run_path(fingerprint))
-    except FileNotFoundError:
-        return None
-    entry = parse_entry(data)
-    if entry is None or entry.fingerprint != fingerprint:
-        return None  # damaged or forged: a lost shortcut, never a wrong restore
-    session.run_cache.put(entry)
-    return entry
+    entries = transfer.parallel(
+        {fp: functools.partial(fetch_entry, transfer, fp) for fp in wanted_fps}
+    )
+    for entry in entries.values():
+        if entry is not None:
+            session.run_cache.put(entry)
+    return sum(entry is not None for entry in entries.values())
 
 
 def _fetch_records(session: Session, transfer: Transfer) -> int:
     """Teammates' runs: their records, then the objects those records name."""
-    project = _project_id(session)
-    remote = transfer.remote
+    from pipeline.runs.exchange import import_run  # noqa: PLC0415 - SQLAlchemy
+    from pipeline.runs.runstore import RunStore  # noqa: PLC0415 - only with --runs
+
     store = RunStore.for_project(session.project.state_dir)
     try:
-        new = sorted(_remote_records(transfer, project) - store.ids())
-        raw = transfer.parallel(
-            {i: functools.partial(remote.read_bytes, remote.record_path(project, i)) for i in new}
-        )
-        docs = [read_document(data, f"run record {i}") for i, data in raw.items()]
+        docs = remote_documents(session, transfer, skip=store.ids())
         transfer.download(HashInfo(d, 0, 1) for doc in docs for d in doc.objects())
         for doc in sorted(docs, key=lambda d: (d.detail.run.parent_id is not None, d.id)):
             import_run(store, doc)
     finally:
         store.close()
     return len(docs)
+
+
+def remote_documents(
+    session: Session, transfer: Transfer, skip: set[str] | frozenset[str] = frozenset()
+) -> list[RunDocument]:
+    """This project's run records on the remote, but those in `skip`."""
+    from pipeline.runs.exchange import read_document  # noqa: PLC0415 - SQLAlchemy
+
+    project = _project_id(session)
+    remote = transfer.remote
+    wanted_ids = sorted(_remote_records(transfer, project) - set(skip))
+    raw = transfer.parallel(
+        {
+            i: functools.partial(remote.read_bytes, remote.record_path(project, i))
+            for i in wanted_ids
+        }
+    )
+    return [read_document(data, f"run record {i}") for i, data in raw.items()]
 
 
 def _remote_records(transfer: Transfer, project: str) -> set[str]:
@@ -298,11 +357,20 @@ def _collect(
             infos.update({f"{i.hash}": i for i in lock.data.values()})
     entries: dict[str, RunEntry] = {}
     if local_entries:
-        for entry in session.lock.stages.values():
+        for name, entry in session.lock.stages.items():
             found = session.run_cache.get(entry.fingerprint)
-            if found is not None:
+            if found is not None and _entry_shared(session, name, options):
                 entries[entry.fingerprint] = found
     return infos, entries
+
+
+def _entry_shared(session: Session, name: str, options: SyncOptions) -> bool:
+    """A stage's run-cache entry travels with its outputs: not when one stays local
+    (`push: false`) or goes to a remote of its own (`remote:`, unless `-r` names one)."""
+    stage = session.project.stages.get(name)
+    if stage is None:
+        return False
+    return all(o.push and (options.remote or not o.remote) for o in stage.outs)
 
 
 def _pushed(session: Session, path: str) -> bool:

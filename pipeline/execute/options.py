@@ -43,5 +43,11 @@ class ReproOptions(PlanOptions, ExecOptions):
         negative=True,
         help="Fail at once if another pipeline process runs here.",
     )
+    pull: bool = option(
+        "--pull",
+        default=False,
+        help="First download from the default remote the data and outputs the selected "
+        "stages need and this workspace lacks.",
+    )
     record: bool = True  # write a run record to .pipeline/runs.db
     command: str = ""  # the command line, for the record (default: the API call)

@@ -32,6 +32,8 @@ from pipeline.plan.decisions import Plan
 from pipeline.plan.session import Session
 from pipeline.runs.model import Artifact, RunStatus
 from pipeline.runs.record import RunInfo, RunRecorder, effective_params, read_metrics
+from pipeline.store.remoteruns import RemoteRunCache
+from pipeline.store.runcache import RunCache
 
 if TYPE_CHECKING:
     from pipeline.runs.runstore import RunStore
@@ -52,7 +54,8 @@ def execute(
     session: Session, plan: Plan, events: Events, how: Execution
 ) -> tuple[RunResult, Executor]:
     """Run `plan`, recording it unless `how.record` is None."""
-    cache = StageCache(session.store, session.run_cache, session.hasher, session.config)
+    run_cache = _run_cache(session, plan)
+    cache = StageCache(session.store, run_cache, session.hasher, session.config)
     recorder = _recorder(how.store_dir or session.project.state_dir, session, how.record)
     rows = StageRows(session.project, session.store, session.run_cache)
     recorded: set[str] = set()
@@ -83,6 +86,10 @@ def execute(
         if recorder is not None:
             _finish(recorder, session, ended_by(exc), set())
         raise
+    finally:
+        run_cache.close()
+    if isinstance(run_cache, RemoteRunCache) and run_cache.error is not None:
+        result = dataclasses.replace(result, remote_error=run_cache.error.message)
     if recorder is None:
         return result, executor
     for late in result.results:  # settled without running: up to date, skipped
@@ -96,6 +103,14 @@ def execute(
     produced = {r.stage for r in result.results if r.outcome in _PRODUCED}
     error = _finish(recorder, session, status, produced)
     return dataclasses.replace(result, run_id=recorder.id, record_error=error), executor
+
+
+def _run_cache(session: Session, plan: Plan) -> RunCache:
+    """The local run-cache, backed by the default remote's when one is configured."""
+    if not plan.options.run_cache or not session.config.has_default_remote:
+        return session.run_cache
+    settings = session.config.remote()
+    return RemoteRunCache(session.store, settings, session.project.root)
 
 
 def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRecorder | None:

@@ -70,6 +70,7 @@ class RunResult:
     results: tuple[StageResult, ...]
     run_id: str | None = None
     record_error: str | None = None  # the run could not be recorded: why
+    remote_error: str | None = None  # the remote run-cache could not be asked: why
 
     @property
     def failed(self) -> StageResult | None:

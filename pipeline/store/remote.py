@@ -179,12 +179,38 @@ class Remote:
     def read_bytes(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         """A file's bytes (or `start:end` of them); FileNotFoundError when it is absent."""
         try:
-            data: bytes = self.fs.cat_file(path, start=start, end=end)
+            if (start is not None or end is not None) and self.family == "ssh":
+                data = self._read_range(path, start or 0, end)
+            else:
+                data = self.fs.cat_file(path, start=start, end=end)
         except FileNotFoundError:
             raise
         except Exception as exc:
             raise self.explain(exc, f"read {self.relative(path)}") from None
         return data
+
+    def _read_range(self, path: str, start: int, end: int | None) -> bytes:
+        """sshfs's cat_file ignores a range: seek and read instead."""
+        with self.fs.open(path, "rb") as handle:
+            handle.seek(start)
+            data: bytes = handle.read(-1 if end is None else end - start)
+        return data
+
+    def check_root(self) -> None:
+        """A remote never written to: make sure its bucket exists (else a pull finds nothing and
+        would call every object missing)."""
+        if self.family not in ("s3", "gs", "az"):
+            return
+        bucket = self.base.split("/", 1)[0]
+        try:
+            exists = self.fs.exists(bucket)
+        except Exception as exc:
+            raise self.explain(exc, f"look up the bucket {bucket}") from None
+        if not exists:
+            raise DataError(
+                f"remote {self.name!r} ({self.url}): the bucket does not exist ({bucket})",
+                "create it, or fix the url (`pipeline remote modify NAME url URL`)",
+            )
 
     def find(self, prefix: str) -> list[str]:
         """Every file below `prefix` (a path relative to the remote), as relative paths."""
@@ -196,6 +222,21 @@ class Remote:
         except Exception as exc:
             raise self.explain(exc, f"list {prefix}") from None
         return [self.relative(str(p).rstrip("/")) for p in found if ".tmp-" not in str(p)]
+
+    def find_sizes(self, prefix: str) -> dict[str, int]:
+        """Every file below `prefix` with its size, as relative paths."""
+        base = f"{self.base}/{prefix}".rstrip("/")
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            raise self.explain(exc, f"list {prefix}") from None
+        return {
+            self.relative(str(p).rstrip("/")): int(info.get("size") or 0)
+            for p, info in found.items()
+            if ".tmp-" not in str(p)
+        }
 
     def delete(self, paths: list[str]) -> None:
         if paths:
@@ -256,19 +297,52 @@ class Remote:
 def explain(exc: BaseException, who: str, family: str, what: str) -> DataError:
     """A backend's exception as a `DataError`: absent bucket, credentials, network, disk."""
     kind, text = type(exc).__name__, str(exc) or type(exc).__name__
+    local = _local_cause(exc, who, what, text)
+    if local is not None:
+        return local
+    if _is_network(exc, kind):
+        return _unreachable(who, what, kind, text)
+    if _is_credentials(kind, text) or isinstance(exc, PermissionError):
+        return DataError(f"{who} refused access: {text}", _CREDENTIALS.get(family, _NO_CRED))
+    if _is_missing_bucket(kind, text):
+        return DataError(f"{who}: the bucket does not exist ({text})", "create it, or fix the url")
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{who}: not found while trying to {what}: {text}")
+    return _unreachable(who, what, kind, text)
+
+
+def _local_cause(exc: BaseException, who: str, what: str, text: str) -> DataError | None:
+    """This machine's fault, not the remote's: a full disk, a backend's missing module."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return DataError(f"disk full while trying to {what} from {who}", "free some space")
     if isinstance(exc, ModuleNotFoundError):
         return DataError(f"{who}: {text}", "install the remote's extra (see pipeline remote list)")
-    if _is_credentials(kind, text) or isinstance(exc, PermissionError):
-        return DataError(f"{who} refused access: {text}", _CREDENTIALS.get(family, _NO_CRED))
-    if "NoSuchBucket" in text or ("bucket" in text.lower() and "not" in text.lower()):
-        return DataError(f"{who}: the bucket does not exist ({text})", "create it, or fix the url")
-    if isinstance(exc, FileNotFoundError):
-        return DataError(f"{who}: not found while trying to {what}: {text}")
+    return None
+
+
+def _unreachable(who: str, what: str, kind: str, text: str) -> DataError:
     return DataError(
         f"{who} did not answer while trying to {what}: {kind}: {text}",
         "check the url and the network; nothing was half-written, run the command again",
+    )
+
+
+def _is_network(exc: BaseException, kind: str) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    names = {k.__name__ for k in type(exc).__mro__}
+    markers = ("EndpointConnectionError", "ConnectTimeout", "ReadTimeout", "ClientConnectorError")
+    return any(m in names for m in markers) or kind in ("ServerDisconnectedError",)
+
+
+def _is_missing_bucket(kind: str, text: str) -> bool:
+    lowered = text.lower()
+    return (
+        "NoSuchBucket" in kind
+        or "NoSuchBucket" in text
+        or "specified bucket does not exist" in lowered
+        or "ContainerNotFound" in text
+        or "bucket does not exist" in lowered
     )
 
 

@@ -77,6 +77,9 @@ class RunCache:
             complete = False
         return entry if complete else None
 
+    def close(self) -> None:
+        """Nothing to release here (a remote-backed run-cache has a connection)."""
+
     def all_entries(self) -> Iterator[tuple[Path, RunEntry | None]]:
         if not self.root.is_dir():
             return

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.core.config import RemoteSettings
 from pipeline.core.hashing import ALGORITHM, HashInfo
 from pipeline.core.waiting import wait_any
 from pipeline.errors import DataError
@@ -35,6 +37,7 @@ from pipeline.store.packs import (
 )
 from pipeline.store.remote import Remote
 
+KNOWN_DB = "remotes.db"  # in .pipeline/: what this machine knows each remote holds
 _PROBE_EACH_BELOW = 256  # fewer unknown objects than this: look each up; more: list prefixes
 _FAMILY_DIR = ALGORITHM.split("_")[0]
 
@@ -89,8 +92,10 @@ class Transfer:
         if self._opened:
             return
         generation = self.remote.generation()
-        if generation is None and writing:
-            generation = self.remote.renew_generation()
+        if generation is None:
+            self.remote.check_root()
+            if writing:
+                generation = self.remote.renew_generation()
         self.known.adopt(self.remote.key, generation)
         self._opened = True
 
@@ -128,7 +133,7 @@ class Transfer:
         listed = self._parallel(
             {p: functools.partial(self.remote.find, f"files/{_FAMILY_DIR}/{p}") for p in prefixes}
         )
-        on_remote = {_digest_of(path) for paths in listed.values() for path in paths}
+        on_remote = {digest_of(path) for paths in listed.values() for path in paths}
         return digests & on_remote
 
     # --- uploads -------------------------------------------------------------------------
@@ -282,7 +287,20 @@ class Transfer:
         return results
 
 
-def _digest_of(path: str) -> str:
+@contextlib.contextmanager
+def connected(
+    store: ObjectStore, settings: RemoteSettings, project_root: Path, meter: Meter | None = None
+) -> Iterator[Transfer]:
+    """A transfer between `store` (in `<project>/.pipeline/cache`) and the remote `settings`."""
+    remote = Remote(settings, project_root)
+    known = KnownIndex(store.root.parent / KNOWN_DB)
+    try:
+        yield Transfer(store, remote, known, meter)
+    finally:
+        known.close()
+
+
+def digest_of(path: str) -> str:
     """`files/xxh3/ab/cdef…` → `xxh3_128:abcdef…`."""
     parts = path.split("/")
     return f"{ALGORITHM}:{parts[-2]}{parts[-1]}"
