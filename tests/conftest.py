@@ -321,3 +321,15 @@ def three(project: Project) -> Project:
     from tests.experiments.support import setup
 
     return setup(project)
+
+
+# --- remotes on loopback (tests/servers.py): moto S3, sshd, a directory ---------------------
+from tests.servers import (  # noqa: E402
+    any_remote,  # noqa: F401
+    local_remote,  # noqa: F401
+    moto_process,  # noqa: F401
+    moto_server,  # noqa: F401
+    s3_remote,  # noqa: F401
+    ssh_remote,  # noqa: F401
+    sshd,  # noqa: F401
+)

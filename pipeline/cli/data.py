@@ -166,11 +166,11 @@ def _sync_command(name: str, doc: str) -> click.Command:
     @click.pass_obj
     def command(opts: GlobalOptions, /, as_json: bool, **values: Any) -> None:
         from pipeline import api
-        from pipeline.cli import progress, report
+        from pipeline.cli import report, transferbar
 
         options = SyncOptions(**given(values))
         action = {"push": api.push, "fetch": api.fetch, "pull": api.pull}[name]
-        with progress.transfer_meter() as meter:
+        with transferbar.transfer_meter() as meter:
             reports = action(options, opts.directory, meter=meter)
         if as_json:
             click.echo(report.to_json([r.to_json() for r in reports]))

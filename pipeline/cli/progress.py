@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -263,52 +263,3 @@ class PointEvents:
         line = _finished_line(result)
         if line is not None:
             self.out.print(f"[dim]{escape(self.label)}[/] {line}")
-
-
-class TransferMeter:
-    """A transfer's progress: a bar of bytes with the files done, their rate (terminal only)."""
-
-    def __init__(self, bar: Any) -> None:
-        self._bar = bar
-        self._task: Any = None
-        self._label = ""
-        self._files = [0, 0]  # done, total
-
-    def start(self, label: str, files: int, size: int) -> None:
-        self._files = [0, files]
-        self._label = label
-        if self._bar is not None and files:
-            self._task = self._bar.add_task(self._text(label), total=size or files)
-
-    def advance(self, files: int, size: int) -> None:
-        self._files[0] += files
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, advance=size or files, description=self._text(self._label))
-
-    def _text(self, label: str) -> str:
-        return f"{label} {self._files[0]}/{self._files[1]} files"
-
-
-@contextlib.contextmanager
-def transfer_meter() -> Iterator[TransferMeter]:
-    """A `TransferMeter` drawing on the terminal, or a silent one when output is not a terminal."""
-    out = console()
-    if not out.is_terminal or os.environ.get("NO_COLOR") or out.is_dumb_terminal:
-        yield TransferMeter(None)
-        return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
-    with Progress(*columns, console=out, transient=True) as bar:
-        yield TransferMeter(bar)

@@ -262,6 +262,9 @@ def sync_text(verb: str, reports: list[SyncReport]) -> None:
             )
         if found.checkout is not None:
             checkout_text(found.checkout)
+        if found.never_pushed:
+            outs = plural(len(found.never_pushed), "output")
+            echo(f"{outs} never pushed (push: false): `pipeline repro` builds them", fg="yellow")
 
 
 def _named(found: SyncReport, digest: str) -> str:

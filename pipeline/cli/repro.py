@@ -50,7 +50,7 @@ def repro(opts: GlobalOptions, /, dry: bool, **values: Any) -> None:
     `MANIFEST:stage`. Each named stage brings the stages it depends on along.
     """
     from pipeline import api
-    from pipeline.cli import progress, report
+    from pipeline.cli import progress, report, transferbar
 
     options = ReproOptions(root=opts.directory, command=command_line(), **given(values))
     if dry:
@@ -59,7 +59,7 @@ def repro(opts: GlobalOptions, /, dry: bool, **values: Any) -> None:
         report.stale_lock_warnings(plan)
         return
     if options.pull:
-        with progress.transfer_meter() as meter:
+        with transferbar.transfer_meter() as meter:
             pulled = api.pull_missing(options, meter=meter, on_wait=waiting)
         if pulled:
             report.sync_text("pull", pulled)

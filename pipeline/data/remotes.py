@@ -86,12 +86,12 @@ def modify(
 ) -> Path:
     """Set (or, with value None, unset) one option of a remote; secrets only with `local`."""
     url = _url_of(state_dir, name)
-    allowed = option_names(family_of(url))
-    if key not in allowed:
-        raise UsageError(
-            f"unknown option {key!r} for remote {name!r} ({url})",
-            suggest_name(key, allowed, "known: " + ", ".join(allowed)),
-        )
+    if key == "url":  # also how a broken url is repaired: the old one is not looked at
+        if value is None:
+            raise UsageError("a remote needs a url", f"pipeline remote remove {name}")
+        family_of(value)
+    else:
+        _check_option(name, url, key, value)
     if key in SECRET_KEYS and not local and value is not None:
         raise UsageError(
             f"{key} is a secret and .pipeline/config.yaml is committed to git",
@@ -106,6 +106,27 @@ def modify(
     if not remote:
         data["remotes"].pop(name)
     return write_file(state_dir, data, local=local)
+
+
+_WHOLE_NUMBERS = {"jobs": 1, "port": 1, "recheck": 0}  # option → its least value
+_BOOLEANS = ("use_ssl", "ssl_verify", "anon")
+
+
+def _check_option(name: str, url: str, key: str, value: str | None) -> None:
+    """An option the remote's backend knows, with a value of the right kind."""
+    allowed = option_names(family_of(url))
+    if key not in allowed:
+        raise UsageError(
+            f"unknown option {key!r} for remote {name!r} ({url})",
+            suggest_name(key, allowed, "known: " + ", ".join(allowed)),
+        )
+    if value is None:
+        return
+    least = _WHOLE_NUMBERS.get(key)
+    if least is not None and not (value.isdigit() and int(value) >= least):
+        raise UsageError(f"{key} must be a whole number of at least {least}, not {value!r}")
+    if key in _BOOLEANS and value.lower() not in ("true", "false"):
+        raise UsageError(f"{key} must be true or false, not {value!r}")
 
 
 def remove(state_dir: Path, name: str) -> None:

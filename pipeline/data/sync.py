@@ -46,6 +46,7 @@ class SyncReport:
     not_cached: list[str] = field(default_factory=list)  # in a lock, but not in the cache
     checkout: CheckoutReport | None = None
     paths: dict[str, str] = field(default_factory=dict)  # missing or corrupt digest → its path
+    never_pushed: list[str] = field(default_factory=list)  # `push: false` outs a pull skipped
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -89,8 +90,9 @@ def _push_objects(
     report = SyncReport(remote.name, remote.url)
     extra = [o.info for e in entries.values() for o in e.outs]
     logs = [HashInfo(e.log, 0, 1) for e in entries.values() if e.log]
-    files, trees, report.not_cached = _expand(session, [*infos.values(), *extra, *logs])
+    files, trees, absent = _expand(session, [*infos.values(), *extra, *logs])
     report.objects = transfer.upload(files, trees)
+    report.not_cached = sorted({*absent, *report.objects.not_local})
     report.runs = _push_entries(session, transfer, entries)
     return report
 
@@ -98,7 +100,10 @@ def _push_objects(
 def _expand(
     session: Session, infos: list[HashInfo]
 ) -> tuple[set[str], dict[str, set[str]], list[str]]:
-    """(files, trees → their files, hashes not in the local cache) for `infos`."""
+    """(files, trees → their files, hashes not in the local cache) for `infos`.
+
+    A directory's files are not looked for in the cache here: only those the remote lacks
+    are (by the upload), so a no-op push never stats them."""
     store = session.store
     files: set[str] = set()
     trees: dict[str, set[str]] = {}
@@ -108,9 +113,7 @@ def _expand(
             absent.add(info.hash)
         elif info.isdir:
             members = {e.hash for e in store.read_tree(info.hash)}
-            here = {m for m in members if store.has(m)}
-            absent |= members - here
-            files |= here
+            files |= members
             trees[info.hash] = members
         else:
             files.add(info.hash)
@@ -121,15 +124,15 @@ def _push_entries(session: Session, transfer: Transfer, entries: dict[str, RunEn
     """Run-cache entries, after their objects (a teammate's repro may restore from them)."""
     keys = {f"run:{fp}": transfer.remote.run_path(fp) for fp in entries}
     present = transfer.present(keys)
-    sent = 0
-    for fingerprint in entries:
-        if f"run:{fingerprint}" in present:
-            continue
+
+    def send(fingerprint: str) -> None:
         data = session.run_cache.path(fingerprint).read_bytes()
         transfer.remote.write_bytes(transfer.remote.run_path(fingerprint), data)
         transfer.remember(f"run:{fingerprint}")
-        sent += 1
-    return sent
+
+    todo = [fp for fp in entries if f"run:{fp}" not in present]
+    transfer.parallel({fp: functools.partial(send, fp) for fp in todo})
+    return len(todo)
 
 
 def _push_records(session: Session, transfer: Transfer) -> int:
@@ -189,6 +192,12 @@ def fetch(session: Session, options: SyncOptions, meter: Meter | None = None) ->
     routes = _routes(session, options, infos)
     reports = []
     for index, (name, paths) in enumerate(routes.items()):
+        chosen = [infos[p] for p in paths]
+        if not options.runs and all(_cached(session, info) for info in chosen):
+            # nothing to bring: not even a request (nor the backend's import)
+            settings = session.config.remote(name)
+            reports.append(SyncReport(settings.name, settings.url, Report(present=len(chosen))))
+            continue
         with connect(session, name, meter) as transfer:
             _jobs(transfer, options)
             report = SyncReport(transfer.remote.name, transfer.remote.url)
@@ -233,6 +242,15 @@ def _paths_of(session: Session, infos: dict[str, HashInfo], objects: Report) -> 
     return found
 
 
+def _stale(session: Session, targets: tuple[str, ...]) -> bool:
+    """Whether some wanted path differs from the lock in the workspace."""
+    for path, info in wanted(session, targets).items():
+        current = session.hasher.hash(path)
+        if current is None or current.hash != info.hash:
+            return True
+    return False
+
+
 def fetch_missing(session: Session) -> list[SyncReport]:
     """What the lock names and the cache lacks, from the default remote (for `checkout RUN`
     of a teammate's run); nothing, and no request, when the cache has it all."""
@@ -253,9 +271,18 @@ def _cached(session: Session, info: HashInfo) -> bool:
 
 def pull(session: Session, options: SyncOptions, meter: Meter | None = None) -> list[SyncReport]:
     """`fetch`, then `checkout` what was asked for."""
-    reports = fetch(session, options, meter)
+    _fetch_listings(session, options)
+    if options.runs or _stale(session, options.targets):
+        reports = fetch(session, options, meter)
+    else:  # the workspace matches the lock already: nothing to look for, here or there
+        settings = session.config.remote(options.remote)
+        reports = [SyncReport(settings.name, settings.url)]
     if reports:
-        reports[-1].checkout = checkout(session, options.targets)
+        restored = checkout(session, options.targets)
+        local = [p for p in restored.missing if not _pushed(session, p)]
+        restored.missing = [p for p in restored.missing if p not in local]
+        reports[-1].checkout = restored
+        reports[-1].never_pushed = local
     return reports
 
 

@@ -232,7 +232,7 @@ def decide(
         reasons.append(Reason(ReasonKind.ALWAYS_RUNS))
     if reasons and run_cache is not None and not forced and _restorable(stage, deps, waiting):
         cached = run_cache.restorable(fingerprint(stage, deps, digest))
-        if cached is not None:  # the reasons still say why; the action says how
+        if cached is not None and _declares(stage, cached):  # reasons: why; action: how
             return Decision(stage.name, Action.RESTORE, tuple(reasons), deps, cached, env)
     if reasons:
         return Decision(stage.name, Action.RUN, tuple(reasons), deps, env=env)
@@ -254,6 +254,12 @@ def _restorable(
     if not stage.deps and not stage.params:
         return False
     return bool(stage.outs) and all(info is not None for info in deps.values())
+
+
+def _declares(stage: Stage, entry: RunEntry) -> bool:
+    """An entry restores exactly the stage's declared outputs, nothing else: one that names
+    other paths (damaged, or forged on a shared remote) is never used."""
+    return sorted(o.path for o in entry.outs) == sorted(o.path for o in stage.outs)
 
 
 def _frozen(stage: Stage, hasher: Hasher) -> Decision:

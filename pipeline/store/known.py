@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS remotes (remote TEXT PRIMARY KEY, generation TEXT);
+CREATE TABLE IF NOT EXISTS generations (
+    remote TEXT PRIMARY KEY, generation TEXT, checked REAL NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS known (
     remote TEXT NOT NULL, digest TEXT NOT NULL, pack TEXT NOT NULL DEFAULT '',
     offset INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,
@@ -27,6 +30,19 @@ CREATE TABLE IF NOT EXISTS packs (
 ) WITHOUT ROWID;
 """
 _BATCH = 500  # digests per query: well below SQLite's limit on bound parameters
+
+
+def _connect(path: Path | str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        # only a cache: a crash may lose the last entries (then they are looked up again)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    return db
 
 
 @dataclass(frozen=True)
@@ -43,35 +59,45 @@ class KnownIndex:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         try:
-            self._db.executescript(_SCHEMA)
+            self._db = _connect(path)
         except sqlite3.DatabaseError:  # damaged: it is only a cache
-            self._db.close()
             path.unlink(missing_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.executescript(_SCHEMA)
+            self._db = _connect(path)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file; a transfer thread still finishing after an error or Ctrl-C then
+        writes into an empty in-memory index instead of a closed connection."""
+        with self._lock:
+            self._db.close()
+            self._db = _connect(":memory:")
 
     def adopt(self, remote: str, generation: str | None) -> None:
-        """Make `generation` current for `remote`; a different one than known empties the index."""
+        """Make `generation` current for `remote` (just read from it); a different one than
+        known empties the index."""
         with self._lock:
             row = self._db.execute(
-                "SELECT generation FROM remotes WHERE remote = ?", (remote,)
+                "SELECT generation FROM generations WHERE remote = ?", (remote,)
             ).fetchone()
-            if row is not None and row[0] == generation:
-                return
             self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM known WHERE remote = ?", (remote,))
-            self._db.execute("DELETE FROM packs WHERE remote = ?", (remote,))
+            if row is None or row[0] != generation:
+                self._db.execute("DELETE FROM known WHERE remote = ?", (remote,))
+                self._db.execute("DELETE FROM packs WHERE remote = ?", (remote,))
             self._db.execute(
-                "INSERT OR REPLACE INTO remotes (remote, generation) VALUES (?, ?)",
-                (remote, generation),
+                "INSERT OR REPLACE INTO generations (remote, generation, checked) VALUES (?, ?, ?)",
+                (remote, generation, time.time()),
             )
             self._db.execute("COMMIT")
+
+    def checked_within(self, remote: str, seconds: float) -> bool:
+        """Whether the remote's generation was read less than `seconds` ago (and it had one)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT checked FROM generations WHERE remote = ? AND generation IS NOT NULL",
+                (remote,),
+            ).fetchone()
+        return row is not None and 0 <= time.time() - row[0] < seconds
 
     def lookup(self, remote: str, digests: Iterable[str]) -> dict[str, Location]:
         """The known location of each of `digests` that the index lists."""

@@ -71,7 +71,7 @@ class ObjectStore:
         return f"{self.objects}/{hexdigest[:2]}/{hexdigest[2:]}"
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        return os.path.isfile(self._where(digest))
 
     def complete(self, info: HashInfo) -> bool:
         """True if every object `info` needs (a directory's files too) is stored."""

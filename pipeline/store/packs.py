@@ -9,8 +9,7 @@ Readers take one member with a ranged read, or the whole pack when they need mos
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +103,8 @@ def fetch_members(
         yield digest, remote.read_bytes(path, loc.offset, loc.offset + loc.size)
 
 
-def small_objects(store: ObjectStore, digests: Iterable[str]) -> dict[str, int]:
-    """The sizes of the objects that are small enough to pack."""
-    sizes = {d: os.path.getsize(store.path(d)) for d in digests}
-    return {d: s for d, s in sizes.items() if s < PACK_BELOW}
+def small_objects(sizes: dict[str, int]) -> dict[str, int]:
+    """The objects (digest → size) to pack: those below `PACK_BELOW`, when there are at least
+    `PACK_AT_LEAST` of them (fewer go one by one)."""
+    small = {d: size for d, size in sizes.items() if size < PACK_BELOW}
+    return small if len(small) >= PACK_AT_LEAST else {}

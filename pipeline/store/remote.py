@@ -17,10 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib
+import importlib.util
 import json
 import os
 import secrets
+import threading
+import urllib.parse
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,7 +85,10 @@ _OPTIONS: dict[str, dict[str, str]] = {
     "http": {},
     "file": {},
 }
-_COMMON = {"jobs"}
+_COMMON = {"jobs", "recheck"}
+# How long what this machine knows a remote holds is trusted before the remote's generation is
+# read again (a `gc --remote` elsewhere renews it): meanwhile a no-op command sends no request.
+RECHECK_SECONDS = 600
 _FAMILY = {"gcs": "gs", "abfs": "az", "sftp": "ssh", "https": "http"}
 _ATOMIC_RENAME = {"file", "ssh", "hdfs"}  # object stores write whole objects atomically anyway
 
@@ -94,20 +102,46 @@ class Remote:
         self.family = _FAMILY.get(self.protocol, self.protocol)
         self.url = settings.url
         self.read_only = self.family == "http"
-        self.jobs = int(settings.options.get("jobs") or _default_jobs(self.family))
-        self.fs, self.base = self._open(location, settings.options)
+        self.jobs = _jobs(settings, self.family)
+        self.recheck = _whole(settings, "recheck", RECHECK_SECONDS, least=0)
+        self._location = location
+        self._kwargs = _kwargs(self.name, self.family, settings.options)
+        _require(self.protocol)  # a missing extra is said at once, not at the first request
+        self.base = _base(self.protocol, location)
         self.key = f"{self.protocol}://{self.base}"  # what the known-objects index is keyed by
+        self._fs: Any = None
+        self._opening = threading.Lock()
 
-    def _open(self, location: str, options: dict[str, Any]) -> tuple[Any, str]:
-        _require(self.protocol)
-        kwargs = _kwargs(self.name, self.family, options)
+    @property
+    def fs(self) -> Any:
+        """The backend's filesystem, opened on first use: a command the known-objects index
+        answers never imports or connects to it."""
+        with self._opening:
+            if self._fs is None:
+                self._fs = self._open()
+        return self._fs
+
+    @fs.setter
+    def fs(self, value: Any) -> None:
+        self._fs = value
+
+    def _open(self) -> Any:
         import fsspec  # noqa: PLC0415 - fsspec and its backends load only for remote commands
 
         try:
-            fs, path = fsspec.core.url_to_fs(location, **kwargs)
-        except (ImportError, ValueError, TypeError, OSError) as exc:
-            raise self.explain(exc, "open") from None
-        return fs, str(path).rstrip("/")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*DSA.*")  # see _require
+                fs, path = fsspec.core.url_to_fs(self._location, **self._kwargs)
+        except Exception as exc:  # the backend's own errors: connection, login, options
+            raise self.explain(exc, "connect") from None
+        if str(path).rstrip("/") != self.base:
+            raise DataError(
+                f"remote {self.name!r}: {self.url} opens as {path!r}, not {self.base!r}",
+                "report this: the url's form is not understood",
+            )
+        if getattr(fs, "async_impl", False):
+            _quiet_orphans()
+        return fs
 
     # --- where things are ----------------------------------------------------------------
 
@@ -136,6 +170,8 @@ class Remote:
             info = self.fs.info(path)
         except FileNotFoundError:
             return None
+        except (DataError, UsageError):
+            raise
         except Exception as exc:
             raise self.explain(exc, f"look up {self.relative(path)}") from None
         return int(info.get("size") or 0)
@@ -183,7 +219,7 @@ class Remote:
                 data = self._read_range(path, start or 0, end)
             else:
                 data = self.fs.cat_file(path, start=start, end=end)
-        except FileNotFoundError:
+        except (FileNotFoundError, DataError, UsageError):
             raise
         except Exception as exc:
             raise self.explain(exc, f"read {self.relative(path)}") from None
@@ -219,6 +255,8 @@ class Remote:
             found = self.fs.find(base)
         except FileNotFoundError:
             return []
+        except (DataError, UsageError):
+            raise
         except Exception as exc:
             raise self.explain(exc, f"list {prefix}") from None
         return [self.relative(str(p).rstrip("/")) for p in found if ".tmp-" not in str(p)]
@@ -230,6 +268,8 @@ class Remote:
             found = self.fs.find(base, detail=True)
         except FileNotFoundError:
             return {}
+        except (DataError, UsageError):
+            raise
         except Exception as exc:
             raise self.explain(exc, f"list {prefix}") from None
         return {
@@ -373,6 +413,27 @@ _CREDENTIALS = {
 }
 
 
+_CLIENTS = ("aiohttp", "asyncssh", "botocore", "aiobotocore")
+
+
+@functools.cache
+def _quiet_orphans() -> None:
+    """An aborted transfer leaves the backend's request tasks to die on fsspec's event loop,
+    which logs each ("Task exception was never retrieved"); the transfer's own error is what
+    the user gets, in one line."""
+    from fsspec.asyn import get_loop  # noqa: PLC0415 - remote commands only
+
+    loop = get_loop()
+
+    def handle(loop: Any, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        network = isinstance(exc, OSError) or type(exc).__module__.startswith(_CLIENTS)
+        if not network:
+            loop.default_exception_handler(context)
+
+    loop.call_soon_threadsafe(loop.set_exception_handler, handle)
+
+
 def _split(url: str, project_root: Path) -> tuple[str, str]:
     """(protocol, location for fsspec): a plain path is a directory, relative to the project."""
     if "://" not in url:
@@ -388,13 +449,30 @@ def _split(url: str, project_root: Path) -> tuple[str, str]:
     return protocol, f"{protocol}://{rest}"
 
 
+def _base(protocol: str, location: str) -> str:
+    """The remote's root as its backend names paths (without importing the backend)."""
+    if protocol == "file":
+        return os.path.abspath(location.removeprefix("file://")).rstrip("/") or "/"
+    if protocol in ("http", "https"):
+        return location.rstrip("/")
+    if protocol in ("ssh", "sftp", "hdfs"):
+        return urllib.parse.urlsplit(location).path.rstrip("/")
+    rest = location.split("://", 1)[1]
+    container, _, path = rest.partition("/")
+    return f"{container.split('@')[0]}/{path}".rstrip("/")  # abfs://container@account/path
+
+
 def _require(protocol: str) -> None:
+    """The backend's module is installed, or one line names the `pip install`; importing the
+    module itself waits for the first request (see `Remote.fs`)."""
     if protocol == "file":
         return
     module, extra = _BACKENDS[protocol]
     try:
-        importlib.import_module(module)
-    except ImportError:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError, AttributeError):  # e.g. blocked in sys.modules
+        found = False
+    if not found:
         raise UsageError(
             f"{protocol}:// remotes need {module}, which is not installed",
             f"pip install 'pipeline[{extra}]'",
@@ -442,6 +520,24 @@ def backend_module(url: str) -> str | None:
 def family_of(url: str) -> str:
     protocol = _split(url, Path("."))[0]
     return _FAMILY.get(protocol, protocol)
+
+
+def _jobs(settings: RemoteSettings, family: str) -> int:
+    return _whole(settings, "jobs", _default_jobs(family), least=1)
+
+
+def _whole(settings: RemoteSettings, key: str, default: int, *, least: int) -> int:
+    """A whole-number option (a bad value in a config file: one line naming it)."""
+    value = settings.options.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise UsageError(
+            f"remote {settings.name!r}: {key} must be a whole number of at least {least}, "
+            f"not {value!r}",
+            f"pipeline remote modify {settings.name} {key} {default}",
+        )
+    return value
 
 
 def _default_jobs(family: str) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.hashing import Hasher, HashInfo
+from pipeline.core.paths import PathRuleError, normalize
 from pipeline.errors import DataError
 from pipeline.store.objects import (
     VERIFY_ALWAYS_BELOW,
@@ -24,6 +25,19 @@ from pipeline.store.objects import (
     place_object,
     restore_strategies,
 )
+
+
+def _check_inside(relpath: str) -> None:
+    """Only a normalised path inside the project is ever replaced."""
+    try:
+        inside = normalize(relpath) == relpath
+    except PathRuleError:
+        inside = False
+    if not inside:
+        raise DataError(
+            f"refusing to restore {relpath!r}: not a path inside the project",
+            "the lock or run-cache entry naming it is damaged or forged",
+        )
 
 
 @dataclass
@@ -38,6 +52,7 @@ class Restorer:
 
     def restore(self, relpath: str, info: HashInfo) -> None:
         """Replace whatever is at `relpath` by the cached content `info`."""
+        _check_inside(relpath)
         if info.isdir:  # the listing decides every file placed: check it like any object
             self._check(relpath, info.hash, -1)
         entries = self.store.read_tree(info.hash) if info.isdir else None

@@ -27,7 +27,6 @@ from pipeline.errors import DataError
 from pipeline.store.known import KnownIndex, Location
 from pipeline.store.objects import ObjectStore
 from pipeline.store.packs import (
-    PACK_AT_LEAST,
     fetch_members,
     list_packs,
     plan_packs,
@@ -65,6 +64,7 @@ class Report:
     bytes: int = 0
     present: int = 0
     missing: list[str] = field(default_factory=list)  # asked for, on neither side
+    not_local: list[str] = field(default_factory=list)  # to send, but not in the cache
     corrupt: list[str] = field(default_factory=list)  # received, did not match its hash
 
     def add(self, other: Report) -> None:
@@ -72,6 +72,7 @@ class Report:
         self.bytes += other.bytes
         self.present += other.present
         self.missing += other.missing
+        self.not_local += other.not_local
         self.corrupt += other.corrupt
 
 
@@ -85,19 +86,23 @@ class Transfer:
         self.remote = remote
         self.known = known
         self.meter = meter or QuietMeter()
+        self.fresh = False  # the remote was empty when this transfer opened it
         self._opened = False
 
     def open(self, *, writing: bool) -> None:
         """Read the remote's generation (and start one on a new remote we write to)."""
         if self._opened:
             return
+        self._opened = True
+        if self.known.checked_within(self.remote.key, self.remote.recheck):
+            return  # what the index says is recent enough: no request
         generation = self.remote.generation()
         if generation is None:
             self.remote.check_root()
-            if writing:
+            if writing:  # a remote never written to: nothing to look up there
                 generation = self.remote.renew_generation()
+                self.fresh = True
         self.known.adopt(self.remote.key, generation)
-        self._opened = True
 
     # --- where objects are ---------------------------------------------------------------
 
@@ -110,7 +115,7 @@ class Transfer:
             self._read_new_packs()
             found.update(self.known.lookup(self.remote.key, rest))
             rest -= set(found)
-        if rest:
+        if rest and not self.fresh:
             present = self._probe(rest)
             self.known.add(self.remote.key, {d: Location() for d in present})
             found.update({d: Location() for d in present})
@@ -139,35 +144,51 @@ class Transfer:
     # --- uploads -------------------------------------------------------------------------
 
     def upload(self, files: Iterable[str], trees: dict[str, set[str]]) -> Report:
-        """Send `files` and then the `trees` (tree object → its files) the remote lacks."""
+        """Send `files` and then the `trees` (tree object → its files) the remote lacks.
+
+        Only what the remote lacks is looked at here: an object neither there nor in the
+        cache is reported in `not_local`, and a tree with such a member is not sent."""
         self.open(writing=True)
         files = set(files)
         located = self.locate(files | set(trees))
         report = Report(present=len(located))
-        todo = {d: self.store.path(d).stat().st_size for d in files if d not in located}
-        tree_todo = {t for t in trees if t not in located}
-        self.meter.start("push", len(todo) + len(tree_todo), sum(todo.values()))
-        small = small_objects(self.store, todo)
-        if len(small) < PACK_AT_LEAST:
-            small = {}
+        todo = self._sizes(d for d in files if d not in located)
+        report.not_local = sorted(d for d in files if d not in located and d not in todo)
+        tree_todo = self._sizes(t for t in trees if t not in located)
+        total = sum(todo.values()) + sum(tree_todo.values())
+        self.meter.start("push", len(todo) + len(tree_todo), total)
+        sent = self._send(todo)
+        available = set(located) | sent
+        ready = {t: size for t, size in tree_todo.items() if trees[t] <= available}
+        report.missing += sorted(t for t in tree_todo if t not in ready)
+        sent |= self._send(ready)  # listings last, once all their files are there
+        report.transferred = len(sent)
+        report.bytes = sum(todo.get(d, 0) + ready.get(d, 0) for d in sent)
+        return report
+
+    def _sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        """The size of each object the cache holds (the others are left out)."""
+        sizes = {}
+        for digest in digests:
+            with contextlib.suppress(FileNotFoundError):
+                sizes[digest] = os.stat(self.store.path(digest)).st_size
+        return sizes
+
+    def _send(self, todo: dict[str, int]) -> set[str]:
+        """Upload objects: small ones in packs (when there are enough), the rest one by one,
+        largest first."""
+        small = small_objects(todo)
         loose = sorted((d for d in todo if d not in small), key=lambda d: -todo[d])
-        sent = self._send_loose(loose, todo)
-        for members in self._parallel(
-            {
-                i: functools.partial(upload_pack, self.store, self.remote, p)
-                for i, p in enumerate(plan_packs(small))
-            }
-        ).values():
+        sent = set(self._send_loose(loose, todo))
+        packs: dict[Any, Callable[[], Any]] = {
+            i: functools.partial(upload_pack, self.store, self.remote, p)
+            for i, p in enumerate(plan_packs(small))
+        }
+        for members in self._parallel(packs).values():
             self.known.add(self.remote.key, members)
             sent.update(members)
             self.meter.advance(len(members), sum(small[d] for d in members))
-        report.transferred, report.bytes = len(sent), sum(todo[d] for d in sent)
-        available = set(located) | set(sent)
-        ready = [t for t in tree_todo if trees[t] <= available]
-        report.missing += sorted(t for t in tree_todo if not trees[t] <= available)
-        self._send_loose(ready, dict.fromkeys(ready, 0))  # tree objects last, once complete
-        report.transferred += len(ready)
-        return report
+        return sent
 
     def _send_loose(self, digests: list[str], sizes: dict[str, int]) -> dict[str, Location]:
         def send(digest: str) -> None:
@@ -231,6 +252,8 @@ class Transfer:
             ok = self.store.adopt(tmp, digest)
         except OSError as exc:
             raise self.remote.explain(exc, f"store {digest} in the cache") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # a failed or rejected download leaves nothing
         self.meter.advance(1, size)
         return [(digest, size if ok else None)]
 
@@ -250,7 +273,7 @@ class Transfer:
     def present(self, keys: dict[str, str]) -> set[str]:
         """The keys (`run:…`) whose remote path exists: from the index, else looked up."""
         found = set(self.known.lookup(self.remote.key, keys))
-        rest = {k: p for k, p in keys.items() if k not in found}
+        rest = {k: p for k, p in keys.items() if k not in found and not self.fresh}
         sizes = self.parallel({k: functools.partial(self.remote.size, p) for k, p in rest.items()})
         there = {k for k, size in sizes.items() if size is not None}
         self.known.add(self.remote.key, {k: Location() for k in there})
@@ -278,11 +301,12 @@ class Transfer:
                 pending -= done
                 for future in done:
                     results[futures[future]] = future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
+        except Exception:
+            # the transfers under way end soon once the remote has failed: let them settle
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
+            # Ctrl-C: the transfers under way each finish their one file (atomically)
             pool.shutdown(wait=False, cancel_futures=True)
         return results
 
