@@ -111,6 +111,7 @@ class Remote:
         self.key = f"{self.protocol}://{self.base}"  # what the known-objects index is keyed by
         self._fs: Any = None
         self._opening = threading.Lock()
+        self._writing: set[str] = set()  # temp names of uploads under way
 
     @property
     def fs(self) -> Any:
@@ -187,12 +188,21 @@ class Remote:
             return
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{path}.tmp-{secrets.token_hex(6)}"
+        self._writing.add(tmp)
         try:
             self.fs.put_file(local, tmp)
             self.fs.mv(tmp, path)
         except BaseException:
             self._forget(tmp)
             raise
+        finally:
+            self._writing.discard(tmp)
+
+    def abandon(self) -> None:
+        """Remove the temp files of uploads under way (Ctrl-C: the process ends before its
+        transfer threads can clean up after themselves)."""
+        for tmp in list(self._writing):
+            self._forget(tmp)
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """A small file (an entry, a record, an index), written whole."""
@@ -202,8 +212,12 @@ class Remote:
             if self.protocol in _ATOMIC_RENAME:
                 self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
                 tmp = f"{path}.tmp-{secrets.token_hex(6)}"
-                self.fs.pipe_file(tmp, data)
-                self.fs.mv(tmp, path)
+                self._writing.add(tmp)
+                try:
+                    self.fs.pipe_file(tmp, data)
+                    self.fs.mv(tmp, path)
+                finally:
+                    self._writing.discard(tmp)
             else:
                 self.fs.pipe_file(path, data)
 

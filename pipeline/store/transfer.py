@@ -305,9 +305,11 @@ class Transfer:
             # the transfers under way end soon once the remote has failed: let them settle
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-        finally:
-            # Ctrl-C: the transfers under way each finish their one file (atomically)
+        except BaseException:  # Ctrl-C: stop now, and leave no partial upload behind
             pool.shutdown(wait=False, cancel_futures=True)
+            self.remote.abandon()
+            raise
+        pool.shutdown(wait=False)
         return results
 
 
