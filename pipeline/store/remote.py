@@ -183,14 +183,28 @@ class Remote:
 
     def _put(self, local: str, path: str) -> None:
         self._check_writable()
+        self._atomically(path, lambda target: self.fs.put_file(local, target))
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """A small file (an entry, a record, an index), written whole."""
+
+        def write() -> None:
+            self._check_writable()
+            self._atomically(path, lambda target: self.fs.pipe_file(target, data))
+
+        self._call(write, f"write {self.relative(path)}")
+
+    def _atomically(self, path: str, write: Callable[[str], None]) -> None:
+        """`write(target)`, where a reader could see a partial file via a temp name then a
+        rename (object stores write whole objects anyway)."""
         if self.protocol not in _ATOMIC_RENAME:
-            self.fs.put_file(local, path)
+            write(path)
             return
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{path}.tmp-{secrets.token_hex(6)}"
         self._writing.add(tmp)
         try:
-            self.fs.put_file(local, tmp)
+            write(tmp)
             self.fs.mv(tmp, path)
         except BaseException:
             self._forget(tmp)
@@ -203,25 +217,6 @@ class Remote:
         transfer threads can clean up after themselves)."""
         for tmp in list(self._writing):
             self._forget(tmp)
-
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """A small file (an entry, a record, an index), written whole."""
-
-        def write() -> None:
-            self._check_writable()
-            if self.protocol in _ATOMIC_RENAME:
-                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                tmp = f"{path}.tmp-{secrets.token_hex(6)}"
-                self._writing.add(tmp)
-                try:
-                    self.fs.pipe_file(tmp, data)
-                    self.fs.mv(tmp, path)
-                finally:
-                    self._writing.discard(tmp)
-            else:
-                self.fs.pipe_file(path, data)
-
-        self._call(write, f"write {self.relative(path)}")
 
     def get_file(self, path: str, local: str) -> None:
         self._call(lambda: self.fs.get_file(path, local), f"download {self.relative(path)}")

@@ -11,7 +11,8 @@ its name) and no `.tmp-` file on a directory or SSH remote.
 - an object (and a pack member) is corrupt on the remote: `pull` rejects it, reports it, and
   places it neither in the cache nor in the workspace;
 - the disk is full: a clone on a 1 MB tmpfs pulls more than fits;
-- Ctrl-C mid-push: exit 130, and the next push sends only what is missing;
+- Ctrl-C mid-push: exit 130, the next push sends only what is missing, and a file being uploaded
+  when it comes is not left half-written on the remote;
 - an unreachable remote is an error, never "absent".
 
 Every wait is on an observable state (objects on the remote, the process's end), never a sleep.
@@ -93,9 +94,7 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], what: s
 # --- projects ---------------------------------------------------------------------------------
 
 
-def data_project(
-    project: Project, spec: RemoteSpec, files: dict[str, bytes], *, commit: bool = True
-) -> Project:
+def data_project(project: Project, spec: RemoteSpec, files: dict[str, bytes]) -> Project:
     """A project with no stages: `files` tracked by `pipeline add` (one `add` per top-level
     path), remote `origin` (the default), committed."""
     from pipeline import api
@@ -107,8 +106,7 @@ def data_project(
         project.write(rel, data)
     tops = sorted({rel.split("/", 1)[0] for rel in files})
     api.add(project.root, [str(project.root / top) for top in tops])
-    if commit:
-        project.commit(message="data")
+    project.commit(message="data")
     return project
 
 
