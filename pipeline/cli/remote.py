@@ -62,7 +62,11 @@ def remote_list(opts: GlobalOptions, as_json: bool) -> None:
 def remote_modify(
     opts: GlobalOptions, /, name: str, key: str, value: str | None, **flags: bool
 ) -> None:
-    """Set option KEY of remote NAME to VALUE (endpoint_url, profile, region, jobs, …)."""
+    """Set option KEY of remote NAME to VALUE (endpoint_url, profile, region, jobs, …).
+
+    `recheck SECONDS` (default 600): how long what this machine knows the remote holds is
+    trusted before it is checked again; 0 checks on every command.
+    """
     from pipeline import api
     from pipeline.cli import report
 

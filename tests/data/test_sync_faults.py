@@ -510,7 +510,7 @@ def test_ctrl_c_while_a_file_is_being_uploaded_leaves_no_temp_file(
 ) -> None:
     """The interrupt lands while one large object is being copied to a directory remote (its
     `.tmp-` name is there): the copy is finished or removed, never left half-written."""
-    big = random.Random(2).randbytes(1 << 20) * 96  # 96 MB: a copy that takes a while
+    big = random.Random(2).randbytes(1 << 20) * 64  # 64 MB: a copy that takes a while
     files = {"big.bin": big, **many_files(20, LOOSE)}
     project = data_project(make_project("alice"), local_remote, files)
     directory = Path(local_remote.url)
