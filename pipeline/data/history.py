@@ -11,8 +11,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
 from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
 from pipeline.errors import DataError
@@ -33,6 +31,8 @@ def locks_in(root: Path, scope: str) -> Iterator[Lock]:
     refs = ["--branches", "HEAD"] if scope == "branches" else ["--all", "--reflog"]
     revs = git(top, "rev-list", "--full-history", *refs, "--", lock_path) or ""
     blobs = {line for rev in revs.split() if (line := _blob(top, rev, lock_path))}
+    import yaml  # noqa: PLC0415 - only commands that read history load PyYAML
+
     for blob in sorted(blobs):
         text = git(top, "cat-file", "blob", blob)
         try:
