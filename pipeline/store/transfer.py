@@ -293,8 +293,9 @@ class Transfer:
             return {}
         results: dict[Any, Any] = {}
         pool = ThreadPoolExecutor(min(self.remote.jobs, len(tasks)), thread_name_prefix="remote")
-        futures: dict[Future[Any], Any] = {pool.submit(fn): key for key, fn in tasks.items()}
-        try:
+        futures: dict[Future[Any], Any] = {}
+        try:  # submitting is inside: a Ctrl-C while tasks start still cleans up
+            futures.update({pool.submit(fn): key for key, fn in tasks.items()})
             pending = set(futures)
             while pending:
                 done = wait_any(pending)
