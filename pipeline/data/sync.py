@@ -51,10 +51,6 @@ class SyncReport:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @property
-    def failed(self) -> bool:
-        return bool(self.objects.missing or self.objects.corrupt)
-
 
 @contextlib.contextmanager
 def connect(session: Session, name: str | None, meter: Meter | None = None) -> Iterator[Transfer]:

@@ -126,13 +126,6 @@ class KnownIndex:
             )
             self._db.execute("COMMIT")
 
-    def forget(self, remote: str, digests: Iterable[str]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "DELETE FROM known WHERE remote = ? AND digest = ?",
-                [(remote, d) for d in digests],
-            )
-
     def packs(self, remote: str) -> set[str]:
         """The packs whose members the index already lists."""
         with self._lock:

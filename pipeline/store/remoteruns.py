@@ -29,7 +29,6 @@ class RemoteRunCache(RunCache):
         self.settings = settings
         self.project_root = project_root
         self.error: DataError | None = None  # why the remote stopped being asked
-        self.fetched: list[str] = []  # fingerprints brought from the remote
         self._exit = contextlib.ExitStack()
         self._transfer: Transfer | None = None
         self._lock = threading.Lock()
@@ -57,8 +56,6 @@ class RemoteRunCache(RunCache):
         if report.missing or report.corrupt:
             return None  # incomplete on the remote: the stage runs
         self.put(entry)
-        with self._lock:
-            self.fetched.append(fingerprint)
         return entry
 
     def _open(self) -> Transfer:

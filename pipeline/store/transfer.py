@@ -127,7 +127,7 @@ class Transfer:
 
     def _probe(self, digests: set[str]) -> set[str]:
         if len(digests) < _PROBE_EACH_BELOW:
-            sizes = self._parallel(
+            sizes = self.parallel(
                 {
                     d: functools.partial(self.remote.size, self.remote.object_path(d))
                     for d in digests
@@ -135,7 +135,7 @@ class Transfer:
             )
             return {d for d, size in sizes.items() if size is not None}
         prefixes = {d.partition(":")[2][:2] for d in digests}
-        listed = self._parallel(
+        listed = self.parallel(
             {p: functools.partial(self.remote.find, f"files/{_FAMILY_DIR}/{p}") for p in prefixes}
         )
         on_remote = {digest_of(path) for paths in listed.values() for path in paths}
@@ -184,7 +184,7 @@ class Transfer:
             i: functools.partial(upload_pack, self.store, self.remote, p)
             for i, p in enumerate(plan_packs(small))
         }
-        for members in self._parallel(packs).values():
+        for members in self.parallel(packs).values():
             self.known.add(self.remote.key, members)
             sent.update(members)
             self.meter.advance(len(members), sum(small[d] for d in members))
@@ -196,7 +196,7 @@ class Transfer:
             self.known.add(self.remote.key, {digest: Location()})
             self.meter.advance(1, sizes[digest])
 
-        self._parallel({d: functools.partial(send, d) for d in digests})
+        self.parallel({d: functools.partial(send, d) for d in digests})
         return {d: Location() for d in digests}
 
     # --- downloads -----------------------------------------------------------------------
@@ -235,7 +235,7 @@ class Transfer:
             d: functools.partial(self._get_loose, d) for d in loose
         }
         tasks.update({p: functools.partial(self._get_pack, p, m) for p, m in by_pack.items()})
-        for result in self._parallel(tasks).values():
+        for result in self.parallel(tasks).values():
             for digest, received in result:
                 if received is None:
                     report.corrupt.append(digest)
@@ -285,9 +285,6 @@ class Transfer:
     # --- running many at once ------------------------------------------------------------
 
     def parallel(self, tasks: dict[Any, Callable[[], Any]]) -> dict[Any, Any]:
-        return self._parallel(tasks)
-
-    def _parallel(self, tasks: dict[Any, Callable[[], Any]]) -> dict[Any, Any]:
         """Run `tasks` on `remote.jobs` threads; the first error stops the rest and is raised."""
         if not tasks:
             return {}

@@ -104,14 +104,6 @@ def test_a_remote_first_seen_empty_is_forgotten_once_pushed_to(
     assert index.lookup(REMOTE, [digest]) == {}
 
 
-def test_forget_drops_only_the_named_digests(open_index: Callable[[], KnownIndex]) -> None:
-    index = open_index()
-    kept, dropped = digests(2)
-    index.add(REMOTE, {kept: Location(), dropped: Location()})
-    index.forget(REMOTE, [dropped])
-    assert set(index.lookup(REMOTE, [kept, dropped])) == {kept}
-
-
 def test_adding_again_updates_where_an_object_lies(open_index: Callable[[], KnownIndex]) -> None:
     index = open_index()
     (digest,) = digests(1)
