@@ -386,7 +386,7 @@ class _Filler:
 def fill(project: Path, count: int, seed: int = 0) -> dict[str, Any]:
     """Write `count` runs (rows of the `runs` table) into the project's store, before any."""
     _import_pipeline()
-    from pipeline.runs import store as rows  # noqa: PLC0415
+    from pipeline.runs import runstore as rows  # noqa: PLC0415
 
     start = time.perf_counter()
     store = rows.RunStore.for_project(project / ".pipeline")

@@ -10,7 +10,7 @@ Imports inside the functions protect start-up time: each command loads only what
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pipeline.experiments.entry import EntryRun
     from pipeline.experiments.options import RunOptions
     from pipeline.experiments.run import EventsFor, Experiment
+    from pipeline.experiments.verify import StageCheck, VerifyReport
     from pipeline.runs.compare import Table
     from pipeline.runs.diff import Change, Values, Workspace
     from pipeline.runs.lineage import Node
@@ -67,6 +68,7 @@ def repro(
     from pipeline.data.gitignore import update_gitignore
     from pipeline.execute.command import sigterm_as_interrupt
     from pipeline.execute.orchestrate import Execution, execute
+    from pipeline.execute.outputs import restock
     from pipeline.execute.scheduler import Outcome, QuietEvents
     from pipeline.runs.record import RunInfo
 
@@ -86,6 +88,8 @@ def repro(
 
                 pull_missing(session, options)
             plan = make_plan(session, options)
+            if not restock(session, plan):  # a workspace file was not what the memo said
+                plan = make_plan(session, options)
             result, executor = execute(session, plan, events or QuietEvents(), how)
             if any(r.outcome in (Outcome.RAN, Outcome.RESTORED) for r in result.results):
                 update_gitignore(
@@ -97,6 +101,28 @@ def repro(
             "interrupted; the lock keeps every stage that finished",
             "run `pipeline repro` again to continue",
         ) from None
+
+
+def verify(
+    root: Path | str = ".",
+    targets: tuple[str, ...] = (),
+    *,
+    events: Events | None = None,
+    on_check: Callable[[StageCheck], None] | None = None,
+) -> VerifyReport:
+    """Rerun stages in an isolated workspace and compare their outputs with the lock.
+
+    `targets` are stages (default: every stage in the lock), each checked against its locked
+    inputs. Only reads the workspace, lock and cache; `on_check` hears each stage's verdict.
+    """
+    from pipeline.execute.command import sigterm_as_interrupt
+    from pipeline.experiments.verify import verify as audit
+
+    try:
+        with sigterm_as_interrupt(), open_session(root) as session:
+            return audit(session, targets, events, on_check)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; nothing was changed") from None
 
 
 @contextlib.contextmanager
@@ -175,15 +201,26 @@ def gc(
     dry: bool = False,
     on_wait: Waiting = None,
     remote: str | None = None,
+    runs_older_than: str | float | None = None,
+    drop_runs: Sequence[str] = (),
 ) -> GcReport:
-    """Free cache objects that no lock in `scope` refers to; with `remote`, on that remote
-    instead (never the local cache)."""
-    from pipeline.data.gc import collect, collect_remote
+    """Free cache objects that no lock in `scope`, recorded run or running experiment needs;
+    with `remote`, on that remote instead (never the local cache).
 
+    Recorded runs are dropped first: those started more than `runs_older_than` ago (seconds,
+    or text such as `30d`, `12h`, `2w`) and those `drop_runs` names (ids, prefixes, names).
+    """
+    from pipeline.data.gc import collect, collect_remote
+    from pipeline.data.runkeep import RunDrop, parse_age
+
+    age = parse_age(runs_older_than) if isinstance(runs_older_than, str) else runs_older_than
+    drop = RunDrop(age, tuple(drop_runs))
+    if remote is not None and drop:
+        raise UsageError("runs are dropped from the local run store only", "leave out --remote")
     with _exclusive(root, on_wait=on_wait), open_session(root) as session:
         if remote is not None:
             return collect_remote(session, scope, remote, dry=dry)
-        return collect(session, scope, dry=dry)
+        return collect(session, scope, dry=dry, drop=drop)
 
 
 def push(
@@ -425,11 +462,13 @@ def default_entry(root: Path | str = ".") -> str | None:
 
 @contextlib.contextmanager
 def _run_store(root: Path | str) -> Iterator[RunStore]:
+    from pipeline.runs.journal import pending
     from pipeline.runs.runstore import DB_NAME, RunStore
 
     state_dir = find_manifest(Path(root)).parent / STATE_DIR
-    # Reading never creates files: without a store, an empty one in memory answers.
-    exists = (state_dir / DB_NAME).is_file()
+    # Reading never creates files (without a store, an empty one in memory answers), unless
+    # a killed run's journal must be stored first.
+    exists = (state_dir / DB_NAME).is_file() or pending(state_dir)
     store = RunStore.for_project(state_dir) if exists else RunStore("sqlite://")
     try:
         yield store
@@ -438,15 +477,35 @@ def _run_store(root: Path | str) -> Iterator[RunStore]:
 
 
 def runs(root: Path | str = ".", limit: int | None = 20) -> list[RunRow]:
-    """Recorded runs, newest first (`pipeline runs`)."""
+    """Recorded runs, newest first (`pipeline runs`); `missing_objects` marks a run whose
+    objects are gone from the cache."""
+    from pipeline.runs.needs import mark_missing
+
     with _run_store(root) as store:
-        return store.runs(limit=limit)
+        return mark_missing(store, store.runs(limit=limit), _present(root))
 
 
 def run_detail(root: Path | str, ref: str) -> RunDetail:
     """Everything recorded about one run: a run id, id prefix, name or `latest`."""
+    from pipeline.runs.needs import mark_detail
+
     with _run_store(root) as store:
-        return store.detail(ref)
+        return mark_detail(store, store.detail(ref), _present(root))
+
+
+def _present(root: Path | str) -> Callable[[str], bool]:
+    """Whether the project's cache holds an object: one `stat`, never a hash."""
+    from pipeline.store.objects import ObjectStore
+
+    cache = ObjectStore(find_manifest(Path(root)).parent / STATE_DIR / "cache")  # never created
+
+    def present(digest: str) -> bool:
+        try:
+            return cache.has(digest)
+        except PipelineError:  # not a hash at all: a damaged record needs what cannot be
+            return False
+
+    return present
 
 
 def compare(
@@ -469,6 +528,7 @@ def compare(
             all_columns=all_columns,
             sort_by=sort_by,
             descending=not ascending,
+            present=_present(root),
         )
 
 

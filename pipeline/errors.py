@@ -29,6 +29,11 @@ class AmbiguousRun(UsageError):
     """A run name or id prefix that fits several recorded runs."""
 
 
+class OutsideProject(PipelineError):
+    """A path from a manifest, lock, run record, remote or the command line resolves outside
+    the project root (absolute, `..`, or through a symlink): never read, written or deleted."""
+
+
 class ManifestError(PipelineError):
     """The manifest or a params file is malformed; `message` starts with `file:line:col:`."""
 
@@ -56,6 +61,14 @@ class DataError(PipelineError):
     """Missing or corrupt data, cache or remote objects, an unreadable lock file."""
 
     exit_code = 4
+
+
+class DiskError(DataError):
+    """The machine refused a file operation: disk full, read-only, no permission, I/O error.
+
+    Not a bug of `pipeline` (`core/syserrors.py` decides which failures are): the user frees
+    space or repairs the filesystem, then runs the command again.
+    """
 
 
 class Interrupted(PipelineError):

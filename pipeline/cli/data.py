@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline.cli.options import GlobalOptions, fail, from_fields, given, json_flag, waiting
+from pipeline.core.sizes import human_size
 from pipeline.data.options import SyncOptions
+
+if TYPE_CHECKING:
+    from pipeline.data.gc import GcReport
 
 
 @click.command()
@@ -68,7 +72,7 @@ def add(opts: GlobalOptions, paths: tuple[str, ...]) -> None:
     for added in api.add(opts.directory, list(paths), on_wait=waiting):
         state = "added" if added.changed else "unchanged"
         files = report.plural(added.info.nfiles, "file")
-        report.echo(f"{state}: {added.path} ({files}, {report.size(added.info.size)})")
+        report.echo(f"{state}: {added.path} ({files}, {human_size(added.info.size)})")
 
 
 @click.command()
@@ -89,6 +93,18 @@ def add(opts: GlobalOptions, paths: tuple[str, ...]) -> None:
     help="Delete from the remote NAME instead of the local cache (same keep-rules).",
 )
 @click.option("-y", "--yes", is_flag=True, help="With --remote: do not ask for confirmation.")
+@click.option(
+    "--runs-older-than",
+    metavar="AGE",
+    help="First drop recorded runs started more than AGE ago (e.g. 30d, 12h, 2w).",
+)
+@click.option(
+    "--drop-runs",
+    is_flag=True,
+    help="First drop the runs given as arguments (ids, id prefixes, names; a sweep with its "
+    "points) from the run store.",
+)
+@click.argument("runs", nargs=-1, metavar="[RUN]...")
 @json_flag
 @click.pass_obj
 def gc(
@@ -98,32 +114,70 @@ def gc(
     dry: bool,
     remote: str | None,
     yes: bool,
+    runs_older_than: str | None,
+    drop_runs: bool,
+    runs: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Free cache objects that no lock refers to.
+    """Free cache objects that no lock, recorded run or running experiment needs.
 
     By default keeps what the current lock and the lock of every commit of every local branch
-    need. Never removes an object the current workspace needs. A remote is never touched unless
+    need, and everything a recorded run needs (`checkout RUN` works after gc): runs leave only
+    when dropped with --runs-older-than or --drop-runs RUN... (with --dry: only say which).
+    Never removes an object the current workspace needs. A remote is never touched unless
     named with --remote; there, what this project's run records need is kept too. A remote
     shared by several projects keeps only what this one needs: run it with --dry first.
     """
     from pipeline import api
     from pipeline.cli import report
 
+    if bool(runs) != drop_runs:
+        fail("--drop-runs needs RUN arguments, and RUN arguments need --drop-runs", None, 2)
     if remote is not None and not dry and not yes:
         _confirm_remote_gc(remote)
-    result = api.gc(opts.directory, scope or "branches", dry=dry, on_wait=waiting, remote=remote)
+    result = api.gc(
+        opts.directory,
+        scope or "branches",
+        dry=dry,
+        on_wait=waiting,
+        remote=remote,
+        runs_older_than=runs_older_than,
+        drop_runs=runs,
+    )
     if as_json:
         click.echo(report.to_json(dataclasses.asdict(result)))
         return
+    report.echo(_gc_summary(result, dry, remote))
+
+
+def _gc_summary(result: GcReport, dry: bool, remote: str | None) -> str:
+    """One line; the parts about runs and running experiments only when there is news."""
+    from pipeline.cli import report
+
     verb = "would free" if dry else "freed"
     where = f" on remote {remote}" if remote else ""
-    report.echo(
+    parts = [
         f"{verb} {report.plural(len(result.removed), 'object')} "
-        f"({report.size(result.freed_bytes)}){where}; kept {result.kept}; "
-        f"{report.plural(result.runs_removed, 'run-cache entry')} dropped; "
-        f"{report.plural(result.locks_read, 'lock version')} read"
-    )
+        f"({human_size(result.freed_bytes)}){where}",
+        f"kept {result.kept}",
+    ]
+    if result.runs_dropped or not remote:
+        dropped = "would drop" if dry else "dropped"
+        parts.append(f"{dropped} {report.plural(len(result.runs_dropped), 'recorded run')}")
+    if result.kept_for_live:
+        parts.append(
+            f"kept {report.plural(result.kept_for_live, 'newer object')} for "
+            f"{report.plural(result.live_experiments, 'running experiment')}"
+        )
+    if result.workspaces_cleared:
+        cleared = "would remove" if dry else "removed"
+        parts.append(
+            f"{cleared} {report.plural(len(result.workspaces_cleared), 'workspace')} "
+            "of killed experiments"
+        )
+    parts.append(f"{report.plural(result.runs_removed, 'run-cache entry')} dropped")
+    parts.append(f"{report.plural(result.locks_read, 'lock version')} read")
+    return "; ".join(parts)
 
 
 def _confirm_remote_gc(remote: str) -> None:
@@ -150,7 +204,8 @@ def fsck(opts: GlobalOptions) -> None:
         report.echo(f"corrupt: {digest} (moved to .pipeline/cache/corrupt/)", fg="red")
     if corrupt:
         fail(
-            f"{report.plural(len(corrupt), 'cached object')} did not match their hash",
+            f"{report.plural(len(corrupt), 'cached object')} did not match"
+            f" {'its' if len(corrupt) == 1 else 'their'} hash",
             "`pipeline repro` rebuilds what they held; `pipeline checkout` reports what is lost",
             4,
         )

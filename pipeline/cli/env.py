@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.options import GlobalOptions, json_flag, say
+from pipeline.core.sizes import human_size
 
 
 @click.group()
@@ -92,7 +93,7 @@ def env_prune(opts: GlobalOptions, days: float, dry: bool) -> None:
     for line in result.removed:
         report.echo(("would remove " if dry else "removed ") + line)
     verb = "would free" if dry else "freed"
-    report.echo(f"{verb} {report.size(result.freed_bytes)}; kept {result.kept} envs")
+    report.echo(f"{verb} {human_size(result.freed_bytes)}; kept {result.kept} envs")
 
 
 @env.command("show")

@@ -31,6 +31,7 @@ COMMANDS = {
     "add": "data",
     "gc": "data",
     "fsck": "data",
+    "verify": "verify",
     "push": "data",
     "fetch": "data",
     "pull": "data",
@@ -134,6 +135,13 @@ def _handle(exc: Exception, verbose: bool) -> NoReturn:
         raise exc
     if isinstance(exc, PipelineError):
         fail(exc.message, exc.hint, exc.exit_code)
+    from pipeline.core.syserrors import disk_error
+
+    # A full, read-only or failing disk is the user's to fix; a write that names no file is
+    # placed by the directory the command ran in (`-C` changed into it).
+    refused = disk_error(exc, below=os.getcwd())
+    if refused is not None:
+        fail(refused.message, refused.hint, refused.exit_code)
     fail(
         f"internal error: {type(exc).__name__}: {exc}",
         "rerun with -v for the traceback, and please report it",

@@ -108,7 +108,11 @@ def record_warning(result: Any) -> None:
     if result.record_error:
         warning = f"warning: the run was not recorded: {result.record_error}"
         report.echo(warning, fg="yellow", err=True)
-        report.echo("    check .pipeline/runs.db (move it aside to start a new one)", err=True)
+        report.echo(
+            "    its stages ran and the lock is up to date; fix the cause above, and later runs"
+            " are recorded again",
+            err=True,
+        )
     if getattr(result, "remote_error", None):
         report.echo(f"warning: {result.remote_error}", fg="yellow", err=True)
         report.echo("    the remote's run-cache was not used; stages ran here instead", err=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pipeline.core.paths import display_path
+from pipeline.core.sizes import human_size
 from pipeline.load.project import Project
 from pipeline.plan.decisions import Action, Decision, Plan, ReasonKind
 
@@ -66,6 +67,8 @@ def status_text(plan: Plan) -> None:
         echo(f"tracked {reason}", fg="yellow")
     if plan.data:
         echo("    run `pipeline add PATH` to record new data, `pipeline checkout PATH` to restore")
+    for locked in plan.unstored:  # the workspace holds the only copy: say so, once
+        echo(f"{locked.path}: intact, but the cache lost it; `pipeline repro` stores it again")
     fresh = len(plan.order) - len(stale)
     if not stale and not plan.data:
         echo(f"Everything is up to date ({plural(fresh, 'stage')}).", fg="green")
@@ -142,16 +145,6 @@ def dag_dot(project: Project) -> str:
     lines += [f"    {json.dumps(n)};" for n in project.stages]
     lines += [f"    {json.dumps(a)} -> {json.dumps(b)};" for a, b in project.graph.edges]
     return "\n".join([*lines, "}"])
-
-
-def size(count: int) -> str:
-    """Bytes for people: 512 B, 3.1 MB, 1.0 GB."""
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
 
 
 def checkout_text(result: CheckoutReport) -> None:
@@ -239,7 +232,7 @@ def sync_text(verb: str, reports: list[SyncReport]) -> None:
         moved = found.objects
         where = f"{found.remote} ({found.url})"
         past = {"push": "pushed", "fetch": "fetched", "pull": "fetched"}[verb]
-        line = f"{past} {plural(moved.transferred, 'object')} ({size(moved.bytes)})"
+        line = f"{past} {plural(moved.transferred, 'object')} ({human_size(moved.bytes)})"
         line += f" {'to' if verb == 'push' else 'from'} {where}; {moved.present} already there"
         if found.runs:
             line += f"; {plural(found.runs, 'run-cache entry')}"

@@ -22,6 +22,9 @@ from pipeline.cli.options import GlobalOptions, json_flag
 def runs(ctx: click.Context, limit: int, everything: bool, as_json: bool) -> None:
     """Recorded runs, newest first: every `repro` and `run` is one.
 
+    A run marked `missing objects` lost files it needs from the cache (outputs, its kept params
+    files and lock, logs): `checkout RUN` cannot bring it back whole.
+
     `pipeline runs show RUN` tells everything about one. RUN is a run id, a unique prefix of
     one, a run name, or `latest`.
     """
@@ -32,7 +35,8 @@ def runs(ctx: click.Context, limit: int, everything: bool, as_json: bool) -> Non
 
     found = api.runs(ctx.obj.directory, None if everything else limit)
     if as_json:
-        click.echo(report.to_json([r.to_json() for r in found]))
+        rows = [{**r.to_json(), "missing_objects": r.missing_objects} for r in found]
+        click.echo(report.to_json(rows))
     else:
         tables.runs_text(found)
 
@@ -51,6 +55,7 @@ def runs_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
     if as_json:
         data = {
             **detail.run.to_json(),
+            "missing_objects": detail.run.missing_objects,
             "params": detail.params,
             "metrics": detail.metrics,
             "stages": [s.to_json() for s in detail.stages],

@@ -44,6 +44,14 @@ def commit(run: RunRow) -> str:
     return run.git_commit[:8] + ("+dirty" if run.git_dirty else "")
 
 
+MISSING = "missing objects"  # a run whose objects are gone from the cache
+
+
+def status(run: RunRow) -> str:
+    """The run's status, marked when objects it needs are gone from the cache."""
+    return f"{run.status} ({MISSING})" if run.missing_objects else str(run.status)
+
+
 def runs_text(rows: list[RunRow]) -> None:
     """`pipeline runs`: one line per run, newest first."""
     if not rows:
@@ -54,7 +62,7 @@ def runs_text(rows: list[RunRow]) -> None:
         [
             r.id,
             when(r.started_at),
-            r.status,
+            status(r),
             duration(r.seconds),
             r.kind,
             commit(r),
@@ -74,7 +82,7 @@ def detail_text(detail: RunDetail) -> None:
     run = detail.run
     echo(f"run {run.id}" + (f" ({run.name})" if run.name else ""), bold=True)
     echo(
-        f"  status   {run.status}" + (f": {run.note}" if run.note else ""),
+        f"  status   {status(run)}" + (f": {run.note}" if run.note else ""),
         fg=_STATUS_COLOUR.get(run.status),
     )
     echo(f"  command  {run.command}")
@@ -86,7 +94,7 @@ def detail_text(detail: RunDetail) -> None:
     _mapping("params", detail.params)
     _mapping("metrics", detail.metrics)
     for child in detail.children:
-        echo(f"  point {child.id} {child.name or ''} {child.status}")
+        echo(f"  point {child.id} {child.name or ''} {status(child)}")
     for stage in detail.stages:
         _stage(stage)
 
@@ -188,7 +196,7 @@ def render(table: Table, fmt: str) -> str:
         [
             r.id,
             r.name or "",
-            r.status,
+            status(r),
             *(_table_cell(table.values[r.id].get(c)) for c in (*table.params, *table.metrics)),
         ]
         for r in table.runs

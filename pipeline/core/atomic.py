@@ -25,18 +25,37 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
     """Write via a temp file in the same directory and `os.replace`, so readers never see half.
 
     `durable` also fsyncs the data before the rename (a power cut then leaves the old file or
-    the new one); caches that may simply be lost skip it.
+    the new one); caches that may simply be lost skip it. A failure (a full disk) removes the
+    temp file, leaves `path` as it was, and raises an `OSError` naming `path`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    try:
+        _fill(fd, text.encode("utf-8"), durable)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write names no file
+            raise _naming(exc, path) from exc
+        raise
+
+
+def _fill(fd: int, data: bytes, durable: bool) -> None:
+    """Write `data` to the new file and close it, unbuffered: a failure surfaces once, here."""
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a committed file wants the umask
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """`exc` about `path` (same errno, so the same OSError subclass)."""
+    return OSError(exc.errno, exc.strerror, os.fspath(path))

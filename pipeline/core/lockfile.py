@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.core.atomic import atomic_write_text
 from pipeline.core.hashing import HashInfo
-from pipeline.core.yamlio import DocumentMemo, dump_yaml, load_yaml
+from pipeline.core.yamlio import DocumentMemo, dump_yaml, load_yaml, parse_yaml
 from pipeline.errors import DataError, ManifestError
 
 LOCK_NAME = "pipeline.lock"
@@ -146,6 +146,15 @@ def read_lock(root: Path, memo: DocumentMemo | None = None) -> Lock:
     except ManifestError as exc:
         raise DataError(f"corrupt lock file: {exc.message}", _HINT) from None
     return parse_lock(doc.data)
+
+
+def parse_lock_text(text: str, name: str = LOCK_NAME) -> Lock:
+    """A lock from its text (e.g. an old commit's), within the input limits; else DataError."""
+    try:
+        data = parse_yaml(text, Path(name)).data
+    except ManifestError as exc:
+        raise DataError(f"corrupt lock file: {exc.message}", _HINT) from None
+    return parse_lock(data)
 
 
 def parse_lock(data: Any) -> Lock:

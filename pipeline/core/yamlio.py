@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline.core.inputlimits import check_size, input_limit_bytes
 from pipeline.core.paths import display_path
 from pipeline.errors import ManifestError
 
@@ -48,7 +50,7 @@ class YamlDoc:
         if self.node is not None or self.data is None:
             return self.node
         try:
-            return parse_yaml(self.path.read_text(encoding="utf-8"), self.path).node
+            return parse_yaml(read_document(self.path), self.path).node
         except (ManifestError, OSError, UnicodeDecodeError):
             return None
 
@@ -106,7 +108,7 @@ def load_yaml(path: Path, memo: DocumentMemo | None = None, key: str = "") -> Ya
     return doc
 
 
-_PARSER = "yaml1.2"  # memo entries made by another YAML reading are never reused
+_PARSER = "yaml1.2+limits"  # memo entries made by another YAML reading are never reused
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _JSON_MAX_NODES = 1_000_000  # YAML aliases can nest references exponentially ("billion laughs")
 
@@ -138,13 +140,29 @@ def json_exact(data: Any) -> str | None:
 
 
 def _load_text(path: Path) -> YamlDoc:
+    return parse_yaml(read_document(path), path)
+
+
+def read_document(path: Path) -> str:
+    """The text of an input file, refused if it is not a regular file or exceeds the limit.
+
+    Reads at most one byte past the limit, so `/dev/zero` or a huge file behind a cloned
+    repository's symlink costs nothing.
+    """
+    name = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{display_path(path)}: not valid UTF-8 ({exc.reason})") from None
+        # non-blocking: opening a FIFO a hostile repository put there must not wait for a writer
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ManifestError(f"{name}: not a regular file", "replace it with a file")
+            raw = handle.read(input_limit_bytes() + 1)
     except OSError as exc:
-        raise ManifestError(f"{display_path(path)}: cannot read: {exc.strerror}") from None
-    return parse_yaml(text, path)
+        raise ManifestError(f"{name}: cannot read: {exc.strerror}") from None
+    check_size(name, len(raw))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{name}: not valid UTF-8 ({exc.reason})") from None
 
 
 def parse_yaml(text: str, path: Path) -> YamlDoc:

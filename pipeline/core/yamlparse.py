@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.core.inputlimits import check_size, check_tree
 from pipeline.core.paths import display_path
 from pipeline.errors import ManifestError
 
@@ -28,6 +29,36 @@ class _StrictLoader(_SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         _check_duplicate_keys(node)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_tree(self, node: yaml.Node, memo: dict[int, Any]) -> Any:
+        """Plain maps, lists and scalars built directly, 3-4x faster than PyYAML's generic path.
+
+        Only for a node graph the input limits accepted: acyclic and at most
+        `inputlimits.MAX_DEPTH` deep, so this recursion is bounded. Other tags (timestamps,
+        sets, merge keys `<<`) go to PyYAML's constructor.
+        """
+        if isinstance(node, yaml.ScalarNode):
+            fast = _FAST_SCALARS.get(node.tag)
+            return fast(self, node) if fast else self.construct_object(node, deep=True)
+        key = id(node)
+        if key in memo:  # an alias: the same object, as PyYAML builds it
+            return memo[key]
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            value: Any = [self.construct_tree(item, memo) for item in node.value]
+        elif isinstance(node, yaml.MappingNode) and node.tag == _MAP and not _merges(node):
+            _check_duplicate_keys(node)
+            value = {}
+            for key_node, value_node in node.value:
+                name = self.construct_tree(key_node, memo)
+                if isinstance(name, (list, dict)):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "found unhashable key", key_node.start_mark
+                    )
+                value[name] = self.construct_tree(value_node, memo)
+        else:
+            value = self.construct_object(node, deep=True)
+        memo[key] = value
+        return value
 
     def construct_yaml12_int(self, node: yaml.ScalarNode) -> int:
         text = str(self.construct_scalar(node))
@@ -65,6 +96,20 @@ for _cls in (_StrictLoader, _Dumper):
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml12_int)
 
 
+_SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+_FAST_SCALARS: dict[str, Any] = {
+    "tag:yaml.org,2002:str": lambda _loader, node: node.value,
+    "tag:yaml.org,2002:null": lambda _loader, node: None,
+    "tag:yaml.org,2002:int": _StrictLoader.construct_yaml12_int,
+    "tag:yaml.org,2002:bool": _StrictLoader.construct_yaml_bool,
+    "tag:yaml.org,2002:float": _StrictLoader.construct_yaml_float,
+}
+
+
+def _merges(node: yaml.MappingNode) -> bool:
+    return any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value)
+
+
 def _check_duplicate_keys(node: yaml.Node) -> None:
     if not isinstance(node, yaml.MappingNode):  # e.g. `!!set 5`; the base class reports it
         return
@@ -96,11 +141,21 @@ def child(node: yaml.Node, step: str | int, want_key: bool = False) -> yaml.Node
 
 
 def parse(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
-    """Safe-load `text` (the content of `path`, named in messages) into data and node tree."""
+    """Safe-load `text` (the content of `path`, named in messages) into data and node tree.
+
+    The node graph is measured against the input limits (`inputlimits.py`) before any value
+    is constructed: a bomb, a recursive alias or a deep chain never reaches the constructor.
+    """
+    name = display_path(path)
+    check_size(name, len(text))
     loader = _StrictLoader(text)
     try:
         root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
+        if root is not None:
+            check_tree(name, root, _expand_node)
+        data = loader.construct_tree(root, {}) if root is not None else None
+    except ManifestError:
+        raise
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(path, exc, text) from None
     except yaml.YAMLError as exc:
@@ -112,6 +167,16 @@ def parse(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
     return data, root
 
 
+def _expand_node(node: yaml.Node) -> list[yaml.Node] | int:
+    """A collection's child nodes (keys and values), or a scalar's length, for the limits."""
+    value = node.value
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in value for part in pair]
+    return value  # type: ignore[no-any-return]
+
+
 def _yaml_error(path: Path, exc: yaml.MarkedYAMLError, text: str) -> ManifestError:
     mark = exc.problem_mark or exc.context_mark
     name = display_path(path)
@@ -120,7 +185,9 @@ def _yaml_error(path: Path, exc: yaml.MarkedYAMLError, text: str) -> ManifestErr
     lines = text.splitlines()
     line = lines[mark.line] if mark and mark.line < len(lines) else ""
     hint = "check indentation and quoting near that position"
-    if "${" in line and ("[" in line or "{" in line.replace("${", "")):
+    if "\t" in line[: len(line) - len(line.lstrip())]:
+        hint = "YAML indents with spaces, never tabs: replace the tabs on that line"
+    elif "${" in line and ("[" in line or "{" in line.replace("${", "")):
         hint = 'inside [...] or {...}, quote values that use ${...}: ["out-${item}.txt"]'
     return ManifestError(f"{where}: invalid YAML: {problem or 'cannot parse'}", hint)
 

@@ -2,8 +2,10 @@
 
 What is kept depends on the scope: the current lock only (`workspace`), plus the lock in every
 commit of every local branch (`branches`, the default), or in every commit any ref or reflog
-reaches (`all-commits`). The current workspace's lock is always kept. Run-cache entries whose
-outputs would be freed go too; the rest keep their log objects.
+reaches (`all-commits`). The current workspace's lock is always kept, and so is everything a
+recorded run or a running experiment needs (`runkeep.py`): runs leave only when dropped
+(`--runs-older-than`, `--drop-runs`). Run-cache entries whose outputs would be freed go too;
+the rest keep their log objects. Workspaces that killed experiments left are removed.
 
 On a remote, the keep-rules are the same, plus every object a shared run record needs (its
 kept files, logs, and its lock's outputs). A pack goes only when all its members are dead.
@@ -23,9 +25,11 @@ from dataclasses import dataclass, field
 from pipeline.core.hashing import HashInfo
 from pipeline.core.lockfile import Lock
 from pipeline.data.history import SCOPES, locks_in
+from pipeline.data.runkeep import RunDrop, drop_runs, fresh_objects, live_experiments
 from pipeline.data.sync import connect, lock_outputs, remote_documents
 from pipeline.errors import UsageError
 from pipeline.plan.session import Session
+from pipeline.runs.workspaces import clear_dead
 from pipeline.store.known import Location
 from pipeline.store.objects import ObjectStore
 from pipeline.store.packs import list_packs, read_index
@@ -41,31 +45,51 @@ class GcReport:
     removed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
     kept: int = 0
-    runs_removed: int = 0
+    runs_removed: int = 0  # run-cache entries
     locks_read: int = 0
     remote: str | None = None  # `gc --remote`: which one
+    runs_dropped: list[str] = field(default_factory=list)  # recorded runs (ids) dropped
+    workspaces_cleared: list[str] = field(default_factory=list)  # of killed experiments
+    live_experiments: int = 0  # leases of running experiments seen
+    kept_for_live: int = 0  # objects kept only because a running experiment may need them
 
 
-def collect(session: Session, scope: str, *, dry: bool = False) -> GcReport:
-    """Remove every object that no lock in `scope` (nor a kept run) needs."""
+def collect(
+    session: Session, scope: str, *, dry: bool = False, drop: RunDrop | None = None
+) -> GcReport:
+    """Remove every object that no lock in `scope`, recorded run or running experiment needs.
+
+    `drop` first drops recorded runs from the run store: then their objects may go too.
+    """
     if scope not in SCOPES:
         raise UsageError(f"unknown gc scope {scope!r}", f"use one of {', '.join(SCOPES)}")
+    state_dir, store = session.project.state_dir, session.store
+    report = GcReport(workspaces_cleared=clear_dead(state_dir, dry=dry))
+    live = live_experiments(state_dir, store)  # before the run store: see runkeep.py
     locks = [session.lock, *locks_in(session.project.root, scope)]
-    keep = _referenced(session.store, locks)
-    report = GcReport(locks_read=len(locks))
-    report.runs_removed = _prune_runs(RunCache(session.store), keep, dry)
+    report.locks_read, report.live_experiments = len(locks), len(live.owners)
+    keep = _referenced(store, locks) | live.named
+    report.runs_dropped, needed = drop_runs(state_dir, store, drop or RunDrop(), dry=dry)
+    keep |= needed
+    fresh = fresh_objects(store, live.since) - keep
+    report.runs_removed = _prune_runs(RunCache(store), keep | fresh, dry)
     if not dry:
-        _clear_stale_temps(session.store)
-    for digest in list(session.store.all_objects()):
+        _clear_stale_temps(store)
+    report.kept_for_live = len(fresh)
+    _free(store, keep | fresh, report, dry)
+    return report
+
+
+def _free(store: ObjectStore, keep: set[str], report: GcReport, dry: bool) -> None:
+    for digest in list(store.all_objects()):
         if digest in keep:
             report.kept += 1
             continue
-        path = session.store.path(digest)
+        path = store.path(digest)
         report.removed.append(digest)
         report.freed_bytes += path.stat().st_size
         if not dry:
             path.unlink()
-    return report
 
 
 STALE_TEMP_SECONDS = 24 * 3600  # a temp this old belongs to no running writer

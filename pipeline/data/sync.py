@@ -172,10 +172,10 @@ def lock_outputs(session: Session, doc: RunDocument) -> list[HashInfo]:
 
 
 def _yaml(session: Session, digest: str) -> Any:
-    from pipeline.core.yamlio import parse_yaml  # noqa: PLC0415 - PyYAML only here
+    from pipeline.core.yamlio import parse_yaml, read_document  # noqa: PLC0415 - PyYAML only here
 
     path = session.store.path(digest)
-    return parse_yaml(path.read_text(encoding="utf-8"), path).data
+    return parse_yaml(read_document(path), path).data
 
 
 # --- fetch and pull -----------------------------------------------------------------------

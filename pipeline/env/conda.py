@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.yamlio import parse_yaml
+from pipeline.core.yamlio import parse_yaml, read_document
 from pipeline.env.resolve import ResolvedEnv
 from pipeline.env.tools import run_tool
 from pipeline.errors import EnvironmentSetupError
@@ -88,7 +88,7 @@ def current_subdir() -> str:
 
 def locked_pip_requirements(lock: Path) -> list[str]:
     """The `manager: pip` packages of a conda-lock file, as `name @ url --hash=…` lines."""
-    doc = parse_yaml(lock.read_text(encoding="utf-8"), lock)
+    doc = parse_yaml(read_document(lock), lock)
     platform = current_subdir()
     lines = []
     for package in (doc.data or {}).get("package") or []:

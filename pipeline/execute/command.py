@@ -3,16 +3,25 @@
 Each command runs in a new session so that Ctrl-C, SIGTERM or a timeout can stop the whole tree
 it spawned (`killpg`), not just the shell; the child never sees the terminal's SIGINT directly.
 Commands run in worker threads; a `ProcessTracker` lets the main thread stop them all.
+
+Stopping escalates on a short schedule: an interrupt sends SIGINT (what the stage would get
+from a terminal), then SIGTERM, then SIGKILL, so Ctrl-C ends `pipeline` within seconds even
+when a stage ignores it; a SIGTERM to `pipeline` reaches the stages as SIGTERM, then SIGKILL.
+If `pipeline` itself is killed, Linux kills each shell with it (`PR_SET_PDEATHSIG`), and the
+tracker's `GroupRegistry` lets the next run kill whatever the shells started.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,8 +31,19 @@ from types import FrameType
 from typing import Any
 
 from pipeline.errors import EnvironmentSetupError
+from pipeline.execute.stagegroups import GroupRegistry
 
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 5.0  # a timed-out stage's time between SIGTERM and SIGKILL
+# Ctrl-C: SIGINT, then SIGTERM after 1 s, then SIGKILL 1.5 s later (well inside 5 s).
+INTERRUPT_STEPS: tuple[tuple[signal.Signals, float], ...] = (
+    (signal.SIGINT, 1.0),
+    (signal.SIGTERM, 1.5),
+)
+# SIGTERM to pipeline: SIGTERM to the stages, then SIGKILL 2.5 s later.
+TERMINATE_STEPS: tuple[tuple[signal.Signals, float], ...] = ((signal.SIGTERM, 2.5),)
+# Set while the interrupt being handled is a SIGTERM (signals are process-wide, so is this).
+_terminated = threading.Event()
+_PR_SET_PDEATHSIG = 1
 _READ_SIZE = 1 << 16
 _POLL_SECONDS = 0.1
 _REAP_SECONDS = 5.0  # after SIGKILL; only a process stuck in the kernel takes longer
@@ -42,10 +62,11 @@ class CommandResult:
 class ProcessTracker:
     """The process groups of every running command, so one interrupt can stop them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, groups: GroupRegistry | None = None) -> None:
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
+        self.groups = groups  # where running groups are noted for a later run to clean up
 
     def start(self, argv: list[str], **popen: Any) -> subprocess.Popen[bytes] | None:
         """Start a command, unless everything is being stopped (then None).
@@ -57,20 +78,31 @@ class ProcessTracker:
         with self._lock:
             if self.cancelled.is_set():
                 return None
-            proc: subprocess.Popen[bytes] = subprocess.Popen(argv, **popen)
+            proc: subprocess.Popen[bytes] = subprocess.Popen(
+                # The preexec_fn makes system calls only (prctl, getppid, open, write, rename):
+                # nothing that a lock held by another thread at fork time could block.
+                argv,
+                preexec_fn=_child_setup(self.groups),  # noqa: PLW1509
+                **popen,
+            )
             self._procs.add(proc)
             return proc
 
     def discard(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.discard(proc)
+            if self.groups is not None:
+                self.groups.remove(proc.pid)
 
     def stop_all(self) -> None:
-        """SIGTERM every group at once, then SIGKILL whatever outlives the grace period."""
+        """Stop every group at once: SIGINT, SIGTERM, then SIGKILL (`INTERRUPT_STEPS`).
+
+        When `pipeline` itself got SIGTERM, the stages get SIGTERM first (`TERMINATE_STEPS`).
+        """
         self.cancelled.set()
         with self._lock:
             procs = list(self._procs)
-        stop_groups(procs)
+        stop_groups(procs, _stop_steps())
 
 
 def shell() -> str:
@@ -129,7 +161,7 @@ def _run_one(argv: list[str], run: _Invocation) -> CommandResult:
             _pump(proc, run.sink)
             code = proc.wait()
         except BaseException:
-            stop_groups([proc])
+            stop_groups([proc], _stop_steps())
             raise
         finally:
             run.tracker.discard(proc)
@@ -180,21 +212,41 @@ def _watchdog(proc: subprocess.Popen[bytes], deadline: float | None) -> Iterator
         timer.cancel()
 
 
-def stop_groups(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process group; after a grace period SIGKILL whatever is left."""
+def stop_groups(
+    procs: list[subprocess.Popen[bytes]],
+    steps: tuple[tuple[signal.Signals, float], ...] | None = None,
+) -> None:
+    """Send each signal of `steps` to every live group, waiting its grace; then SIGKILL.
+
+    The default is SIGTERM and `GRACE_SECONDS` (a timeout). Every group gets the SIGKILL, even
+    one whose shell has exited: its background children must not outlive the stage.
+    """
     try:
-        for proc in procs:
-            _signal_group(proc.pid, signal.SIGTERM)
-        end = time.monotonic() + GRACE_SECONDS
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.0, end - time.monotonic()))
+        for sig, grace in steps or ((signal.SIGTERM, GRACE_SECONDS),):
+            live = [proc for proc in procs if proc.poll() is None]
+            if not live:
+                break
+            for proc in live:
+                _signal_group(proc.pid, sig)
+            _wait_for(live, grace)
     except KeyboardInterrupt:
         pass  # a second Ctrl-C ends the grace period; the SIGKILL below must still go out
     finally:
         for proc in procs:
-            _signal_group(proc.pid, signal.SIGKILL)  # stragglers that ignored SIGTERM
+            _signal_group(proc.pid, signal.SIGKILL)  # stragglers that ignored the rest
         _reap(procs)
+
+
+def _stop_steps() -> tuple[tuple[signal.Signals, float], ...]:
+    """How to stop stages now: as `pipeline` itself is being stopped."""
+    return TERMINATE_STEPS if _terminated.is_set() else INTERRUPT_STEPS
+
+
+def _wait_for(procs: list[subprocess.Popen[bytes]], seconds: float) -> None:
+    end = time.monotonic() + seconds
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, end - time.monotonic()))
 
 
 def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -209,11 +261,49 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _child_setup(groups: GroupRegistry | None) -> Callable[[], None] | None:
+    """A `preexec_fn`: the child dies with its parent, and notes its group before any command.
+
+    It runs in the child between fork and exec. Linux is asked to SIGKILL the child when the
+    thread that started it ends; a child whose parent died before that request ends itself.
+    Then the group is noted in `groups`, so by the time the stage's command runs, either a
+    record of its group exists or the child is dead. None where there is nothing to do.
+    """
+    prctl = _prctl()
+    if prctl is None and groups is None:
+        return None
+    parent = os.getpid()
+    note = None if groups is None else groups.child_note()
+
+    def preexec() -> None:
+        if prctl is not None:
+            zero = ctypes.c_ulong(0)
+            prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), zero, zero, zero)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+        if note is not None:
+            note()
+
+    return preexec
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C for the duration, so both take the same cleanup path."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _terminated.set()  # stages then get SIGTERM first, as we did (`stop_all`)
         raise KeyboardInterrupt
 
     try:
@@ -225,3 +315,4 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _terminated.clear()

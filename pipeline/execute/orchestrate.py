@@ -4,6 +4,10 @@
 record is begun before the first stage, each stage is recorded as it ends, and the run ends
 `succeeded`, `failed` or `interrupted` (a killed process leaves `running`, read back as
 `interrupted`).
+
+Before anything runs, the stage process groups a killed `pipeline` left behind are killed
+(`stagegroups.py`), and this run's groups are noted for the next run to do the same. The run
+record is journaled as it goes, so a killed run is still recorded (`runs/journal.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pipeline.execute.scheduler import (
     RunResult,
     StageResult,
 )
+from pipeline.execute.stagegroups import GroupRegistry, kill_leftovers
 from pipeline.execute.stagerows import StageRows
 from pipeline.plan.decisions import Plan
 from pipeline.plan.session import Session
@@ -56,7 +61,9 @@ def execute(
     """Run `plan`, recording it unless `how.record` is None."""
     run_cache = _run_cache(session, plan)
     cache = StageCache(session.store, run_cache, session.hasher, session.config)
-    recorder = _recorder(how.store_dir or session.project.state_dir, session, how.record)
+    state_dir = how.store_dir or session.project.state_dir
+    kill_leftovers(state_dir)  # no stage of a killed run may still be writing
+    recorder = _recorder(state_dir, session, how.record)
     rows = StageRows(session.project, session.store, session.run_cache)
     recorded: set[str] = set()
 
@@ -75,7 +82,7 @@ def execute(
         envs=Provisioner(session.config.env),
         on_result=on_result,
         gate=how.gate,
-        tracker=how.tracker,
+        tracker=_tracker(how.tracker, state_dir),
     )
     if recorder is not None:
         recorder.begin(effective_params(session.project))
@@ -83,8 +90,8 @@ def execute(
         result = executor.run(plan)
     except BaseException as exc:
         executor.tracker.stop_all()  # whatever path the interrupt took: no stage outlives us
-        if recorder is not None:
-            _finish(recorder, session, ended_by(exc), set())
+        if recorder is not None:  # bounded: Ctrl-C ends the tool within seconds
+            _finish(recorder, session, ended_by(exc), set(), wait=_RECORD_WAIT_SECONDS)
         raise
     finally:
         run_cache.close()
@@ -113,6 +120,14 @@ def _run_cache(session: Session, plan: Plan) -> RunCache:
     return RemoteRunCache(session.store, settings, session.project.root)
 
 
+def _tracker(shared: ProcessTracker | None, state_dir: Path) -> ProcessTracker:
+    """This run's tracker (or a sweep's shared one), noting its groups under `state_dir`."""
+    tracker = shared or ProcessTracker()
+    if tracker.groups is None:
+        tracker.groups = GroupRegistry(state_dir)
+    return tracker
+
+
 def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRecorder | None:
     if info is None:
         return None
@@ -122,10 +137,12 @@ def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRec
 
         return RunStore.for_project(state_dir)
 
-    return RunRecorder(open_store, session.project.root, info)
+    return RunRecorder(open_store, session.project.root, info, journal_dir=state_dir)
 
 
 _PRODUCED = (Outcome.RAN, Outcome.RESTORED, Outcome.UP_TO_DATE)
+# After an interrupt, how long the record may take; the journal completes it if longer.
+_RECORD_WAIT_SECONDS = 1.0
 
 
 def ended_by(exc: BaseException) -> RunStatus:
@@ -135,11 +152,15 @@ def ended_by(exc: BaseException) -> RunStatus:
 
 
 def _finish(
-    recorder: RunRecorder, session: Session, status: RunStatus, stages: set[str]
+    recorder: RunRecorder,
+    session: Session,
+    status: RunStatus,
+    stages: set[str],
+    wait: float | None = None,
 ) -> str | None:
     """End the record; a failure to record is reported, never fatal to the run itself."""
     try:
-        recorder.finish(status, read_metrics(session.project, stages), note="")
+        recorder.finish(status, read_metrics(session.project, stages), note="", wait=wait)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -1,5 +1,6 @@
 """What the executor does with the cache: store a stage's outputs after it ran, remember the run,
-and bring a remembered run's outputs back instead of running the stage again.
+bring a remembered run's outputs back instead of running the stage again, and store again what
+the cache lost while the workspace kept it (`restock`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from pipeline.core.config import Config
 from pipeline.core.hashing import Hasher, HashInfo, file_digest
 from pipeline.core.lockfile import LockedPath, LockEntry
 from pipeline.core.stage import Stage
-from pipeline.plan.decisions import Decision
+from pipeline.errors import DataError
+from pipeline.plan.decisions import Decision, Plan
+from pipeline.plan.lost import reread
+from pipeline.plan.session import Session
 from pipeline.store.links import unshare
 from pipeline.store.objects import ObjectStore, store_output, store_strategies
 from pipeline.store.restore import Restorer
@@ -46,9 +50,16 @@ class StageCache:
         self.run_cache.put(RunEntry(entry.fingerprint, entry.deps, entry.outs, log_hash))
 
     def restore(self, stage: Stage, decision: Decision) -> LockEntry:
-        """Bring back the outputs of the run `decision.cached` and return its lock entry."""
+        """Bring back the outputs of the run `decision.cached` and return its lock entry.
+
+        Every object must still be there before any output is replaced: one that went missing
+        since planning raises `DataError` (the stage then runs), never a half-restored stage.
+        Each object is verified as it is placed (see `Restorer`).
+        """
         cached = decision.cached
         assert cached is not None
+        if not all(self.store.complete(o.info) for o in cached.outs):
+            raise DataError(f"stage {stage.name}: the cached run lost an output object")
         restorer = self.restorer()
         plain = self.restorer(["copy"])  # `cache: false` outputs belong to git: plain files
         in_git = {o.path for o in stage.outs if not o.cache}
@@ -70,6 +81,37 @@ class StageCache:
         # logs are unlinked before every run, so they may share the object's storage
         self.store.put_file(str(log), digest, store_strategies(self.config.cache_type))
         return digest
+
+
+def restock(session: Session, plan: Plan) -> bool:
+    """Store again the intact workspace paths whose cached object is gone (`plan.unstored`).
+
+    The workspace copy is about to become the only one, so it is rehashed first rather than
+    trusted from the stat memo. False means one turned out not to match the lock: the memo now
+    holds its real hash, and the caller should plan again (its stage then runs).
+    """
+    strategies = store_strategies(session.config.cache_type)
+    in_git = {o.path for s in session.project.stages.values() for o in s.outs if not o.cache}
+    intact = True
+    for locked in plan.unstored:
+        if not _rehashed_intact(session.hasher, locked):
+            intact = False
+            continue
+        chosen = ["copy"] if locked.path in in_git else strategies
+        store_output(session.store, session.hasher, locked.path, locked.info, chosen)
+    return intact
+
+
+def _rehashed_intact(hasher: Hasher, locked: LockedPath) -> bool:
+    """Read every file of `locked` again; a mismatch corrects the stat memo."""
+    if locked.info.isdir:
+        expected = {f"{locked.path}/{e.path}": e.hash for e in hasher.tree(locked.path)}
+    else:
+        expected = {locked.path: locked.info.hash}
+    intact = reread(hasher, list(expected)) == expected
+    if not intact:
+        hasher.forget(locked.path)
+    return intact
 
 
 def unshare_persistent(stage: Stage, root: Path) -> None:

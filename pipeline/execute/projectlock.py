@@ -16,6 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from pipeline.core.atomic import atomic_write_text
 from pipeline.errors import PipelineError
 
 
@@ -47,7 +48,8 @@ def project_lock(
         lock.acquire()
     try:
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-        owner.write_text(f"{os.getpid()} {socket.gethostname()} {command}\n")
+        # atomic: a reader never sees half, and a full disk names this file
+        atomic_write_text(owner, f"{os.getpid()} {socket.gethostname()} {command}\n", durable=False)
         yield
     finally:
         with contextlib.suppress(OSError):

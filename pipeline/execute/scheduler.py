@@ -25,6 +25,7 @@ from pipeline.core.fingerprint import fingerprint
 from pipeline.core.hashing import Hasher, HashInfo
 from pipeline.core.lockfile import Lock, LockedPath, LockEntry, LockWriter
 from pipeline.core.statmemo import init_state_dir
+from pipeline.core.syserrors import disk_error, naming
 from pipeline.core.textenum import TextEnum
 from pipeline.core.waiting import wait_any
 from pipeline.env.provision import Provisioner, activate
@@ -35,7 +36,7 @@ from pipeline.execute.options import ExecOptions
 from pipeline.execute.outputs import StageCache, unshare_persistent
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Action, Decision, Plan, Reason, ReasonKind, decide
-from pipeline.store.restore import make_parent, remove
+from pipeline.store.restore import clear
 
 
 class Outcome(TextEnum):
@@ -245,7 +246,7 @@ class Executor:
             return failed, None
         except OSError as exc:  # e.g. a missing `wdir`: this stage fails, not the whole run
             seconds = time.monotonic() - started
-            error = DataError(
+            error = disk_error(exc) or DataError(  # a full disk says where and how much
                 f"stage {name}: {exc.strerror or exc}: {exc.filename or ''}".strip(),
                 "check the stage's wdir and paths",
             )
@@ -313,14 +314,13 @@ class Executor:
         return entry
 
     def _clear_outs(self, stage: Stage) -> None:
+        for out in stage.outs:  # every out is checked before any is touched
+            self.hasher.bounds.path(out.path, follow=False)
         unshare_persistent(stage, self.project.root)
         for out in stage.outs:
-            path = self.project.root / out.path
             self.hasher.forget(out.path)
-            if not out.persist:
-                remove(path)
             try:
-                make_parent(path, self.project.root)
+                clear(self.hasher.bounds, out.path, keep=out.persist)
             except DataError as exc:
                 msg = f"stage {stage.name}: {exc.message}"
                 raise StageFailed(stage.name, msg, exc.hint) from None
@@ -340,10 +340,10 @@ class Executor:
             yield activate(base, built)
 
     def _command(self, stage: Stage, env: dict[str, str]) -> CommandResult:
-        cwd = self.project.root / stage.wdir
+        cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root
         log_path = self._log_path(stage)
         log_path.unlink(missing_ok=True)  # the last log may be a hardlink into the cache
-        with open(log_path, "wb") as log:
+        with naming(log_path), open(log_path, "wb") as log:  # a full disk names the log
             sink = _tee(log.write, lambda chunk: self.events.stage_output(stage, chunk))
             return run_commands(
                 stage.cmd, cwd, env, sink, timeout=stage.timeout, tracker=self.tracker

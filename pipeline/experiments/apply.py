@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from pipeline.core.atomic import atomic_write_text
 from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME
-from pipeline.core.paths import PathRuleError, normalize
 from pipeline.errors import DataError, UsageError
 from pipeline.plan.session import Session
 from pipeline.runs.model import Artifact, RunRow
@@ -37,20 +36,12 @@ def apply_run_files(session: Session, store: RunStore, ref: str, *, force: bool)
     if not force:
         at_risk = [f for f in params if _differs(session, f) and not _from_a_run(session, store, f)]
         _refuse_uncommitted(root, at_risk)
-    texts = {_inside(artifact.path): _object_text(session, artifact) for artifact in files}
-    for relpath, text in texts.items():  # every object read before anything is written
-        atomic_write_text(root / relpath, text)
+    # A run record may come from a remote: each path is checked (symlinks resolved) first.
+    bounds = session.hasher.bounds
+    texts = {bounds.path(a.path, follow=False): _object_text(session, a) for a in files}
+    for path, text in texts.items():  # every object read before anything is written
+        atomic_write_text(Path(path), text)
     return run
-
-
-def _inside(path: str) -> str:
-    try:
-        return normalize(path)
-    except PathRuleError:
-        raise DataError(
-            f"the run store names a file outside the project: {path!r}",
-            "the run record is damaged; check out another run",
-        ) from None
 
 
 def _differs(session: Session, artifact: Artifact) -> bool:

@@ -145,7 +145,7 @@ def _recorder(session: Session, name: str, command_line: str) -> RunRecorder:
         return RunStore.for_project(state_dir)
 
     info = RunInfo(kind="entry", name=name, command=command_line)
-    return RunRecorder(open_store, session.project.root, info)
+    return RunRecorder(open_store, session.project.root, info, journal_dir=state_dir)
 
 
 def _execute(

@@ -19,12 +19,12 @@ from pipeline.core.config import FILES as CONFIG_FILES
 from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME, Lock
 from pipeline.load.project import STATE_DIR, Project
-
-RUNS_DIR = Path("tmp") / "runs"
+from pipeline.runs.workspaces import runs_dir
 
 
 def workspace_dir(project: Project, run_id: str) -> Path:
-    return project.state_dir / RUNS_DIR / run_id
+    """Where run `run_id`'s workspace lives; its lease (`runs/workspaces.py`) sits beside it."""
+    return runs_dir(project.state_dir) / run_id
 
 
 def make_workspace(project: Project, lock: Lock, run_id: str) -> Path:

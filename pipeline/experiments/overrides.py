@@ -18,9 +18,9 @@ from typing import Any
 
 from pipeline.core.atomic import atomic_write_text
 from pipeline.core.fingerprint import canonical_json
-from pipeline.core.paths import PathRuleError, normalize
+from pipeline.core.paths import Bounds, PathRuleError, normalize
 from pipeline.core.suggest import suggest_name
-from pipeline.core.yamlio import dump_yaml, parse_yaml
+from pipeline.core.yamlio import dump_yaml, parse_yaml, read_document
 from pipeline.errors import UsageError
 from pipeline.load.params import (
     DEFAULT_PARAMS_FILE,
@@ -106,7 +106,7 @@ def _split_file(raw_key: str) -> tuple[str, str]:
 
 def _check_splice(path: Path, key: str, value: Any) -> None:
     """Splice into the file's text in memory and read it back: exactly `key` must change."""
-    text = path.read_text(encoding="utf-8")
+    text = read_document(path)
     expected = flatten_all(_set(_parsed(text, path), split_key(key), value))
     after = flatten_all(_parsed(splice(text, path, key, value), path))
     if canonical_json(after) != canonical_json(expected):  # NaN equals NaN here
@@ -223,9 +223,10 @@ def apply(root: Path, overrides: tuple[Override, ...]) -> list[str]:
     by_file: dict[str, list[Override]] = {}
     for override in overrides:
         by_file.setdefault(override[0], []).append(override)
+    bounds = Bounds(root)
     for file, items in by_file.items():
-        path = root / file
-        text = path.read_text(encoding="utf-8")
+        path = Path(bounds.path(file))  # a params file linked to one outside is not written
+        text = read_document(path)
         for _, key, value in items:
             text = splice(text, path, key, value)
         atomic_write_text(path, text)  # replaces a symlink itself, never its target

@@ -9,6 +9,7 @@ the others restoring its outputs from the run-cache. The user's workspace is nev
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from pipeline.plan.selection import select
 from pipeline.plan.session import Session, open_session
 from pipeline.runs.model import Artifact, RunStatus
 from pipeline.runs.record import RunInfo, RunRecorder, new_run_id
+from pipeline.runs.workspaces import clear_dead, leased
 
 if TYPE_CHECKING:
     from pipeline.runs.runstore import RunStore
@@ -82,15 +84,25 @@ def run_experiments(options: RunOptions, events_for: EventsFor | None = None) ->
         grid = points(session.project, options.params, options.sweeps)
         if options.targets:  # unknown targets are reported now, before any workspace exists
             select(session.project, options.targets)
-        parent = _parent(session, options) if len(grid) > 1 else None
-        shared = Shared(parent.id if parent else None, FingerprintGate(), ProcessTracker())
-        results = _run_points(
-            session, grid, options, shared, events_for=events_for or _quiet, parent=parent
-        )
-        if parent is not None:
-            status = RunStatus.SUCCEEDED if all(r.succeeded for r in results) else RunStatus.FAILED
-            parent.finish(status, {})
-        return Experiment(results, parent.id if parent else None)
+        state_dir = session.project.state_dir
+        clear_dead(state_dir)  # workspaces that killed experiments left behind
+        with leased(state_dir, f"experiment-{new_run_id()}"):  # gc keeps what we write
+            return _experiment(session, grid, options, events_for)
+
+
+def _experiment(
+    session: Session, grid: list[Point], options: RunOptions, events_for: EventsFor | None
+) -> Experiment:
+    """The points, under a sweep record when there are several."""
+    parent = _parent(session, options) if len(grid) > 1 else None
+    shared = Shared(parent.id if parent else None, FingerprintGate(), ProcessTracker())
+    results = _run_points(
+        session, grid, options, shared, events_for=events_for or _quiet, parent=parent
+    )
+    if parent is not None:
+        status = RunStatus.SUCCEEDED if all(r.succeeded for r in results) else RunStatus.FAILED
+        parent.finish(status, {})
+    return Experiment(results, parent.id if parent else None)
 
 
 def _run_points(
@@ -144,7 +156,9 @@ def _parent(session: Session, options: RunOptions) -> RunRecorder:
         return RunStore.for_project(session.project.state_dir)
 
     info = RunInfo(kind="sweep", name=options.name, command=options.command)
-    recorder = RunRecorder(open_store, session.project.root, info)
+    recorder = RunRecorder(
+        open_store, session.project.root, info, journal_dir=session.project.state_dir
+    )
     recorder.begin({})
     return recorder
 
@@ -153,6 +167,19 @@ def _run_point(
     session: Session, point: Point, options: RunOptions, shared: Shared, events: Events
 ) -> PointResult:
     run_id = new_run_id()
+    with leased(session.project.state_dir, run_id):  # before the workspace, and outliving it
+        return _run_isolated(session, point, options, shared, events, run_id=run_id)
+
+
+def _run_isolated(
+    session: Session,
+    point: Point,
+    options: RunOptions,
+    shared: Shared,
+    events: Events,
+    *,
+    run_id: str,
+) -> PointResult:
     root = workspace_dir(session.project, run_id)
     try:
         make_workspace(session.project, session.lock, run_id)
@@ -197,12 +224,21 @@ def _keep_files(session: Session, executor: Executor, changed: list[str]) -> lis
         if path.is_file():
             digest = file_digest(path)
             session.store.put_file(str(path), digest, ["copy"])
+            _renew(session, digest)
             kept.append(Artifact(relpath, digest, os.path.getsize(path), 1))
     lock_text = LockWriter.render_once(executor.lock).encode()
     digest = digest_bytes(lock_text)
     session.store.put_bytes(lock_text, digest)
+    _renew(session, digest)
     kept.append(Artifact(LOCK_NAME, digest, len(lock_text), 1))
     return kept
+
+
+def _renew(session: Session, digest: str) -> None:
+    """An object that was already stored gets a new time: a `gc` running now keeps what is
+    newer than our lease, and this object is ours until the run record names it."""
+    with contextlib.suppress(OSError):
+        os.utime(session.store.path(digest))
 
 
 def _params_files_used(project: Project) -> set[str]:

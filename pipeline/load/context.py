@@ -43,7 +43,7 @@ class Context:
     def with_items(self, items: Mapping[str, Any]) -> Context:
         """Generator values (`item`, `key`) shadow anything of the same name."""
         data = {**self.data, **items}
-        sources = {k: v for k, v in self.sources.items() if split_key(k)[0] not in items}
+        sources = {k: v for k, v in self.sources.items() if _head(k) not in items}
         sources.update(dict.fromkeys(_leaves(items), INLINE))
         return Context(data, sources, self.loaded)
 
@@ -68,6 +68,14 @@ class Context:
 
     def _labels(self) -> dict[str, str]:
         return {k: (v or "inline vars") for k, v in self.sources.items()}
+
+
+def _head(key: str) -> str | int:
+    """The top-level name of a leaf key; params keys such as `..` or `a[` are not dotted paths."""
+    try:
+        return split_key(key)[0]
+    except KeyError:
+        return key.split(".", 1)[0]
 
 
 def _leaves(values: Mapping[str, Any]) -> list[str]:

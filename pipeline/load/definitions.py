@@ -189,10 +189,20 @@ def _render(
 
 
 def _template_error(doc: YamlDoc, loc: Loc, exc: TemplateError, context: Context) -> Exception:
-    hint = suggest_param(exc.key, context.data) if context.data and exc.key else None
+    hint = exc.hint
+    if hint is None and context.data and exc.key and not _defined(context, exc.key):
+        hint = suggest_param(exc.key, context.data)
     if hint is None and not context.data:
         hint = f"define it in {DEFAULT_PARAMS_FILE} next to the manifest, or under `vars`"
     return doc.error(loc, exc.reason, hint)
+
+
+def _defined(context: Context, key: str) -> bool:
+    try:
+        lookup(context.data, key)
+    except KeyError:
+        return False
+    return True
 
 
 def _declared_params(

@@ -80,7 +80,9 @@ def _matrix(
     for combo in itertools.product(*(list(enumerate(v)) for v in axes.values())):
         item = {var: value for var, (_, value) in zip(axes, combo, strict=True)}
         parts = [
-            f"{var}{i}" if isinstance(value, (dict, list)) else _name(doc, loc, value)
+            f"{_name(doc, loc, var)}{i}"
+            if isinstance(value, (dict, list))
+            else _name(doc, loc, value)
             for var, (i, value) in zip(axes, combo, strict=True)
         ]
         key = "-".join(parts)
@@ -103,7 +105,12 @@ def _data(doc: YamlDoc, loc: Loc, raw: Any, context: Context, *, lists_only: boo
 
 
 def _name(doc: YamlDoc, loc: Loc, value: Any) -> str:
+    """A member's name part; it becomes part of log file names and every report line."""
     text = to_str("", value) if isinstance(value, (str, int, float, bool)) or value is None else ""
-    if not text or any(c in text for c in " /:@\\"):
-        raise doc.error(loc, f"cannot name a stage after {value!r}", "use simple values as keys")
+    if not text or not text.isprintable() or any(c in text for c in " /:@\\"):
+        raise doc.error(
+            loc,
+            f"cannot name a stage after {value!r}",
+            "use simple values as keys: no spaces, control characters or any of / : @ \\",
+        )
     return text

@@ -289,7 +289,7 @@ def validate_stage(doc: YamlDoc, loc: Loc, body: dict[str, Any]) -> StageSpec:
 
 def _check_stage_names(doc: YamlDoc, spec: ManifestSpec) -> None:
     for name in spec.stages:
-        if not STAGE_NAME.match(name):
+        if not STAGE_NAME.fullmatch(name):  # `match` with `$` would accept a final newline
             raise doc.error(
                 ("stages", name),
                 f"invalid stage name {name!r}",

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.inputlimits import check_data
 from pipeline.core.paths import display_path
-from pipeline.core.yamlio import DocumentMemo, load_yaml, parse_yaml
+from pipeline.core.yamlio import DocumentMemo, load_yaml, parse_yaml, read_document
 from pipeline.errors import ManifestError
 from pipeline.load.pyparams import parse_python_params
 
@@ -61,13 +62,15 @@ def load_params_file(
 
 
 def _parse_other(path: Path, name: str, parse: Callable[[str, str], Any]) -> dict[str, Any]:
+    text = read_document(path)  # the same size limit as YAML
     try:
-        data = parse(path.read_text(encoding="utf-8"), name)
-    except (ValueError, SyntaxError, UnicodeDecodeError, RecursionError) as exc:
+        data = parse(text, name)
+    except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
         raise ManifestError(
             f"{display_path(path)}: cannot parse params file: {exc}",
             "fix the syntax; params files may be YAML, JSON, TOML or Python literals",
         ) from None
+    check_data(display_path(path), data)  # and the same depth, value and string limits
     if not isinstance(data, dict):
         raise ManifestError(f"{display_path(path)}: a params file must be a mapping of names")
     return data
@@ -95,7 +98,14 @@ def parse_text(text: str, name: str) -> Any:
     """
     parse = _PARSERS.get(Path(name).suffix.lower())
     if parse is not None:
-        return parse(text, name)
+        try:
+            data = parse(text, name)
+            check_data(name, data)
+        except (RecursionError, MemoryError) as exc:
+            raise ValueError(f"{name}: too deeply nested or too large ({exc!r})") from None
+        except ManifestError as exc:
+            raise ValueError(exc.message) from None
+        return data
     try:
         return parse_yaml(text, Path(name)).data
     except ManifestError as exc:

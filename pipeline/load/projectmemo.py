@@ -21,7 +21,9 @@ from pipeline.core.stage import Out, Stage
 from pipeline.core.statmemo import RACY_MARGIN_NS
 from pipeline.core.yamlio import DocumentMemo, json_exact
 
-FORMAT = 4  # 2: YAML 1.2 scalars; 3: environments; 4: parameters, entry points
+# 2: YAML 1.2 scalars; 3: environments; 4: parameters, entry points; 5: input limits and
+# quoted flag keys (a project resolved by older rules may hold what they now refuse)
+FORMAT = 5
 Stat = tuple[int, int, int] | None
 
 

@@ -22,15 +22,17 @@ from pipeline.load.shellquote import BACKTICK, CODE, SUBST, ShellLexer, UnsafeSu
 
 _PLACEHOLDER = re.compile(r"(\\)?\$\{([^{}]*)\}")
 _EXACT = re.compile(r"^\$\{([^{}]*)\}$")
+_FLAG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # what `--name` may say after unpacking
 
 
 class TemplateError(ValueError):
     """A placeholder names an unknown key or a value that cannot be substituted."""
 
-    def __init__(self, key: str, reason: str) -> None:
+    def __init__(self, key: str, reason: str, hint: str | None = None) -> None:
         super().__init__(reason)
         self.key = key
         self.reason = reason
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,9 @@ def _substitute(key: str, value: Any, state: ShellLexer | None) -> str:
 
 
 def _flags(flags: list[tuple[str, list[str]]], state: ShellLexer) -> str:
-    if state.top.kind in (CODE, SUBST, BACKTICK):
-        return " ".join(" ".join([flag, *map(state.escape, values)]) for flag, values in flags)
+    if state.top.kind in (CODE, SUBST, BACKTICK):  # keys are data too: quoted like values
+        words = (map(state.escape, [flag, *values]) for flag, values in flags)
+        return " ".join(" ".join(group) for group in words)
     # inside quotes the flags stay one word, as the author wrote them
     return state.escape(" ".join(" ".join([flag, *values]) for flag, values in flags))
 
@@ -147,6 +150,13 @@ def unpack(key: str, mapping: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """
     flags: list[tuple[str, list[str]]] = []
     for name, value in _flatten(mapping):
+        if not _FLAG_NAME.fullmatch(name):
+            raise TemplateError(
+                key,
+                f"cannot unpack {key!r} into flags: key {name!r} is not a flag name",
+                "flag names use letters, digits, '_', '-' and '.'; rename the key, or pass"
+                " its value explicitly with ${" + key + ".<name>}",
+            )
         if isinstance(value, bool):
             if value:
                 flags.append((f"--{name}", []))

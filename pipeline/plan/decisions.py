@@ -4,6 +4,11 @@ Planning hashes deps and outs (through the stat memo, so a no-op plan reads no f
 compares them with `pipeline.lock`. It never runs a command. A stage whose upstream will run
 cannot be decided yet: it gets `AFTER_UPSTREAM`, and the executor decides it again once its
 upstream has finished, so identical upstream bytes stop the propagation.
+
+The lock names bytes, and the cache must still hold them: an output that is not intact in the
+workspace and whose object is gone (or was moved aside by `fsck`) says so in its reasons, since
+no checkout can bring it back. An intact output whose object is gone is not stale: the user's
+bytes are fine, and `repro` stores them again (`Plan.unstored`).
 """
 
 from __future__ import annotations
@@ -14,16 +19,18 @@ from typing import Any
 
 from pipeline.core.fingerprint import canonical_json, fingerprint
 from pipeline.core.hashing import Hasher, HashInfo
-from pipeline.core.lockfile import Lock, LockEntry
+from pipeline.core.lockfile import Lock, LockedPath, LockEntry
 from pipeline.core.textenum import TextEnum
 from pipeline.env.resolve import EnvResolver, ResolvedEnv
 from pipeline.errors import UsageError
 from pipeline.load.params import DEFAULT_PARAMS_FILE, overlay
 from pipeline.load.project import Project, Stage
 from pipeline.load.template import TemplateError, render
+from pipeline.plan.lost import lost, reread, shares_corrupt_bytes
 from pipeline.plan.options import ENV_MANAGERS, PlanOptions
 from pipeline.plan.selection import select
 from pipeline.plan.session import Session
+from pipeline.store.objects import ObjectStore
 from pipeline.store.runcache import RunCache, RunEntry
 
 
@@ -63,6 +70,8 @@ class ReasonKind(TextEnum):
     DATA_MODIFIED = "data modified"
     UPSTREAM_UNCHANGED = "upstream outputs unchanged"
     CACHE_CORRUPT = "cached copy is corrupt"
+    OBJECT_MISSING = "cached object missing"  # the lock names bytes the cache no longer has
+    OBJECT_CORRUPT = "cached object corrupt"  # ... because they were found damaged, moved aside
 
 
 _ABOUT_A_PATH = ("dep ", "out ", "param ", "data ", "env ")  # kinds read "dep X modified"
@@ -89,6 +98,8 @@ class Reason:
             return f"{noun} {self.subject} {verb}"
         if self.kind is ReasonKind.UPSTREAM:
             return f"upstream {self.subject} will run"
+        if self.kind in (ReasonKind.OBJECT_MISSING, ReasonKind.OBJECT_CORRUPT):
+            return f"output {self.subject}: {text}"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -114,6 +125,7 @@ class Decision:
     deps: Mapping[str, HashInfo | None]
     cached: RunEntry | None = None  # with RESTORE: the run whose outputs come back
     env: ResolvedEnv | None = None  # the isolated env the stage runs in, if any
+    unstored: tuple[LockedPath, ...] = ()  # intact outputs whose cached object is gone
 
     @property
     def env_digest(self) -> str | None:
@@ -127,6 +139,8 @@ class Decision:
         }
         if self.env is not None:
             data["env"] = {"name": self.env.name, "digest": self.env.digest}
+        if self.unstored:
+            data["unstored"] = [o.path for o in self.unstored]
         return data
 
 
@@ -140,6 +154,7 @@ class Plan:
     options: PlanOptions
     data: tuple[Reason, ...] = ()  # tracked data (`pipeline add`) that changed
     envs: tuple[ResolvedEnv, ...] = ()  # the isolated envs the selected stages use
+    unstored_data: tuple[LockedPath, ...] = ()  # intact tracked data whose object is gone
 
     @property
     def stale_locks(self) -> list[ResolvedEnv]:
@@ -149,6 +164,17 @@ class Plan:
     @property
     def stale(self) -> list[Decision]:
         return [d for n in self.order if (d := self.decisions[n]).action != Action.UP_TO_DATE]
+
+    @property
+    def unstored(self) -> list[LockedPath]:
+        """Intact workspace paths whose cached object is gone: `repro` stores them again.
+
+        Stages that will run or restore are left out: they replace those outputs anyway.
+        """
+        kept = (Action.UP_TO_DATE, Action.AFTER_UPSTREAM)
+        stages = [self.decisions[n] for n in self.order]
+        outs = [o for d in stages if d.action in kept for o in d.unstored]
+        return [*outs, *self.unstored_data]
 
 
 def make_plan(session: Session, options: PlanOptions) -> Plan:
@@ -181,10 +207,13 @@ def make_plan(session: Session, options: PlanOptions) -> Plan:
             waiting=waiting,
             run_cache=session.run_cache if options.run_cache else None,
             env=envs.for_stage(project.stages[name]),
+            store=session.store,
         )
     data = tuple(_data_changes(lock, hasher))
     used = {d.env.digest: d.env for d in decisions.values() if d.env is not None}
-    return Plan(selection.order, decisions, forced, options, data, tuple(used.values()))
+    unstored = tuple(_unstored_data(lock, hasher, session.store))
+    envs_used = tuple(used.values())
+    return Plan(selection.order, decisions, forced, options, data, envs_used, unstored)
 
 
 def _data_changes(lock: Lock, hasher: Hasher) -> list[Reason]:
@@ -198,6 +227,16 @@ def _data_changes(lock: Lock, hasher: Hasher) -> list[Reason]:
     return reasons
 
 
+def _unstored_data(lock: Lock, hasher: Hasher, store: ObjectStore) -> list[LockedPath]:
+    """Tracked data intact in the workspace (as hashed just before) whose object is gone."""
+    found = []
+    for path, info in sorted(lock.data.items()):
+        current = hasher.hash(path)  # memoised by `_data_changes`: no second stat
+        if current is not None and current.hash == info.hash and lost(store, info):
+            found.append(LockedPath(path, info))
+    return found
+
+
 def decide(
     project: Project,
     stage: Stage,
@@ -208,24 +247,30 @@ def decide(
     waiting: set[str] | frozenset[str] = frozenset(),
     run_cache: RunCache | None = None,
     env: ResolvedEnv | None = None,
+    store: ObjectStore | None = None,
 ) -> Decision:
     """Compare a stage with its lock entry; `waiting` are upstream stages not yet finished.
 
     A stage that must run but whose exact inputs ran before (same fingerprint, every output
     object still cached) is restored instead: `run_cache` is where to look. `env` is the
-    stage's resolved environment; its digest is part of the fingerprint.
+    stage's resolved environment; its digest is part of the fingerprint. `store` (default: the
+    run-cache's) is where the lock's output objects must still be.
     """
     if stage.frozen:
         return _frozen(stage, hasher)
     digest = env.digest if env else None
     pending = {d for d in stage.deps if project.outputs.producers(d) & waiting}
     deps = {d: hasher.hash(d) for d in stage.deps if d not in pending}
+    objects = store if store is not None else run_cache.store if run_cache else None
+    unstored: list[LockedPath] = []
     if forced:
         reasons = [Reason(ReasonKind.FORCED)]
     elif entry is None:
         reasons = [Reason(ReasonKind.NEW_STAGE)]
     else:
         reasons = _changes(stage, entry, deps, hasher, pending, env=digest)
+        if objects is not None:
+            reasons += _lost_outputs(stage, entry, hasher, objects, unstored)
     if stage.always_changed:
         reasons.append(Reason(ReasonKind.ALWAYS_CHANGED))
     elif not stage.deps and not stage.outs and not forced:
@@ -238,8 +283,42 @@ def decide(
         return Decision(stage.name, Action.RUN, tuple(reasons), deps, env=env)
     if waiting:
         upstream = tuple(Reason(ReasonKind.UPSTREAM, u) for u in sorted(waiting))
-        return Decision(stage.name, Action.AFTER_UPSTREAM, upstream, deps, env=env)
-    return Decision(stage.name, Action.UP_TO_DATE, (), deps, env=env)
+        return Decision(
+            stage.name, Action.AFTER_UPSTREAM, upstream, deps, env=env, unstored=tuple(unstored)
+        )
+    return Decision(stage.name, Action.UP_TO_DATE, (), deps, env=env, unstored=tuple(unstored))
+
+
+def _lost_outputs(
+    stage: Stage, entry: LockEntry, hasher: Hasher, store: ObjectStore, unstored: list[LockedPath]
+) -> list[Reason]:
+    """Reasons for outputs whose locked bytes the cache lost; intact ones go to `unstored`.
+
+    One stat per output (the workspace was hashed already, through the memo): cheap enough
+    for a no-op `status`. An output the workspace does not hold intact cannot be checked out
+    again, so saying so tells the user why only a run brings it back. A workspace file that is
+    a hardlink to the quarantined object holds the corrupt bytes itself, whatever the memo
+    says: it is read again.
+    """
+    reasons = []
+    for locked in entry.outs:
+        if locked.path not in stage.out_paths:
+            continue  # a removed output: reported as such, and never checked out again
+        gone = lost(store, locked.info)
+        if not gone:
+            continue
+        root, path = hasher.root, locked.path
+        shared = [g.path(path) for g in gone if shares_corrupt_bytes(root, store, path, g)]
+        if shared:  # the memo remembers these files' bytes from before the object went bad
+            reread(hasher, shared)
+            hasher.forget(locked.path)
+        current = hasher.hash(locked.path)
+        if current is not None and current.hash == locked.info.hash:
+            unstored.append(locked)
+            continue
+        kind = ReasonKind.OBJECT_CORRUPT if gone[0].quarantined else ReasonKind.OBJECT_MISSING
+        reasons.append(Reason(kind, gone[0].path(locked.path)))
+    return reasons
 
 
 def _restorable(

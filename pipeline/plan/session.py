@@ -1,6 +1,7 @@
 """One command's view of a project: the loaded manifest, the lock, the hasher, the cache.
 
-`open_session` keeps the stat memo (`state.db`) open for the duration and closes it after.
+`open_session` keeps the stat memo (`state.db`) open for the duration and closes it after,
+and refuses a cache whose objects directory is blocked by a file (one line, not a failure later).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 from pipeline.core.config import Config, load_config
 from pipeline.core.hashing import Hasher
 from pipeline.core.lockfile import Lock, read_lock
+from pipeline.core.paths import check_state_dir
 from pipeline.core.statmemo import StatMemo
+from pipeline.core.syserrors import blocked_directory
 from pipeline.load.project import STATE_DIR, Project, find_manifest, load_project
 from pipeline.store.objects import ObjectStore
 from pipeline.store.runcache import RunCache
@@ -39,12 +42,22 @@ def open_session(root: Path | str = ".") -> Iterator[Session]:
     """Load the project at `root` and keep the stat memo open until the block ends."""
     manifest = find_manifest(Path(root))
     state_dir = manifest.parent / STATE_DIR
+    check_state_dir(manifest.parent, state_dir)  # before anything in it is opened
     state = StatMemo(state_dir / "state.db")
     try:
         project = load_project(manifest, memo=state)
         lock = read_lock(project.root, memo=state)
         config = load_config(state_dir, memo=state)
-        store = ObjectStore(state_dir / "cache")
+        store = _usable(ObjectStore(state_dir / "cache"))
         yield Session(project, lock, Hasher(project.root, state), config, store)
     finally:
         state.close()
+
+
+def _usable(store: ObjectStore) -> ObjectStore:
+    """`store`, unless a file stands where its objects go: then every command says so at once
+    (a missing directory is fine: it is created when first written)."""
+    blocked = blocked_directory(store.objects)
+    if blocked is not None:
+        raise blocked
+    return store

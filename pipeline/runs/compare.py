@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError
 from pipeline.runs.model import RunRow
+from pipeline.runs.needs import Present, mark_missing
 
 if TYPE_CHECKING:
     from pipeline.runs.runstore import RunStore
@@ -34,6 +35,7 @@ class Table:
                 "id": r.id,
                 "name": r.name,
                 "status": r.status,
+                "missing_objects": r.missing_objects,
                 "started_at": r.started_at,
                 "params": {k: self.values[r.id].get(k) for k in self.params},
                 "metrics": {k: self.values[r.id].get(k) for k in self.metrics},
@@ -50,9 +52,15 @@ def compare(
     all_columns: bool = False,
     sort_by: str | None = None,
     descending: bool = True,
+    present: Present | None = None,
 ) -> Table:
-    """The comparison table of `refs` (a sweep id expands to its points), or the latest runs."""
+    """The comparison table of `refs` (a sweep id expands to its points), or the latest runs.
+
+    With `present` (does the cache hold this object?), runs that lost objects are marked.
+    """
     runs = _runs(store, refs, limit)
+    if present is not None:
+        runs = mark_missing(store, runs, present)
     ids = [r.id for r in runs]
     params, metrics = store.params_of(ids), store.metrics_of(ids)
     metrics = _short_metric_keys(metrics, {k for v in params.values() for k in v})

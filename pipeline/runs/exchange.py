@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from pipeline.errors import DataError
 from pipeline.runs.model import Artifact, RunDetail, RunRow, RunStatus, StageRow
@@ -55,23 +54,12 @@ def read_document(data: bytes, where: str) -> RunDocument:
         if body.get("format") != FORMAT:
             raise ValueError(f"format {body.get('format')!r}")
         run = RunRow(**body["run"])
-        stages = tuple(_stage(s) for s in body["stages"])
+        stages = tuple(StageRow.from_json(s) for s in body["stages"])
         files = tuple(Artifact(**f) for f in body["files"])
         detail = RunDetail(run, dict(body["params"]), dict(body["metrics"]), stages)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"{where} is not a run record ({exc})", "it was skipped") from None
     return RunDocument(detail, files)
-
-
-def _stage(raw: dict[str, Any]) -> StageRow:
-    values = dict(raw)
-    values["cmd"] = tuple(values.get("cmd") or ())
-    values["reasons"] = tuple(values.get("reasons") or ())
-    if values.get("packages") is not None:
-        values["packages"] = tuple(tuple(row) for row in values["packages"])
-    values["deps"] = tuple(Artifact(**a) for a in values.get("deps") or ())
-    values["outs"] = tuple(Artifact(**a) for a in values.get("outs") or ())
-    return StageRow(**values)
 
 
 def export_run(store: RunStore, run_id: str) -> RunDocument:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,11 @@ class RunStatus(TextEnum):
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run as stored (`status` already says `interrupted` for a dead `running` run)."""
+    """One run as stored (`status` already says `interrupted` for a dead `running` run).
+
+    `missing_objects` is not stored: readers that look at the cache set it when an object the
+    run needs (an output, a kept params file or lock, a log) is gone from it.
+    """
 
     id: str
     kind: str
@@ -36,6 +41,7 @@ class RunRow:
     git_branch: str | None = None
     git_dirty: bool | None = None
     note: str | None = None
+    missing_objects: bool = False
 
     @property
     def seconds(self) -> float | None:
@@ -45,8 +51,12 @@ class RunRow:
         object.__setattr__(self, "status", RunStatus(self.status))  # as stored: its text
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """The stored columns (what the store and shared run records hold)."""
+        data = {k: getattr(self, k) for k in STORED_COLUMNS}
         return {**data, "status": self.status.value}
+
+
+STORED_COLUMNS = tuple(k for k in RunRow.__dataclass_fields__ if k != "missing_objects")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,34 @@ class StageRow:
         data["deps"] = [a.__dict__ for a in self.deps]
         data["outs"] = [a.__dict__ for a in self.outs]
         return data
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> StageRow:
+        """A `StageRow` back from its `to_json` (a journal line or a shared run record)."""
+        values = dict(raw)
+        values["cmd"] = tuple(values.get("cmd") or ())
+        values["reasons"] = tuple(values.get("reasons") or ())
+        if values.get("packages") is not None:
+            values["packages"] = tuple(tuple(row) for row in values["packages"])
+        values["deps"] = tuple(Artifact(**a) for a in values.get("deps") or ())
+        values["outs"] = tuple(Artifact(**a) for a in values.get("outs") or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunObjects:
+    """The cached objects one recorded run needs: `checkout RUN`, `runs show` and logs read them.
+
+    A directory output's hash names its listing; the files it lists are needed too.
+    """
+
+    run_id: str
+    outs: tuple[Artifact, ...] = ()  # every stage's outputs
+    files: tuple[Artifact, ...] = ()  # the params files and lock an experiment kept
+    logs: tuple[str, ...] = ()
+
+    def hashes(self) -> set[str]:
+        return {a.hash for a in (*self.outs, *self.files)} | set(self.logs)
 
 
 @dataclass(frozen=True)

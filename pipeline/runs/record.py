@@ -4,6 +4,11 @@ The executor reports each finished stage; `RunRecorder` queues the rows and a wr
 commits them (importing SQLAlchemy there too, so a command never waits for it). The run row is
 written `running` first; `finish` writes the final status and metrics and waits for the queue
 to drain. What the recorder needs from the rest of the program arrives as plain values.
+
+So that a killed process still leaves its record, every row also goes at once into the run's
+journal (`runs/journal.py`) when the recorder is given a state directory: the next command
+that opens the run store replays it. `finish` may stop waiting for the writer (Ctrl-C must
+end the tool within seconds): the journal then stays, and completes the record later.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.load.params import DEFAULT_PARAMS_FILE, flatten_all, load_params_file
 from pipeline.load.project import Project
 from pipeline.runs.gitinfo import git_state
+from pipeline.runs.journal import Journal
 from pipeline.runs.model import Artifact, RunRow, RunStatus, StageRow
 
 if TYPE_CHECKING:
@@ -88,10 +94,17 @@ class RunInfo:
 class RunRecorder:
     """Records one run; every method is cheap on the calling thread."""
 
-    def __init__(self, open_store: Callable[[], RunStore], root: Path, info: RunInfo) -> None:
+    def __init__(
+        self,
+        open_store: Callable[[], RunStore],
+        root: Path,
+        info: RunInfo,
+        journal_dir: Path | None = None,
+    ) -> None:
         self.id = info.id or new_run_id()
         self.info = info
         self.root = root
+        self._journal = None if journal_dir is None else Journal(journal_dir, self.id)
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._error: BaseException | None = None
         self._open = open_store
@@ -99,43 +112,60 @@ class RunRecorder:
         self._thread.start()
 
     def begin(self, params: Mapping[str, Any]) -> None:
+        """The run, `running`: in the journal now, in the store as soon as it is open."""
         from_git = git_state(self.root)
-        started = time.time()
-        command = self.info.command or f"pipeline.api ({self.info.kind})"
-
-        def job(store: Writer) -> None:
-            run = RunRow(
-                id=self.id,
-                kind=self.info.kind,
-                command=command,
-                started_at=started,
-                status=RunStatus.RUNNING,
-                name=self.info.name,
-                parent_id=self.info.parent_id,
-                user=_user(),
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                git_commit=from_git.commit,
-                git_branch=from_git.branch,
-                git_dirty=from_git.dirty,
-            )
-            store.start(run, params)
-
-        self._jobs.put(job)
+        run = RunRow(
+            id=self.id,
+            kind=self.info.kind,
+            command=self.info.command or f"pipeline.api ({self.info.kind})",
+            started_at=time.time(),
+            status=RunStatus.RUNNING,
+            name=self.info.name,
+            parent_id=self.info.parent_id,
+            user=_user(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            git_commit=from_git.commit,
+            git_branch=from_git.branch,
+            git_dirty=from_git.dirty,
+        )
+        if self._journal is not None:
+            self._journal.begin(run, params)
+        self._jobs.put(lambda store: store.start(run, params))
 
     def stage(self, row: StageRow) -> None:
+        if self._journal is not None:
+            self._journal.stage(row)
         self._jobs.put(lambda store: store.record_stage(self.id, row))
 
     def files(self, artifacts: list[Artifact]) -> None:
         """Files the run wrote that belong to no stage: its params files and lock."""
+        if self._journal is not None:
+            self._journal.files(artifacts)
         self._jobs.put(lambda store: store.record_files(self.id, artifacts))
 
-    def finish(self, status: RunStatus, metrics: Mapping[str, Any], note: str = "") -> None:
-        """Queue the final status and wait until everything is written."""
+    def finish(
+        self,
+        status: RunStatus,
+        metrics: Mapping[str, Any],
+        note: str = "",
+        *,
+        wait: float | None = None,
+    ) -> None:
+        """Queue the final status and wait until everything is written (at most `wait` s).
+
+        Past `wait`, the writer is left to finish in the background and the journal (if any)
+        is kept: the record is complete in the store either way, now or at the next command.
+        """
         ended = time.time()
+        if self._journal is not None:
+            self._journal.finish(status, ended, metrics, note)
         self._jobs.put(lambda store: store.finish(self.id, status, ended, metrics, note))
         self._jobs.put(None)
-        self._thread.join()
+        self._thread.join(wait)
+        stored = not self._thread.is_alive() and self._error is None
+        if self._journal is not None:
+            self._journal.close(remove=stored)
         if self._error is not None:
             raise self._error
 

@@ -5,42 +5,98 @@ stage's record is committed when the stage ends, and the run's final status, end
 metrics are committed together at the end: a crash leaves a `running` run whose process is
 gone, which readers report as `interrupted`, never as a success. SQLite runs in WAL mode, so
 readers (`pipeline runs`) never wait for a writer.
+
+A damaged database file (SQLite says "malformed" or "not a database", on opening or on any
+later query) is moved aside as `runs.db.corrupt-<time>` with a warning on stderr, and a new
+store takes its place: the runs recorded so far stay readable by SQLite's own tools, and no
+command fails or loses its record because of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from filelock import FileLock
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.core.paths import display_path
+from pipeline.core.syserrors import disk_error
 from pipeline.errors import AmbiguousRun, DataError, UsageError
 from pipeline.runs import schema
-from pipeline.runs.model import Artifact, RunDetail, RunRow, RunStatus, StageRow
+from pipeline.runs.ingest import ingest_journals
+from pipeline.runs.model import (
+    STORED_COLUMNS,
+    Artifact,
+    RunDetail,
+    RunObjects,
+    RunRow,
+    RunStatus,
+    StageRow,
+)
 
 __all__ = ["Artifact", "RunDetail", "RunRow", "RunStore", "StageRow"]
 
 DB_NAME = "runs.db"
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _healing(method: Callable[P, R]) -> Callable[P, R]:
+    """A query that finds the database file damaged moves it aside and asks a new store."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, RunStore)
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            if not store.heal(exc):
+                raise store.unhealed(exc) from None
+        return method(*args, **kwargs)
+
+    return wrapper
+
 
 class RunStore:
-    """One run database; `url` is any SQLAlchemy URL (SQLite by default)."""
+    """One run database; `url` is any SQLAlchemy URL (SQLite by default).
 
-    def __init__(self, url: str) -> None:
+    `path` is the SQLite file behind `url`, if any: only a file can be moved aside when damaged.
+    """
+
+    def __init__(self, url: str, path: Path | None = None) -> None:
+        self.url, self.path = url, path
+        self._inode: int | None = None
         try:
-            self.engine = _engine(url)
+            self._open()
+        except SQLAlchemyError as exc:
+            if path is not None and _damaged(exc):
+                raise _Damaged(_reason(exc)) from None
+            raise _error(exc, path) from None
+
+    def _open(self) -> None:
+        self.engine = _engine(self.url)
+        try:
             schema.metadata.create_all(self.engine)
             self._check_version()
-        except SQLAlchemyError as exc:
-            raise _error(exc) from None
+        except BaseException:
+            self.engine.dispose()
+            raise
+        if self.path is not None:
+            self._inode = os.stat(self.path).st_ino
 
     def _check_version(self) -> None:
         """Stamp a new store with the schema version; refuse one written by another version."""
@@ -58,10 +114,40 @@ class RunStore:
 
     @classmethod
     def for_project(cls, state_dir: Path) -> RunStore:
-        """The project's SQLite store; the first opener creates the schema, the others wait."""
+        """The project's SQLite store; the first opener creates the schema, the others wait.
+
+        A damaged file is moved aside (with a warning) and a new store is started.
+        """
         state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / DB_NAME
         with FileLock(str(state_dir / f"{DB_NAME}.lock")):
-            return cls(f"sqlite:///{state_dir / DB_NAME}")
+            try:
+                store = cls(f"sqlite:///{path}", path)
+            except _Damaged as exc:
+                _set_aside(path, exc.reason)
+                store = cls(f"sqlite:///{path}", path)
+        ingest_journals(store, state_dir)  # runs whose process died before they were stored
+        return store
+
+    def heal(self, exc: SQLAlchemyError) -> bool:
+        """After `exc`: if it says the file is damaged, move it aside and reopen a new one.
+
+        Another process may have done so already (the file is no longer the one we opened):
+        then its new store is simply reopened.
+        """
+        if self.path is None or not _damaged(exc):
+            return False
+        self.engine.dispose()
+        with FileLock(str(self.path.with_name(f"{DB_NAME}.lock"))):
+            with contextlib.suppress(OSError):
+                if os.stat(self.path).st_ino == self._inode:
+                    _set_aside(self.path, _reason(exc))
+            self._open()
+        return True
+
+    def unhealed(self, exc: SQLAlchemyError) -> Exception:
+        """What to raise for `exc` when healing does not apply: a refusing disk as one line."""
+        return disk_error(exc, self.path) or exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -70,9 +156,21 @@ class RunStore:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Writer]:
-        """Several writes in one transaction."""
-        with self._write() as conn:
-            yield Writer(conn)
+        """Several writes in one transaction.
+
+        A damaged file found while writing is moved aside; this batch is lost with it (its run
+        row may be in the old file), which the caller hears as a `DataError`.
+        """
+        try:
+            with self._write() as conn:
+                yield Writer(conn)
+        except SQLAlchemyError as exc:
+            if not self.heal(exc):
+                raise self.unhealed(exc) from None
+            raise DataError(
+                f"the run store was damaged while writing ({_reason(exc)}); a new one was started",
+                "this run's record is incomplete; the damaged file is kept beside runs.db",
+            ) from None
 
     def start(self, run: RunRow, params: Mapping[str, Any]) -> None:
         """Insert a run (normally `running`) with its effective params."""
@@ -106,6 +204,7 @@ class RunStore:
 
     # --- reading --------------------------------------------------------------------------
 
+    @_healing
     def runs(
         self, *, limit: int | None = None, top_level: bool = False, sweeps: bool = True
     ) -> list[RunRow]:
@@ -120,11 +219,13 @@ class RunStore:
         with self.engine.connect() as conn:
             return [_run_row(r._mapping) for r in conn.execute(query)]
 
+    @_healing
     def ids(self) -> set[str]:
         """Every recorded run's id."""
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(select(schema.runs.c.id))}
 
+    @_healing
     def find(self, ref: str) -> RunRow:
         """A run by id, unique id prefix, name, or `latest`."""
         table = schema.runs
@@ -151,6 +252,7 @@ class RunStore:
         ids = ", ".join(r.id for r in found[:5])
         raise AmbiguousRun(f"run {ref!r} is ambiguous: {ids}", "give (more of) a run id")
 
+    @_healing
     def detail(self, ref: str) -> RunDetail:
         run = self.find(ref)
         with self.engine.connect() as conn:
@@ -174,6 +276,7 @@ class RunStore:
             tuple(_run_row(c._mapping) for c in children),
         )
 
+    @_healing
     def known_file(self, path: str, digest: str) -> bool:
         """Whether some run recorded the file `path` with exactly this content."""
         a = schema.artifacts
@@ -183,6 +286,7 @@ class RunStore:
         with self.engine.connect() as conn:
             return conn.execute(query.limit(1)).first() is not None
 
+    @_healing
     def run_files(self, run_id: str) -> list[Artifact]:
         """The files a run kept as a whole: its params files and lock."""
         a = schema.artifacts
@@ -197,6 +301,7 @@ class RunStore:
     def metrics_of(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self._pivot(schema.metrics, run_ids)
 
+    @_healing
     def _pivot(self, table: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {i: {} for i in run_ids}
         with self.engine.connect() as conn:
@@ -206,6 +311,7 @@ class RunStore:
                     found[run_id][key] = json.loads(value)
         return found
 
+    @_healing
     def producer(self, digest: str, path: str) -> tuple[RunRow, StageRow] | None:
         """The stage run that wrote these bytes at `path`: one that ran it (rather than
         restored it) first, the newest first. Equal bytes at another path are another file."""
@@ -225,6 +331,59 @@ class RunStore:
             return None
         detail = self.detail(row.id)
         return detail.run, next(st for st in detail.stages if st.stage == row.stage)
+
+    # --- what runs need of the cache, and dropping runs -------------------------------------
+
+    @_healing
+    def objects_of(self, run_ids: Sequence[str] | None = None) -> dict[str, RunObjects]:
+        """The cached objects each run needs (all runs when `run_ids` is None)."""
+        a, s = schema.artifacts, schema.stage_runs
+        files = select(a).where(a.c.role.in_(("out", "file")))
+        logs = select(s.c.run_id, s.c.log_hash).where(s.c.log_hash.is_not(None))
+        found: dict[str, tuple[list[Artifact], list[Artifact], list[str]]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(run_ids), 500) if run_ids is not None else [None]:
+                where_a = files if chunk is None else files.where(a.c.run_id.in_(chunk))
+                where_s = logs if chunk is None else logs.where(s.c.run_id.in_(chunk))
+                for row in conn.execute(where_a):
+                    outs, kept, _ = found.setdefault(row.run_id, ([], [], []))
+                    artifact = Artifact(row.path, row.hash, row.size, row.nfiles)
+                    (kept if row.role == "file" else outs).append(artifact)
+                for run_id, log in conn.execute(where_s):
+                    found.setdefault(run_id, ([], [], []))[2].append(log)
+        return {
+            i: RunObjects(i, tuple(outs), tuple(kept), tuple(logs))
+            for i, (outs, kept, logs) in found.items()
+        }
+
+    @_healing
+    def children_of(self, run_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The points of each sweep in `run_ids` (runs without points are left out)."""
+        table = schema.runs
+        found: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(run_ids), 500):
+                query = select(table.c.parent_id, table.c.id).where(table.c.parent_id.in_(chunk))
+                for parent, child in conn.execute(query):
+                    found.setdefault(parent, []).append(child)
+        return found
+
+    @_healing
+    def started_before(self, cutoff: float) -> list[RunRow]:
+        """Top-level runs (sweeps, not their points) that started before `cutoff`."""
+        table = schema.runs
+        query = select(table).where(table.c.parent_id.is_(None) & (table.c.started_at < cutoff))
+        with self.engine.connect() as conn:
+            return [_run_row(r._mapping) for r in conn.execute(query)]
+
+    def drop(self, run_ids: Sequence[str]) -> None:
+        """Forget runs: their rows, params, metrics, stages and files (one transaction)."""
+        tables = (schema.artifacts, schema.stage_runs, schema.params, schema.metrics)
+        with self.batch() as writer:
+            for chunk in _chunks(list(run_ids), 500):
+                for table in tables:
+                    writer.conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+                writer.conn.execute(delete(schema.runs).where(schema.runs.c.id.in_(chunk)))
 
 
 class Writer:
@@ -295,7 +454,58 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def _error(exc: SQLAlchemyError) -> DataError:
+class _Damaged(Exception):
+    """Opening found the database file damaged (`reason`: SQLite's words)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_DAMAGE_WORDS = ("malformed", "not a database")
+
+
+def _damaged(exc: SQLAlchemyError) -> bool:
+    """Whether SQLite reports the file itself as damaged (not busy, locked, full or failing)."""
+    orig = getattr(exc, "orig", None)
+    if not isinstance(orig, sqlite3.DatabaseError) or isinstance(orig, sqlite3.OperationalError):
+        return False
+    code = getattr(orig, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES
+    return any(word in str(orig) for word in _DAMAGE_WORDS)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", exc)).splitlines()[0]
+
+
+def _set_aside(path: Path, reason: str) -> Path:
+    """Move a damaged database (and its WAL files) to `runs.db.corrupt-<time>`; say so."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    count = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{count}")
+        count += 1
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    # A warning on stderr rather than an error: any command may meet it, on any thread, and
+    # each of them works on with the new store; the one line says where the old runs are.
+    sys.stderr.write(
+        f"warning: the run store {display_path(path)} is damaged ({reason}); moved it to"
+        f" {display_path(aside)} and started a new one\n"
+    )
+    return aside
+
+
+def _error(exc: SQLAlchemyError, path: Path | None) -> DataError:
+    """Why the store cannot be opened: a refusing disk (full, read-only) says so in one line."""
+    refused = disk_error(exc, path)
+    if refused is not None:
+        return refused
     return DataError(
         f"the run store cannot be opened: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
         "move .pipeline/runs.db aside to start a new one (runs recorded so far stay in it)",
@@ -312,7 +522,7 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def _run_row(m: Mapping[Any, Any]) -> RunRow:
-    row = RunRow(**{k: m[k] for k in RunRow.__dataclass_fields__})
+    row = RunRow(**{k: m[k] for k in STORED_COLUMNS})
     if row.status is RunStatus.RUNNING and not _alive(row):
         return dataclasses.replace(row, status=RunStatus.INTERRUPTED)
     return row

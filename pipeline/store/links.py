@@ -1,10 +1,12 @@
 """Putting a cached object at a workspace path: reflink, hardlink, symlink or copy.
 
 A reflink (copy-on-write clone) and a hardlink cost nothing whatever the size; a copy costs a
-read and a write of every byte (`shutil.copyfile` uses the kernel's `sendfile`). A hardlink or
-symlink shares the object itself, so linked files are read-only: the object's mode is 0444,
-and a stage's outputs are deleted (or, for `persist` outputs, unlinked into a private copy)
-before it runs, so no stage ever writes into the cache through a link.
+read and a write of every byte, done inside the kernel (`copy_file_range`, else `sendfile`). A
+hardlink or symlink shares the object itself, so linked files are read-only: the object's mode
+is 0444, and a stage's outputs are deleted (or, for `persist` outputs, unlinked into a private
+copy) before it runs, so no stage ever writes into the cache through a link. Anything else that
+writes in place (a notebook, a script run as root, whom 0444 does not stop) would, which is why
+both are opt-in (`cache.type`) and the default is reflink, else copy.
 """
 
 from __future__ import annotations
@@ -74,8 +76,44 @@ def symlink(src: str, dst: str) -> None:
 
 
 def copy(src: str, dst: str) -> None:
-    shutil.copyfile(src, dst)
-    os.chmod(dst, 0o644)
+    copy_file(src, dst, 0o644)
+
+
+def copy_file(src: str, dst: str, mode: int) -> None:
+    """Copy `src` to a new file `dst` created with `mode`, the bytes moved inside the kernel.
+
+    The mode is set at creation (writing through the open descriptor still works for 0444), so
+    a copy costs no extra `chmod`; this is the cache's hot path when storing many small files.
+    """
+    fd_in = os.open(src, os.O_RDONLY)
+    try:
+        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            _copy_fds(fd_in, fd_out, os.fstat(fd_in).st_size)
+        except OSError as exc:  # name both files, as shutil does: a full disk then says where
+            with contextlib.suppress(OSError):
+                os.unlink(dst)  # ours (O_EXCL): no half copy is left behind
+            raise OSError(exc.errno, exc.strerror, src, None, dst) from exc
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _copy_fds(fd_in: int, fd_out: int, size: int) -> None:
+    try:
+        while os.copy_file_range(fd_in, fd_out, 1 << 30):  # 0 at end of file
+            pass
+        return
+    except OSError as exc:  # e.g. EXDEV on older kernels, EINVAL on some filesystems
+        if exc.errno not in _NOT_POSSIBLE:
+            raise
+    os.lseek(fd_in, 0, os.SEEK_SET)
+    os.lseek(fd_out, 0, os.SEEK_SET)
+    os.ftruncate(fd_out, 0)
+    offset = 0
+    while sent := os.sendfile(fd_out, fd_in, offset, max(size - offset, 1 << 20)):
+        offset += sent
 
 
 def _unavailable(exc: OSError) -> OSError:

@@ -14,15 +14,17 @@ import itertools
 import json
 import os
 import re
-import shutil
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pipeline.core.hashing import (
     ALGORITHM,
+    FileEntry,
     Hasher,
     HashInfo,
     digest_bytes,
@@ -30,13 +32,17 @@ from pipeline.core.hashing import (
     tree_manifest,
 )
 from pipeline.core.paths import PathRuleError, normalize
+from pipeline.core.syserrors import naming
 from pipeline.errors import DataError
-from pipeline.store.links import LinkUnavailable, hardlink, place, reflink
+from pipeline.store.links import LinkUnavailable, copy_file, hardlink, place, reflink
 
 READ_ONLY = 0o444
 _HEX = re.compile(r"[0-9a-f]{3,}")
 _COUNTER = itertools.count()
 VERIFY_ALWAYS_BELOW = 4 << 20  # bytes: objects smaller than this are rehashed on every restore
+PARALLEL_FILES = 64  # a directory with this many files to store or place uses a thread pool
+FILE_WORKERS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,24 +92,25 @@ class ObjectStore:
             return
         tmp = self._temp_name()
         try:
-            self._store_as(src, tmp, strategies)
-            self._commit(tmp, target)
+            copied = self._store_as(src, tmp, strategies) == "copy"
+            self._commit(tmp, target, chmod=not copied)  # a copy is created read-only
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
 
-    def _store_as(self, src: str, tmp: str, strategies: Sequence[str]) -> None:
+    def _store_as(self, src: str, tmp: str, strategies: Sequence[str]) -> str:
         for strategy in strategies:
             if strategy in self._refused:
                 continue
             try:
                 _STORERS.get(strategy, _copy_into)(src, tmp)
-                return
+                return strategy if strategy in _STORERS else "copy"
             except LinkUnavailable:
                 if strategy == "reflink":  # a filesystem that cannot, cannot for any file
                     self._refused.add(strategy)
         _copy_into(src, tmp)
+        return "copy"
 
     def put_bytes(self, data: bytes, digest: str) -> None:
         """Store bytes (a tree manifest, a log) under `digest`."""
@@ -112,7 +119,7 @@ class ObjectStore:
             return
         tmp = self._temp_name()
         try:
-            with open(tmp, "xb") as fh:
+            with naming(target), open(tmp, "xb") as fh:  # a full disk then says where
                 fh.write(data)
             self._commit(tmp, target)
         except BaseException:
@@ -206,8 +213,9 @@ class ObjectStore:
             self._dirs_ready = True
         return f"{self.tmp}/obj.{os.getpid()}.{threading.get_ident()}.{next(_COUNTER)}"
 
-    def _commit(self, tmp: str, target: str) -> None:
-        os.chmod(tmp, READ_ONLY)
+    def _commit(self, tmp: str, target: str, *, chmod: bool = True) -> None:
+        if chmod:
+            os.chmod(tmp, READ_ONLY)
         parent = os.path.dirname(target)
         if parent not in self._parents:
             os.makedirs(parent, exist_ok=True)
@@ -224,11 +232,10 @@ def _inside(path: str) -> str:
 
 
 def _copy_into(src: str, dst: str) -> None:
-    shutil.copyfile(src, dst)
+    copy_file(src, dst, READ_ONLY)
 
 
-# Storing prefers strategies that share the bytes with the workspace file: they cost nothing
-# for a 1 GB model. A symlink strategy still stores a real file (the workspace gets the link).
+# A symlink strategy still stores a real file (the workspace gets the link).
 _STORERS = {"reflink": reflink, "hardlink": hardlink, "copy": _copy_into}
 
 
@@ -245,18 +252,17 @@ def restore_strategies(configured: Sequence[str] | None, executable: bool = Fals
 
 
 def store_strategies(configured: Sequence[str] | None) -> list[str]:
-    """How to store workspace files in the cache: by default a reflink, else a hardlink.
+    """How to store workspace files in the cache: by default a reflink, else a copy.
 
-    Both are free whatever the size; a copy of 20,000 small files takes over 10 s on the
-    development machines' disks, where a hardlink of each takes 0.3 s. The shared file is
-    made read-only. Stages delete their outputs before running, so they never write through
-    a link; someone editing tracked data in place would (as root, whom 0444 does not stop),
-    which restores catch, and `cache.type: copy` rules out.
+    Neither shares an inode with the workspace file, so nothing that writes into a tracked
+    file in place (a notebook, a script running as root) can change the cached version. A
+    configured `hardlink` stores by linking instead: free, but the workspace file and the
+    object are then one file, made read-only.
     """
     if configured is not None:
         chosen = [s for s in configured if s != "symlink"]
         return [*chosen, "copy"] if "copy" not in chosen else chosen
-    return ["reflink", "hardlink", "copy"]
+    return ["reflink", "copy"]
 
 
 def store_output(
@@ -266,20 +272,45 @@ def store_output(
 
     Executable files and symlinks are copied, never hardlinked: a link would share the
     object's read-only, non-executable mode (or link to the symlink itself, and make its target
-    read-only).
+    read-only). Nothing read through a symlink out of the project is ever stored.
     """
+    hasher.check_inside(relpath)
     if not info.isdir:
         path = str(hasher.root / relpath)
         store.put_file(path, info.hash, _for_file(path, strategies))
         return
     entries = hasher.tree(relpath)
-    for entry in entries:
+    missing = [e for e in entries if not store.has(e.hash)]
+
+    def put(entry: FileEntry) -> None:
         store.put_file(entry.abspath, entry.hash, _for_file(entry.abspath, strategies))
+
+    for_each_file(put, missing)
     manifest = tree_manifest((e.path, e.hash, e.executable) for e in entries)
     store.put_bytes(manifest, info.hash)
 
 
+def for_each_file(func: Callable[[T], object], items: Sequence[T]) -> None:
+    """`func` on every item, by a thread pool once there are many: creating, copying and
+    reading many small files waits on the disk rather than the CPU. The first failure is
+    raised, and what had not started yet is cancelled."""
+    if len(items) < PARALLEL_FILES:
+        for item in items:
+            func(item)
+        return
+    with ThreadPoolExecutor(FILE_WORKERS) as pool:
+        jobs = [pool.submit(func, item) for item in items]
+        try:
+            for job in jobs:
+                job.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
 def _for_file(path: str, strategies: Sequence[str]) -> Sequence[str]:
+    if "hardlink" not in strategies:
+        return strategies  # nothing to decide: no stat (20,000 of them cost seconds on `add`)
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or st.st_mode & 0o111:
         return [s for s in strategies if s != "hardlink"] or ["copy"]

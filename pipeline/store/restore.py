@@ -16,28 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.hashing import Hasher, HashInfo
-from pipeline.core.paths import PathRuleError, normalize
+from pipeline.core.paths import Bounds
 from pipeline.errors import DataError
 from pipeline.store.objects import (
     VERIFY_ALWAYS_BELOW,
     ObjectStore,
     TreeEntry,
+    for_each_file,
     place_object,
     restore_strategies,
 )
-
-
-def _check_inside(relpath: str) -> None:
-    """Only a normalised path inside the project is ever replaced."""
-    try:
-        inside = normalize(relpath) == relpath
-    except PathRuleError:
-        inside = False
-    if not inside:
-        raise DataError(
-            f"refusing to restore {relpath!r}: not a path inside the project",
-            "the lock or run-cache entry naming it is damaged or forged",
-        )
 
 
 @dataclass
@@ -52,13 +40,11 @@ class Restorer:
 
     def restore(self, relpath: str, info: HashInfo) -> None:
         """Replace whatever is at `relpath` by the cached content `info`."""
-        _check_inside(relpath)
+        target = Path(self.hasher.bounds.path(relpath, follow=False))
         if info.isdir:  # the listing decides every file placed: check it like any object
             self._check(relpath, info.hash, -1)
         entries = self.store.read_tree(info.hash) if info.isdir else None
-        for digest, size in self._objects(info, entries):
-            self._check(relpath, digest, size)
-        target = self.root / relpath
+        for_each_file(lambda obj: self._check(relpath, *obj), self._objects(info, entries))
         remove(target)
         make_parent(target, self.root)
         if entries is None:
@@ -74,10 +60,13 @@ class Restorer:
 
     def _place_tree(self, entries: list[TreeEntry], target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
-        for entry in entries:
-            dest = target / entry.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self._place(entry.hash, dest, executable=entry.executable)
+        for parent in sorted({(target / e.path).parent for e in entries}):
+            parent.mkdir(parents=True, exist_ok=True)
+
+        def place(entry: TreeEntry) -> None:
+            self._place(entry.hash, target / entry.path, executable=entry.executable)
+
+        for_each_file(place, entries)
 
     def _place(self, digest: str, dest: Path, *, executable: bool) -> None:
         strategies = restore_strategies(self.strategies, executable)
@@ -94,13 +83,14 @@ class Restorer:
                 f"{relpath}: object {digest} is not in the cache",
                 "run `pipeline repro` to rebuild it",
             ) from None
-        if size >= 0 and st.st_size != size:
-            self._corrupt(relpath, digest)
+        if not statmod.S_ISREG(st.st_mode) or (size >= 0 and st.st_size != size):
+            self._corrupt(relpath, digest)  # a directory or device planted there is no object
         if self.verify or st.st_size < VERIFY_ALWAYS_BELOW:
             if not self.store.verify(digest):
                 self._corrupt(relpath, digest, moved=True)
             return
-        memo = self.hasher.hash(os.path.relpath(obj, self.root))  # stat memo: rehash if touched
+        # The memo rehashes the object if anything touched it since it was last hashed.
+        memo = self.hasher.hash(os.path.relpath(obj, self.root), cache_object=True)
         if memo is None or memo.hash != digest:
             self._corrupt(relpath, digest)
 
@@ -128,6 +118,16 @@ def make_parent(path: Path, root: Path) -> None:
             f"cannot place {path.relative_to(root)}: {blocking.relative_to(root)} is a file",
             "move that file away; a directory of that name is expected",
         ) from None
+
+
+def clear(bounds: Bounds, relpath: str, *, keep: bool = False) -> Path:
+    """Make way for a stage to write `relpath`: delete what is there (unless `keep`), create
+    its parent directories. Nothing outside the project is touched: `bounds` checks first."""
+    path = Path(bounds.path(relpath, follow=False))
+    if not keep:
+        remove(path)
+    make_parent(path, Path(bounds.root))
+    return path
 
 
 def remove(path: Path) -> None:

@@ -3,6 +3,10 @@
 `.pipeline/cache/runs/ab/cdef….json` holds the deps and outs (with hashes) and the log object of
 one run. A stage whose fingerprint is found here, with every object still in the cache, is
 restored instead of run: switching a param back, or rebuilding a deleted output, costs links.
+
+An entry records its own fingerprint; one whose recorded fingerprint is not its file name
+(damaged, or forged to make one stage restore another's outputs) is never used: `get` deletes
+it. The restore itself verifies every object it places (`store/restore.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.atomic import atomic_write_text
-from pipeline.core.hashing import HashInfo
+from pipeline.core.hashing import ALGORITHM, HashInfo
 from pipeline.core.lockfile import LockedPath
 from pipeline.errors import DataError
 from pipeline.store.objects import ObjectStore
@@ -52,15 +56,24 @@ class RunCache:
         return self.root / hexdigest[:2] / f"{hexdigest[2:]}.json"
 
     def get(self, fingerprint: str) -> RunEntry | None:
+        """The entry for `fingerprint`; a damaged or forged one is deleted (a lost shortcut)."""
+        entry = self.read(fingerprint)
+        if entry is not None and entry.fingerprint == fingerprint:
+            return entry
+        with contextlib.suppress(OSError):  # none there, or a shortcut lost either way
+            os.unlink(self.path(fingerprint))
+        return None
+
+    def read(self, fingerprint: str) -> RunEntry | None:
+        """The entry stored under `fingerprint` as it is, forged or not (None: none, or damaged).
+
+        Only for reporting (`pipeline verify`): whoever restores uses `get`.
+        """
         try:
             data = self.path(fingerprint).read_bytes()
-        except FileNotFoundError:
+        except OSError:  # none, or unreadable: either way no shortcut
             return None
-        entry = parse_entry(data)
-        if entry is None:  # a damaged entry is only a lost shortcut
-            with contextlib.suppress(OSError):
-                os.unlink(self.path(fingerprint))
-        return entry
+        return parse_entry(data)
 
     def put(self, entry: RunEntry) -> None:
         text = json.dumps(entry.to_json(), indent=1)
@@ -71,7 +84,7 @@ class RunCache:
         entry = self.get(fingerprint)
         if entry is None:
             return None
-        try:
+        try:  # existence only: a missing object must lead to a run, not to a failed restore
             complete = all(self.store.complete(o.info) for o in entry.outs)
         except DataError:
             complete = False
@@ -81,10 +94,13 @@ class RunCache:
         """Nothing to release here (a remote-backed run-cache has a connection)."""
 
     def all_entries(self) -> Iterator[tuple[Path, RunEntry | None]]:
+        """Every entry file, with its entry (None: damaged or forged; nothing is deleted)."""
         if not self.root.is_dir():
             return
         for path in sorted(self.root.glob("*/*.json")):
-            yield path, self.get(f"xxh3_128:{path.parent.name}{path.stem}")
+            fingerprint = f"{ALGORITHM}:{path.parent.name}{path.stem}"
+            entry = self.read(fingerprint)
+            yield path, entry if entry is not None and entry.fingerprint == fingerprint else None
 
 
 def parse_entry(data: bytes) -> RunEntry | None:

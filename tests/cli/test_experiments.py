@@ -19,7 +19,15 @@ import pytest
 from pipeline import api
 from tests.cli.support import _error, _json, _ok
 from tests.conftest import Project, alive, cli_env, wait_gone
-from tests.experiments.support import leftovers, setup, snapshot, three_stages
+from tests.experiments.support import (
+    held_at_train,
+    kill_group,
+    leftovers,
+    setup,
+    snapshot,
+    start_sweep,
+    three_stages,
+)
 
 # -- pipeline run: the sweep's report, exit codes, the untouched workspace --------------------
 
@@ -278,3 +286,24 @@ def test_entry_points_and_stage_flags_do_not_mix(mlflow_project: Project) -> Non
     errors = _error(_cli(mlflow_project, "run", "-e", "main", "--param", "n=3"), 2)
     assert "give no stages, --param or --sweep" in errors[-1]
     assert mlflow_project.executions() == []
+
+
+# -- a killed sweep's workspaces ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_gc_says_it_removes_the_workspaces_a_killed_sweep_left(
+    project: Project, tmp_path: Path
+) -> None:
+    barrier = tmp_path / "barrier"
+    held_at_train(project, barrier)
+    kill_group(start_sweep(project, barrier, "0.2,0.3"))
+    left = leftovers(project)
+    assert len([n for n in left if not n.endswith(".lock")]) == 2
+
+    dry = _ok(project.cli("gc", "--dry")).stdout
+    assert "would remove 2 workspaces of killed experiments" in dry
+    assert leftovers(project) == left
+    done = _ok(project.cli("gc")).stdout
+    assert "removed 2 workspaces of killed experiments" in done
+    assert leftovers(project) == []

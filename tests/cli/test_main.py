@@ -400,7 +400,7 @@ stages:
     outs: [one.txt]
   second:
     cmd: |
-      trap 'echo > ../got-term; exit 143' TERM
+      trap 'echo > ../got-term; exit 143' TERM INT
       echo $$ > ../shell.pid
       bash -c 'sleep 300 & echo $! > ../sleep.pid.tmp && mv ../sleep.pid.tmp ../sleep.pid; wait'
       echo two > two.txt
@@ -450,8 +450,8 @@ def test_interrupt_stops_the_stage_tree_and_keeps_finished_stages(
     assert elapsed < 30  # a hang guard, well before the stage's sleep would end
     assert wait_gone(sleep_pid, 10), "the stage's sleep survived the interrupt"
     assert wait_gone(shell_pid, 10), "the stage's shell survived the interrupt"
-    # SIGTERM stopped the stage (its trap ran), not the SIGKILL after the grace period
-    assert (project.root.parent / "got-term").exists(), "the stage never got SIGTERM"
+    # the signal pipeline got stopped the stage (its trap ran), not the SIGKILL after the grace
+    assert (project.root.parent / "got-term").exists(), "the stage never got SIGTERM or SIGINT"
     assert stderr.decode().splitlines() == [
         "error: interrupted; the lock keeps every stage that finished",
         "hint: run `pipeline repro` again to continue",
@@ -467,11 +467,11 @@ def _reset_sigint() -> None:
 
 
 def test_second_interrupt_still_stops_a_stage_that_ignores_sigterm(p: Project) -> None:
-    # The stage notes each SIGTERM in ../term and carries on, for up to 300 s.
+    # The stage notes each SIGINT or SIGTERM in ../term and carries on, for up to 300 s.
     p.manifest(
         "stages:\n"
         "  stubborn:\n"
-        "    cmd: trap 'echo >> ../term' TERM; echo $$ > ../stubborn.pid.tmp;"
+        "    cmd: trap 'echo >> ../term' INT TERM; echo $$ > ../stubborn.pid.tmp;"
         " mv ../stubborn.pid.tmp ../stubborn.pid;"
         " while [ $SECONDS -lt 300 ]; do sleep 0.1; done; echo x > x.txt\n"
         "    outs: [x.txt]\n"
@@ -479,7 +479,8 @@ def test_second_interrupt_still_stops_a_stage_that_ignores_sigterm(p: Project) -
     pid_file, term = p.root.parent / "stubborn.pid", p.root.parent / "term"
     # A grace period of 120 s: only the second Ctrl-C can end the run within the test's guard.
     cli = (
-        "import pipeline.execute.command as c; c.GRACE_SECONDS = 120; "
+        "import pipeline.execute.command as c, signal as s;"
+        " c.INTERRUPT_STEPS = ((s.SIGINT, 120), (s.SIGTERM, 120)); "
         "from pipeline.cli.main import run; run()"
     )
     proc = subprocess.Popen(

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.cli.support import _error, _json, _ok
+from tests.cli.support import _error, _json, _ok, _sweep
 from tests.conftest import Project, cli_env
-from tests.experiments.support import PARAMS_TEXT, three_stages
+from tests.experiments.support import PARAMS_TEXT, _run_files, three_stages
+from tests.store.support import store_of
 
 # -- runs and runs show -----------------------------------------------------------------------
 
@@ -270,3 +271,62 @@ def test_lineage_cli_walks_back_to_the_tracked_raw_data(project: Project) -> Non
         cwd=sub, capture_output=True, text=True, env=cli_env(), check=False,
     )  # fmt: skip
     assert _json(from_sub)["run"] == repro["id"]
+
+
+# -- runs whose objects are gone, and gc dropping runs ----------------------------------------
+
+
+def test_runs_compare_and_show_mark_a_run_whose_objects_are_gone(three: Project) -> None:
+    project, found = _sweep(three)
+    victim, sweep = found["points"]["train.lr=0.2"]["id"], found["sweep"]["id"]
+    kept = next(f for f in _run_files(project, victim) if f.path == "params.yaml")
+    store_of(project).path(kept.hash).unlink()  # deleted by hand
+
+    runs = _json(project.cli("runs", "--json"))
+    assert {r["id"] for r in runs if r["missing_objects"]} == {victim, sweep}
+    lines = _ok(project.cli("runs")).stdout.splitlines()
+    marked = {line.split()[0] for line in lines if "(missing objects)" in line}
+    assert marked == {victim, sweep}
+    rows = _json(project.cli("compare", sweep, "--json"))
+    assert {r["id"]: r["missing_objects"] for r in rows}[victim] is True
+    assert sum(r["missing_objects"] for r in rows) == 1
+    table = _ok(project.cli("compare", sweep)).stdout
+    assert next(line for line in table.splitlines() if line.startswith(victim)).split()[2:4] == [
+        "succeeded",
+        "(missing",
+    ]
+    assert _json(project.cli("runs", "show", victim, "--json"))["missing_objects"] is True
+    assert "status   succeeded (missing objects)" in _ok(project.cli("runs", "show", victim)).stdout
+
+
+def test_gc_drops_runs_by_name_and_age_with_dry_first(three: Project) -> None:
+    _ok(three.cli("run", "--param", "train.lr=0.9", "-n", "big"))
+    before = _json(three.cli("runs", "--json"))
+    big = next(r["id"] for r in before if r["name"] == "big")
+
+    dry = _ok(three.cli("gc", "--drop-runs", "big", "--dry")).stdout
+    assert "would drop 1 recorded run" in dry
+    assert _json(three.cli("runs", "--json")) == before
+    report = _json(three.cli("gc", "--drop-runs", "big", "--json"))
+    assert report["runs_dropped"] == [big]
+    assert big not in {r["id"] for r in _json(three.cli("runs", "--json"))}
+
+    assert "dropped 0 recorded runs" in _ok(three.cli("gc", "--runs-older-than", "1d")).stdout
+    assert "dropped 1 recorded run" in _ok(three.cli("gc", "--runs-older-than", "0h")).stdout
+    assert _json(three.cli("runs", "--json")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--runs-older-than", "30"], "not an age"),
+        (["--drop-runs"], "needs RUN arguments"),
+        (["nope"], "need --drop-runs"),
+        (["--drop-runs", "nope"], "no run 'nope'"),
+    ],
+)
+def test_gc_run_options_misused_exit_2_with_one_line(
+    three: Project, args: list[str], says: str
+) -> None:
+    lines = _error(three.cli("gc", *args), 2)
+    assert says in lines[0]

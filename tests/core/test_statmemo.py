@@ -15,6 +15,8 @@ from pipeline.core.statmemo import RACY_MARGIN_NS, StatMemo, init_state_dir
 from tests.conftest import Project, ran
 from tests.core.support import HOUR_NS, _age, _age_tree
 
+DIGEST = digest_bytes(b"x")  # a realistic hash: the memo refuses values that are not one
+
 
 class DigestCounter:
     """Replaces `pipeline.core.hashing.file_digest`, recording which files were read."""
@@ -48,10 +50,10 @@ def test_put_flush_get_round_trip(tmp_path: Path) -> None:
     _age(f)
     st = os.stat(f)
     db = StatMemo(tmp_path / ".pipeline" / "state.db")
-    db.put("f.txt", st, "xxh3_128:abc", time.time_ns())
+    db.put("f.txt", st, DIGEST, time.time_ns())
     db.close()
     again = StatMemo(tmp_path / ".pipeline" / "state.db")
-    assert again.get("f.txt", st) == "xxh3_128:abc"
+    assert again.get("f.txt", st) == DIGEST
     assert again.get("other.txt", st) is None
     again.close()
 
@@ -61,7 +63,7 @@ def test_entry_is_ignored_when_the_stat_changes(tmp_path: Path) -> None:
     f.write_text("x")
     _age(f)
     db = StatMemo(tmp_path / "state.db")
-    db.put("f.txt", os.stat(f), "xxh3_128:abc", time.time_ns())
+    db.put("f.txt", os.stat(f), DIGEST, time.time_ns())
     db.flush()
     f.write_text("xy")  # size and mtime change
     assert db.get("f.txt", os.stat(f)) is None
@@ -91,9 +93,9 @@ def test_racy_entries_are_not_trusted(
     _age(f)
     st = os.stat(f)
     db = StatMemo(tmp_path / "state.db")
-    db.put("f.txt", st, "xxh3_128:abc", st.st_mtime_ns + hashed_after_mtime_ns)
+    db.put("f.txt", st, DIGEST, st.st_mtime_ns + hashed_after_mtime_ns)
     db.flush()
-    assert db.get("f.txt", st) == ("xxh3_128:abc" if trusted else None)
+    assert db.get("f.txt", st) == (DIGEST if trusted else None)
     db.close()
 
 
@@ -198,3 +200,80 @@ def test_state_db_with_damaged_pages_is_set_aside_and_rebuilt(chain_done: Projec
     plan = chain_done.plan()
     assert plan.stale == []
     assert (chain_done.root / ".pipeline" / "state.db.corrupt").exists()
+
+
+def test_truncated_state_db_is_set_aside_and_rebuilt(chain_done: Project) -> None:
+    state = chain_done.root / ".pipeline" / "state.db"
+    _checkpoint(state)
+    data = state.read_bytes()
+    state.write_bytes(data[: len(data) // 3])  # cut mid-page, as a crash or a full disk might
+
+    plan = chain_done.plan()
+    assert plan.stale == []
+    assert (chain_done.root / ".pipeline" / "state.db.corrupt").exists()
+    assert ran(chain_done.repro()) == []
+
+
+@pytest.mark.parametrize("table", ["hashes", "parsed"])
+def test_a_row_that_is_not_utf8_is_a_miss(
+    chain_done: Project, monkeypatch: pytest.MonkeyPatch, table: str
+) -> None:
+    _age_tree(chain_done.root)
+    chain_done.plan()  # every file is memoised, with stats that will still match
+    state = chain_done.root / ".pipeline" / "state.db"
+    column = "hash" if table == "hashes" else "json"
+    with sqlite3.connect(state) as conn:
+        conn.execute(f"UPDATE {table} SET {column} = CAST(X'fffe80c3' AS TEXT)")
+    counter = DigestCounter(monkeypatch)
+
+    plan = chain_done.plan()
+    assert plan.stale == []
+    if table == "hashes":  # each damaged hash is a miss: read again, never trusted
+        assert os.path.join(chain_done.root, "raw.txt") in counter.paths
+    # only rows were damaged, not the file: it is kept
+    assert not (chain_done.root / ".pipeline" / "state.db.corrupt").exists()
+    chain_done.plan()  # and the rows were rewritten: read once, then memoised again
+    assert ran(chain_done.repro()) == []
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("hash", "not a hash"), ("hash", None), ("inode", "'12'"), ("hashed_at_ns", "1.5")],
+)
+def test_a_row_that_does_not_read_back_as_written_is_a_miss(
+    tmp_path: Path, column: str, value: str | None
+) -> None:
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    _age(f)
+    st = os.stat(f)
+    db = StatMemo(tmp_path / "state.db")
+    db.put("f.txt", st, DIGEST, time.time_ns())
+    db.close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:  # sqlite keeps whatever type it is given
+        literal = "'not a hash'" if value == "not a hash" else value
+        if literal is None:
+            conn.execute("UPDATE hashes SET hash = ''")
+        else:
+            conn.execute(f"UPDATE hashes SET {column} = {literal}")
+    again = StatMemo(tmp_path / "state.db")
+    assert again.get("f.txt", st) is None
+    again.close()
+
+
+def test_a_state_db_that_cannot_be_opened_is_not_used(chain_done: Project) -> None:
+    state = chain_done.root / ".pipeline" / "state.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(state) + suffix).unlink(missing_ok=True)
+    state.mkdir()  # sqlite: "unable to open database file", as for an unwritable directory
+
+    assert chain_done.plan().stale == []
+    assert ran(chain_done.repro()) == []
+    assert state.is_dir() and not list(state.iterdir())  # refused, so left alone
+    assert not (chain_done.root / ".pipeline" / "state.db.corrupt").exists()
+
+
+def _checkpoint(state: Path) -> None:
+    """Move the WAL's pages into the main file, so damaging that file damages the memo."""
+    with sqlite3.connect(state) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-import pipeline.execute.command
 from pipeline.api import ReproOptions, repro
-from pipeline.execute.command import ProcessTracker, run_commands, sigterm_as_interrupt
+from pipeline.execute.command import (
+    INTERRUPT_STEPS,
+    ProcessTracker,
+    run_commands,
+    sigterm_as_interrupt,
+)
 from pipeline.execute.scheduler import Outcome
 from tests.conftest import Project, alive, outcomes, ran, wait_gone
 
@@ -105,10 +111,9 @@ def test_an_interrupt_while_streaming_stops_the_whole_process_tree(tmp_path: Pat
     assert wait_gone(pids[0], 10)
 
 
-def test_stragglers_ignoring_sigterm_are_killed_after_the_grace_period(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_stragglers_ignoring_sigint_and_sigterm_are_killed_on_the_interrupt_schedule(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(pipeline.execute.command, "GRACE_SECONDS", 1.0)
     pids: list[int] = []
 
     def sink(chunk: bytes) -> None:
@@ -117,12 +122,13 @@ def test_stragglers_ignoring_sigterm_are_killed_after_the_grace_period(
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run_commands(("trap '' TERM; sleep 60 & echo $!; wait",), tmp_path, dict(os.environ), sink)
+        cmd = "trap '' INT TERM; sleep 60 & echo $!; wait"
+        run_commands((cmd,), tmp_path, dict(os.environ), sink)
     elapsed = time.monotonic() - started
     assert len(pids) == 1
-    # The shell and its sleep ignore SIGTERM: only the SIGKILL at the end of the grace period
-    # stops them, so the call cannot return before it, nor the sleep end within its 60 s.
-    assert elapsed >= 1.0
+    # The shell and its sleep ignore SIGINT and SIGTERM: only the SIGKILL after both steps of
+    # the schedule stops them, so the call cannot return before it, nor the sleep end.
+    assert elapsed >= sum(grace for _, grace in INTERRUPT_STEPS)
     assert elapsed < 30  # a hang guard: the stragglers were not left running
     assert wait_gone(pids[0], 10)
 
@@ -146,7 +152,7 @@ def test_a_tracker_stops_running_commands_from_another_thread(tmp_path: Path) ->
     tracker.stop_all()
     thread.join(10)
     assert not thread.is_alive()
-    assert results == [-signal.SIGTERM]
+    assert results == [-signal.SIGINT]  # Ctrl-C's own signal first, as from a terminal
     assert "never" not in sink.text
 
 
@@ -221,3 +227,28 @@ def test_a_background_child_does_not_hold_the_stage_open(p: Project) -> None:
     os.kill(int(pidfile.read_text()), 9)
     assert ran(result) == ["s"]
     assert elapsed < 20  # the shell is done long before its 30 s background child
+
+
+def test_a_command_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    # PR_SET_PDEATHSIG: a SIGKILLed pipeline cannot stop its stages, so the kernel must
+    runner = (
+        "import os, sys; from pathlib import Path;"
+        " from pipeline.execute.command import run_commands;"
+        " run_commands(('echo $$ > shell.tmp && mv shell.tmp shell.pid; sleep 300',),"
+        " Path(sys.argv[1]), dict(os.environ), lambda chunk: None)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", runner, str(tmp_path)])
+    pid_file = tmp_path / "shell.pid"
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the command never ran"
+            time.sleep(0.01)
+        shell = int(pid_file.read_text())
+        proc.kill()
+        proc.wait()
+        assert wait_gone(shell, 10), "the command outlived the process that started it"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -7,15 +7,20 @@ conftest `record()` snippet would write inside the project's state directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from pipeline import api
 from pipeline.experiments.run import Experiment, RunOptions
-from tests.conftest import Project, ran
+from tests.conftest import Project, cli_env, ran
 
 PARAMS_TEXT = """\
 # Hyper-parameters (comments must survive --param)
@@ -111,3 +116,61 @@ def _run_files(project: Project, run_id: str) -> list[Any]:
         return store.run_files(run_id)
     finally:
         store.close()
+
+
+def held_at_train(project: Project, barrier: Path) -> Project:
+    """The three-stage project whose train stage, in an experiment, touches
+    `barrier/started-<lr>` and then waits (≤ 30 s) for `barrier/go`."""
+    b = shlex.quote(str(barrier))
+    wait = (
+        f"touch {b}/started-${{train.lr}} && i=0 && while [ ! -e {b}/go ]; do i=$((i+1)); "
+        "if [ $i -gt 600 ]; then exit 9; fi; sleep 0.05; done && "
+    )
+    barrier.mkdir(exist_ok=True)
+    (barrier / "go").touch()  # the setup's own repro passes
+    setup(project, three_stages(project, train_prefix=wait))
+    (barrier / "go").unlink()
+    for started in barrier.iterdir():
+        started.unlink()
+    return project
+
+
+def start_sweep(project: Project, barrier: Path, values: str) -> subprocess.Popen[bytes]:
+    """`pipeline run --sweep train.lr=<values>` in its own process group, returned once every
+    point's train stage has started (its workspace exists then)."""
+    jobs = str(len(values.split(",")))
+    command = [sys.executable, "-m", "pipeline", "-C", str(project.root), "run"]
+    sweep = subprocess.Popen(
+        [*command, "--sweep", f"train.lr={values}", "-j", jobs],
+        cwd=project.root,
+        env=cli_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    wanted = {f"started-{v}" for v in values.split(",")}
+    deadline = time.monotonic() + 60
+    while not wanted <= set(os.listdir(barrier)):
+        if sweep.poll() is not None or time.monotonic() > deadline:
+            sweep.kill()
+            raise AssertionError(f"the sweep never reached train: {sweep.communicate()[1]!r}")
+        time.sleep(0.02)
+    return sweep
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the tool first, then its stages (its process group); wait until none is left."""
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.stderr is not None:
+        process.stderr.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    raise AssertionError("stages of the killed sweep are still running")

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import api
 from pipeline.core.hashing import digest_bytes
-from pipeline.errors import DataError, UsageError
+from pipeline.errors import DataError, OutsideProject, UsageError
 from pipeline.plan.decisions import Action
 from pipeline.plan.session import open_session
 from pipeline.runs.runstore import Artifact, RunStore
@@ -86,7 +86,7 @@ def test_checkout_run_never_writes_outside_the_project(three: Project) -> None:
 
     before = snapshot(three.root)
 
-    with pytest.raises(DataError, match=r"names a file outside the project: '\.\./escaped\.txt'"):
+    with pytest.raises(OutsideProject, match=r"\.\./escaped\.txt: outside the project"):
         api.checkout(three.root, run=run_id, force=True)
 
     assert not (three.root.parent / "escaped.txt").exists()

@@ -246,7 +246,7 @@ PROJECT_ERRORS = {
         None,
         "MLproject:2:1: invalid YAML: while scanning for the next token "
         "found character that cannot start any token",
-        "check indentation and quoting near that position",
+        "YAML indents with spaces, never tabs: replace the tabs on that line",
     ),
     "comment-only-manifest": (
         "# nothing here yet\n",

@@ -102,3 +102,33 @@ def test_rewriting_a_hardlinked_output_never_changes_the_cache(p: Project) -> No
     assert log_obj.read_text() == "line\n"
     assert model_obj.read_text() == "0.1\n"
     assert fsck(p.root) == []
+
+
+def test_default_strategy_never_shares_an_inode_with_the_cache(p: Project) -> None:
+    """With no `cache.type`, what `repro`, `add` and `checkout` place is a private file: a
+    script rewriting it in place (as root, where 0444 protects nothing) cannot reach the cache."""
+    p.manifest(
+        {
+            "stages": {
+                "gen": {
+                    "cmd": "mkdir -p out && echo a > out/a.txt && echo m > model.bin",
+                    "outs": ["out", "model.bin"],
+                }
+            }
+        }
+    )
+    p.write("data/raw.csv", "x,y\n")
+    repro(ReproOptions(root=p.root))
+    assert p.cli("add", "data").returncode == 0
+    paths = [p.root / n for n in ("model.bin", "out/a.txt", "data/raw.csv")]
+    objects = {(o.stat().st_dev, o.stat().st_ino) for o in store_of(p).objects.rglob("*")}
+    for path in paths:
+        assert path.stat().st_nlink == 1 and not path.is_symlink()
+        assert (path.stat().st_dev, path.stat().st_ino) not in objects
+        assert path.stat().st_mode & 0o200  # the user's file stays writable
+        with open(path, "a") as fh:  # in place: no unlink first
+            fh.write("edited\n")
+    assert fsck(p.root) == []  # every cached version is intact
+    assert {r.subject for r in plan(ReproOptions(root=p.root)).data} == {"data"}
+    checkout(p.root, force=True)
+    assert p.read("model.bin") == "m\n" and p.read("data/raw.csv") == "x,y\n"

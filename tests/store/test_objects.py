@@ -49,20 +49,21 @@ def test_fsck_finds_and_moves_a_corrupt_object(p: Project) -> None:
 
 
 KILLED_WRITER = textwrap.dedent("""
-    import shutil, sys, time
+    import sys, time
     from pathlib import Path
+    from pipeline.store import objects
     from pipeline.store.objects import ObjectStore
     from pipeline.core.hashing import file_digest
 
     src, root, ready = sys.argv[1:4]
-    def slow_copy(a, b):
-        with open(a, "rb") as fin, open(b, "wb") as fout:
+    def slow_copy(a, b, mode):
+        with open(a, "rb") as fin, open(b, "xb") as fout:
             fout.write(fin.read(1 << 20))
             fout.flush()
             Path(ready).touch()
             time.sleep(60)
             fout.write(fin.read())
-    shutil.copyfile = slow_copy
+    objects.copy_file = slow_copy
     ObjectStore(Path(root)).put_file(src, file_digest(src), ["copy"])
 """)
 

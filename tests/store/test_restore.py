@@ -37,3 +37,27 @@ def test_a_tampered_directory_listing_is_caught_before_restoring(p: Project) -> 
     report = checkout(p.root)
     assert report.corrupt == ["out"]
     assert not (p.root.parent / "escape.txt").exists()
+
+
+def test_a_large_directory_is_checked_whole_before_any_file_is_placed(p: Project) -> None:
+    """Many files are checked and placed by a thread pool: one corrupt object still stops the
+    restore before the workspace changes, and an intact directory comes back whole."""
+    cmd = "mkdir -p out && for i in $(seq 1 200); do echo $i > out/$i.txt; done"
+    p.manifest({"stages": {"gen": {"cmd": cmd, "outs": ["out"]}}})
+    repro(ReproOptions(root=p.root))
+    subprocess.run(["rm", "-rf", str(p.root / "out")], check=True)
+    assert checkout(p.root).restored == ["out"]
+    assert sorted(os.listdir(p.root / "out")) == sorted(f"{i}.txt" for i in range(1, 201))
+    assert p.read("out/150.txt") == "150\n"
+    subprocess.run(["rm", "-rf", str(p.root / "out")], check=True)
+    corrupt(store_of(p).path(_digest_of(p, "150\n")))
+    report = checkout(p.root)
+    assert report.corrupt == ["out"]
+    assert not (p.root / "out").exists()
+
+
+def _digest_of(p: Project, text: str) -> str:
+    probe = p.write(".probe", text)
+    digest = file_digest(probe)
+    probe.unlink()
+    return digest
