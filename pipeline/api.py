@@ -10,6 +10,7 @@ Imports inside the functions protect start-up time: each command loads only what
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,10 +30,12 @@ if TYPE_CHECKING:
     from pipeline.data.checkout import CheckoutReport
     from pipeline.data.gc import GcReport
     from pipeline.data.remotes import RemoteSummary
+    from pipeline.data.starter import Started
     from pipeline.data.sync import RemoteStatus, SyncReport
     from pipeline.env.envstore import BuiltEnv
     from pipeline.env.manage import EnvReport, Pruned
     from pipeline.execute.scheduler import Events, RunResult
+    from pipeline.experiments.dry import PointPlan
     from pipeline.experiments.entry import EntryRun
     from pipeline.experiments.options import RunOptions
     from pipeline.experiments.run import EventsFor, Experiment
@@ -40,8 +43,17 @@ if TYPE_CHECKING:
     from pipeline.runs.compare import Table
     from pipeline.runs.diff import Change, Values, Workspace
     from pipeline.runs.lineage import Node
+    from pipeline.runs.logs import StageLog
     from pipeline.runs.runstore import RunDetail, RunRow, RunStore
     from pipeline.store.transfer import Meter
+
+
+def init(root: Path | str = ".", *, dvc: bool = False) -> Started:
+    """Start a project in `root`: a commented starter manifest (`dvc.yaml` with `dvc`, else
+    `MLproject`), `params.yaml` and the `.gitignore` block; refuses to overwrite a file."""
+    from pipeline.data.starter import init_project
+
+    return init_project(Path(root), dvc=dvc)
 
 
 def plan(options: ReproOptions | None = None) -> Plan:
@@ -69,7 +81,7 @@ def repro(
     from pipeline.execute.command import sigterm_as_interrupt
     from pipeline.execute.orchestrate import Execution, execute
     from pipeline.execute.outputs import restock
-    from pipeline.execute.scheduler import Outcome, QuietEvents
+    from pipeline.execute.scheduler import QuietEvents
     from pipeline.runs.record import RunInfo
 
     options = options or ReproOptions()
@@ -91,10 +103,9 @@ def repro(
             if not restock(session, plan):  # a workspace file was not what the memo said
                 plan = make_plan(session, options)
             result, executor = execute(session, plan, events or QuietEvents(), how)
-            if any(r.outcome in (Outcome.RAN, Outcome.RESTORED) for r in result.results):
-                update_gitignore(
-                    session.project.root, tracked_paths(session.project, executor.lock)
-                )
+            # Even when nothing ran: a copied or cloned workspace may lack the block, and
+            # `git add -A` would then commit the models (unchanged block: one check-ignore).
+            update_gitignore(session.project.root, tracked_paths(session.project, executor.lock))
             return result
     except KeyboardInterrupt:
         raise Interrupted(
@@ -166,7 +177,25 @@ def checkout(
                 from pipeline.data.sync import fetch_missing
 
                 fetch_missing(session)
-            return restore_workspace(session, targets, verify=verify)
+            names = functools.partial(_run_names, root)  # asked only for a did-you-mean
+            report = restore_workspace(session, targets, verify=verify, runs=names)
+            _keep_ignored(session)
+            return report
+
+
+def _run_names(root: Path | str) -> list[str]:
+    """Every recorded run's name and id (for a did-you-mean)."""
+    with _run_store(root) as store:
+        rows = store.runs(limit=None)
+    return [*(r.name for r in rows if r.name), *(r.id for r in rows)]
+
+
+def _keep_ignored(session: Session) -> None:
+    """The `.gitignore` block lists what the lock restores (a clone may lack it)."""
+    from pipeline.data.add import tracked_paths
+    from pipeline.data.gitignore import update_gitignore
+
+    update_gitignore(session.project.root, tracked_paths(session.project, session.lock))
 
 
 def is_run(root: Path | str, ref: str) -> bool:
@@ -260,8 +289,14 @@ def pull(
     from pipeline.data import sync
 
     options = options or SyncOptions()
+
+    def pull_and_ignore(session: Session) -> list[SyncReport]:
+        reports = sync.pull(session, options, meter)
+        _keep_ignored(session)
+        return reports
+
     with _exclusive(root, on_wait=on_wait):
-        return _sync(root, lambda session: sync.pull(session, options, meter))
+        return _sync(root, pull_and_ignore)
 
 
 def pull_missing(
@@ -427,6 +462,14 @@ def run(options: RunOptions, events_for: EventsFor | None = None) -> Experiment:
         raise Interrupted("interrupted; the runs are recorded as interrupted") from None
 
 
+def run_plan(options: RunOptions) -> tuple[PointPlan, ...]:
+    """`run --dry`: what each point of the experiment would run and why; nothing is executed
+    or recorded, and the user's files are not written."""
+    from pipeline.experiments.dry import plan_experiments
+
+    return plan_experiments(options)
+
+
 def run_entry(
     root: Path | str,
     name: str,
@@ -491,6 +534,40 @@ def run_detail(root: Path | str, ref: str) -> RunDetail:
 
     with _run_store(root) as store:
         return mark_detail(store, store.detail(ref), _present(root))
+
+
+def run_logs(root: Path | str, ref: str, stage: str | None = None) -> list[StageLog]:
+    """The logs of RUN's stages (a sweep: its points'), or of one `stage`, from the cache.
+
+    A log whose object is gone from the cache comes back with `data` None.
+    """
+    from pipeline.runs.logs import stage_logs, with_points
+
+    with _run_store(root) as store:
+        return stage_logs(with_points(store, ref), stage, _reader(root))
+
+
+def failed_logs(root: Path | str, ref: str) -> list[StageLog]:
+    """The failed stages of RUN (a sweep: of its points), each with its log if still cached."""
+    from pipeline.runs import logs
+
+    with _run_store(root) as store:
+        return logs.failed_logs(logs.with_points(store, ref), _reader(root))
+
+
+def _reader(root: Path | str) -> Callable[[str], bytes | None]:
+    """An object's bytes from the project's cache, or None when it is not there."""
+    from pipeline.store.objects import ObjectStore
+
+    cache = ObjectStore(find_manifest(Path(root)).parent / STATE_DIR / "cache")  # never created
+
+    def read(digest: str) -> bytes | None:
+        try:
+            return cache.path(digest).read_bytes()
+        except (OSError, PipelineError):  # gone, unreadable, or not a hash at all
+            return None
+
+    return read
 
 
 def _present(root: Path | str) -> Callable[[str], bool]:

@@ -25,11 +25,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _copy_examples(tmp_path: Path) -> Path:
-    """The layout the README's "going back in time" section makes: examples/ beside envs/."""
-    for folder in ("examples", "envs"):
-        shutil.copytree(
-            REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns(".pipeline")
-        )
+    """The layout README's "going back in time" section makes: examples/quickstart beside
+    envs/, with the files git has (tracked or not ignored), never the outputs, lock or
+    .pipeline/ a quick start run in this checkout left behind."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z", "examples/quickstart", "envs"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        if (REPO / rel).is_file():  # a tracked file deleted in the working tree is skipped
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, tmp_path / rel)
     return tmp_path / "examples" / "quickstart"
 
 

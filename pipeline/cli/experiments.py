@@ -30,36 +30,62 @@ from pipeline.experiments.options import RunOptions
     "-P", "entry_params", multiple=True, metavar="KEY=VALUE", help="An entry point parameter."
 )
 @from_fields(RunOptions, "env_manager")
+@click.option(
+    "--dry", is_flag=True, help="Print what each point would run and why; run and record nothing."
+)
 @click.pass_obj
 def run_cmd(
-    opts: GlobalOptions, /, entry_point: str | None, entry_params: tuple[str, ...], **values: Any
+    opts: GlobalOptions,
+    /,
+    entry_point: str | None,
+    entry_params: tuple[str, ...],
+    dry: bool,
+    **values: Any,
 ) -> None:
     """Run an experiment in an isolated workspace and record it, leaving your files untouched.
 
     --param sets values for this run only; --sweep runs every combination, in parallel with
-    -j, each point a recorded run (stages they share run once). Results go to the cache and the
-    run store: `pipeline compare` shows them, `pipeline checkout RUN` brings one into your
-    workspace.
+    -j, each point a recorded run (stages they share run once). A sweep shows which points are
+    running (stage, elapsed time), with -j 1 their output too, and at the end the last lines
+    of each failed point's log. Results go to the cache and the run store: `pipeline compare`
+    shows them, `pipeline runs log RUN` a run's logs, `pipeline checkout RUN` brings one into
+    your workspace.
     """
     from pipeline import api
     from pipeline.cli import progress
 
     options = RunOptions(root=opts.directory, command=command_line(), **given(values))
+    if dry:
+        _dry_run(options, entry_point is not None or bool(entry_params))
+        return
     entry = entry_point or (None if options.targets else api.default_entry(opts.directory))
     if entry is not None or entry_params:
         _run_entry(options, entry or "main", entry_params)
         return
-    out = progress.console()
     started = time.monotonic()
     single = not options.sweeps
+    with progress.SweepView(progress.console(), options.jobs) as view:
 
-    def events_for(point: Any, count: int) -> Any:
-        if count == 1:
-            return progress.make_events(out, options.jobs)
-        return progress.PointEvents(out, point.name or "run")
+        def events_for(point: Any, count: int) -> Any:
+            return view.events_for(point.name or "run", count)
 
-    experiment = api.run(options, events_for)
+        experiment = api.run(options, events_for)
     _report_experiment(options, experiment, single, time.monotonic() - started)
+
+
+def _dry_run(options: RunOptions, entry: bool) -> None:
+    """`run --dry`: each point's plan, as `repro --dry` shows one."""
+    from pipeline import api
+    from pipeline.cli import report
+
+    if entry:
+        raise click.UsageError("--dry plans stages; an entry point (-e/-P) has none to plan")
+    planned = api.run_plan(options)
+    for number, each in enumerate(planned):
+        if len(planned) > 1:  # a sweep: each point under its name
+            click.echo("\n" if number else "", nl=False)
+            report.echo(f"point {each.point.name}:", bold=True)
+        report.dry_run_text(each.plan)
 
 
 def _run_entry(options: RunOptions, name: str, entry_params: tuple[str, ...]) -> None:
@@ -119,6 +145,7 @@ def _report_experiment(options: RunOptions, experiment: Any, single: bool, secon
         click.echo(render(table, "text"), nl=False)
         parent = experiment.parent_id
         report.echo(f"sweep recorded as run {parent}; `pipeline compare {parent}` shows it again")
+        _failure_tails(options, experiment)
     else:
         only = experiment.points[0]
         if only.result is not None and only.result.record_error is None:
@@ -127,6 +154,19 @@ def _report_experiment(options: RunOptions, experiment: Any, single: bool, secon
         if point.result is not None:
             record_warning(point.result)
     _fail_if_any_failed(experiment)
+
+
+def _failure_tails(options: RunOptions, experiment: Any) -> None:
+    """Why each failed point failed: its stage's error and the last lines of its log."""
+    from pipeline import api
+    from pipeline.cli import tables
+
+    if all(p.succeeded for p in experiment.points):
+        return
+    failures = api.failed_logs(options.root, experiment.parent_id)
+    if failures:
+        click.echo()
+        tables.failure_tails(failures)
 
 
 def _fail_if_any_failed(experiment: Any) -> None:

@@ -43,6 +43,8 @@ COMMANDS = {
     "metrics": "runs",
     "params": "runs",
     "lineage": "runs",
+    "init": "init",
+    "completion": "init",
 }
 
 

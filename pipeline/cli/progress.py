@@ -90,11 +90,7 @@ class PrefixedEvents:
 
     def __enter__(self) -> PrefixedEvents:
         # The footer redraws with cursor escapes: only on a real, colour-capable terminal.
-        if (
-            self.out.is_terminal
-            and not self.out.is_dumb_terminal
-            and not os.environ.get("NO_COLOR")
-        ):
+        if _live_terminal(self.out):
             from rich.live import Live
 
             self._live = Live(self, console=self.out, refresh_per_second=4, transient=True)
@@ -246,20 +242,133 @@ def _why(result: StageResult) -> str:
     return ", ".join(str(r) for r in result.decision.reasons)
 
 
-class PointEvents:
-    """A sweep's point: one line per finished stage, labelled with the point."""
+class SweepView:
+    """What a running sweep prints: each point's stages as they start and end, and the points
+    running now with their stage and elapsed time.
 
-    def __init__(self, out: Console, label: str) -> None:
+    In a colour terminal the running points are a live footer. Elsewhere (a pipe, NO_COLOR)
+    every line is plain, and a line every `heartbeat` seconds says which points still run, so
+    that nothing stays silent for long. With one job the points run one at a time and their
+    output is shown, each line prefixed with its point. A one-point experiment is shown as
+    `repro` shows a run.
+    """
+
+    def __init__(self, out: Console, jobs: int, heartbeat: float = 30.0) -> None:
         self.out = out
+        self.jobs = jobs
+        self.heartbeat = heartbeat
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[str, float]] = {}  # point → (stage, started)
+        self._colors: dict[str, str] = {}
+        self._stack = contextlib.ExitStack()
+        self._stop = threading.Event()
+
+    def __enter__(self) -> SweepView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._stack.close()
+
+    def events_for(self, label: str, count: int) -> Events | PointEvents:
+        """The events of one point; the first point of a sweep starts the running view."""
+        if count == 1:
+            events = make_events(self.out, self.jobs)
+            self._stack.enter_context(events)
+            return events
+        with self._lock:
+            first = not self._colors
+            self._colors.setdefault(label, _PALETTE[len(self._colors) % len(_PALETTE)])
+        if first:
+            self._start()
+        return PointEvents(self, label)
+
+    def _start(self) -> None:
+        if _live_terminal(self.out):
+            from rich.live import Live
+
+            live = Live(self, console=self.out, refresh_per_second=4, transient=True)
+            self._stack.enter_context(live)
+        else:
+            threading.Thread(target=self._beat, name="sweep-heartbeat", daemon=True).start()
+
+    def __rich__(self) -> Group:
+        """The live footer: a spinner line per running point with its stage and elapsed time."""
+        from rich.spinner import Spinner
+
+        return Group(*(Spinner("dots", line) for line in self._lines()))
+
+    def _lines(self) -> list[Text]:
+        now = time.monotonic()
+        with self._lock:
+            running = sorted(self._running.items(), key=lambda item: item[1][1])
+        return [
+            Text.assemble((label, self.color(label)), f"  {stage}  {now - t0:.0f}s")
+            for label, (stage, t0) in running
+        ]
+
+    def _beat(self) -> None:
+        """Plain output: every `heartbeat` seconds, the points still running."""
+        while not self._stop.wait(self.heartbeat):
+            lines = self._lines()
+            if lines:
+                self.out.print(Text("… running: ") + Text(", ").join(lines))
+
+    def started(self, label: str, stage: str) -> None:
+        with self._lock:
+            self._running[label] = (stage, time.monotonic())
+
+    def finished(self, label: str) -> None:
+        with self._lock:
+            self._running.pop(label, None)
+
+    def color(self, label: str) -> str:
+        return self._colors.get(label, "")
+
+
+def _live_terminal(out: Console) -> bool:
+    """Whether a live view may redraw with cursor escapes: a real, colour-capable terminal."""
+    return out.is_terminal and not out.is_dumb_terminal and not os.environ.get("NO_COLOR")
+
+
+class PointEvents:
+    """A sweep's point: a line per stage started and finished, labelled with the point, and
+    with one job the stage's output lines, prefixed with the point."""
+
+    def __init__(self, view: SweepView, label: str) -> None:
+        self.view = view
+        self.out = view.out
         self.label = label
+        self._partial = b""  # one stage of a point runs at a time when its output is shown
 
     def stage_started(self, stage: Stage, decision: Decision, attempt: int) -> None:
-        pass
+        self.view.started(self.label, stage.name)
+        self._end_line()  # a retry: end the last attempt's line
+        header = Text.from_markup(_header(stage, decision, attempt))
+        self.out.print(Text.assemble(("▶ ", "bold"), self._prefix(": "), header))
 
     def stage_output(self, stage: Stage, chunk: bytes) -> None:
-        pass
+        if self.view.jobs > 1:  # several points' output would interleave: their logs keep it
+            return
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            self._print_line(line)
 
     def stage_finished(self, result: StageResult) -> None:
+        self.view.finished(self.label)
+        self._end_line()
         line = _finished_line(result)
         if line is not None:
-            self.out.print(f"[dim]{escape(self.label)}[/] {line}")
+            self.out.print(Text.assemble(self._prefix(" "), Text.from_markup(line)))
+
+    def _end_line(self) -> None:
+        rest, self._partial = self._partial, b""
+        if rest:
+            self._print_line(rest)
+
+    def _print_line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rsplit("\r", 1)[-1]  # what a tty shows
+        self.out.print(Text.assemble(self._prefix(" | "), Text.from_ansi(text)))
+
+    def _prefix(self, end: str) -> Text:
+        return Text(self.label + end, style=self.view.color(self.label))

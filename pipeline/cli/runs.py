@@ -1,4 +1,4 @@
-"""Reading the run store: `pipeline runs [show]`, `compare`, `metrics`, `params`, `lineage`.
+"""Reading the run store: `pipeline runs [show|log]`, `compare`, `metrics`, `params`, `lineage`.
 
 Commands import `pipeline.api` and the renderers when they run, so that `--help` and
 `--version` load only click and the options objects.
@@ -6,12 +6,14 @@ Commands import `pipeline.api` and the renderers when they run, so that `--help`
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from pipeline.cli.options import GlobalOptions, json_flag
+from pipeline.cli.options import GlobalOptions, fail, json_flag
+from pipeline.errors import DataError
 
 
 @click.group(invoke_without_command=True)
@@ -20,13 +22,14 @@ from pipeline.cli.options import GlobalOptions, json_flag
 @json_flag
 @click.pass_context
 def runs(ctx: click.Context, limit: int, everything: bool, as_json: bool) -> None:
-    """Recorded runs, newest first: every `repro` and `run` is one.
+    """Recorded runs, newest first: every `run`, and every `repro` that did something.
 
     A run marked `missing objects` lost files it needs from the cache (outputs, its kept params
     files and lock, logs): `checkout RUN` cannot bring it back whole.
 
-    `pipeline runs show RUN` tells everything about one. RUN is a run id, a unique prefix of
-    one, a run name, or `latest`.
+    `pipeline runs show RUN` tells everything about one, `pipeline runs log RUN [STAGE]`
+    prints its logs. RUN is a run id, a unique prefix of one, a run name, or `latest` (the
+    latest top-level run: a sweep rather than one of its points).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -47,11 +50,13 @@ def runs(ctx: click.Context, limit: int, everything: bool, as_json: bool) -> Non
 @click.pass_obj
 def runs_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
     """Everything recorded about RUN: who, when, which code, params, metrics, each stage's
-    inputs, outputs, env and log."""
+    inputs, outputs, env and log, and the last lines of each failed stage's log (a sweep: of
+    its points')."""
     from pipeline import api
     from pipeline.cli import report, tables
 
     detail = api.run_detail(opts.directory, ref)
+    failures = api.failed_logs(opts.directory, detail.run.id)
     if as_json:
         data = {
             **detail.run.to_json(),
@@ -60,10 +65,53 @@ def runs_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
             "metrics": detail.metrics,
             "stages": [s.to_json() for s in detail.stages],
             "children": [c.id for c in detail.children],
+            "failures": [
+                {"run": f.run.id, "stage": f.stage.stage, "error": f.stage.error, "tail": f.tail()}
+                for f in failures
+            ],
         }
         click.echo(report.to_json(data))
     else:
-        tables.detail_text(detail)
+        tables.detail_text(detail, failures)
+
+
+@runs.command("log")
+@click.argument("ref", metavar="RUN")
+@click.argument("stage", required=False)
+@click.pass_obj
+def runs_log(opts: GlobalOptions, ref: str, stage: str | None) -> None:
+    """Print the whole log of STAGE in RUN, as the cache keeps it.
+
+    Without STAGE, the log of every stage of RUN that has one (a sweep: of its points'), each
+    after a header line. A stage that was up to date or skipped did not run: it has no log.
+    """
+    from pipeline import api
+    from pipeline.cli import report
+
+    logs = api.run_logs(opts.directory, ref, stage)
+    gone = [log for log in logs if log.data is None]
+    for log in logs:
+        if stage is None:
+            label = f"{log.run.name or log.run.id}: stage {log.stage.stage}"
+            report.echo(f"==> {label} ({log.stage.outcome}) <==", bold=True)
+        _write_log(log.data)
+    if gone:
+        names = ", ".join(f"{g.stage.stage} of run {g.run.id}" for g in gone)
+        fail(
+            f"the log of {names} is gone from the cache",
+            "`pipeline pull` brings logs back from a remote that has them; `gc` removes only"
+            " what no kept run needs",
+            DataError.exit_code,
+        )
+
+
+def _write_log(data: bytes | None) -> None:
+    """The log's bytes as they were written (escapes and all), ending in a newline."""
+    if not data:
+        return
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+    sys.stdout.buffer.flush()
 
 
 @click.command()

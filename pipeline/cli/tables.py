@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.cli.report import echo, plural, to_json
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from pipeline.runs.compare import Table
     from pipeline.runs.diff import Change, Values
     from pipeline.runs.lineage import Node
+    from pipeline.runs.logs import StageLog
 
 _STATUS_COLOUR = {
     RunStatus.SUCCEEDED: "green",
@@ -77,8 +79,9 @@ def runs_text(rows: list[RunRow]) -> None:
         echo("  ".join(cells).rstrip(), fg=_STATUS_COLOUR.get(run.status))
 
 
-def detail_text(detail: RunDetail) -> None:
-    """`pipeline runs show RUN`: the run, then each stage with its inputs and outputs."""
+def detail_text(detail: RunDetail, failures: Sequence[StageLog] = ()) -> None:
+    """`pipeline runs show RUN`: the run, each stage with its inputs and outputs, then the
+    last lines of each failed stage's log (a sweep: of its points')."""
     run = detail.run
     echo(f"run {run.id}" + (f" ({run.name})" if run.name else ""), bold=True)
     echo(
@@ -97,6 +100,29 @@ def detail_text(detail: RunDetail) -> None:
         echo(f"  point {child.id} {child.name or ''} {status(child)}")
     for stage in detail.stages:
         _stage(stage)
+    if failures:
+        echo()
+        failure_tails(failures)
+
+
+def failure_tails(failures: Sequence[StageLog]) -> None:
+    """Each failed stage (of which run), its error, and the last lines of its log."""
+    for failed in failures:
+        run, stage = failed.run, failed.stage
+        label = f"{run.name} (run {run.id})" if run.name else f"run {run.id}"
+        what = stage.error or "failed"
+        if f"stage {stage.stage}" not in what:  # the stage's own errors name it already
+            what = f"stage {stage.stage}: {what}"
+        echo(f"✗ {label}: {what}", fg="red", bold=True)
+        if failed.data is None:
+            gone = "is gone from the cache" if stage.log_hash else "was not recorded"
+            echo(f"    its log {gone}")
+            continue
+        tail = failed.tail()
+        for line in tail:
+            echo(f"    | {line}")
+        whole = f"`pipeline runs log {run.id} {stage.stage}`"
+        echo(f"    (last {plural(len(tail), 'line')} of its log; {whole} prints it all)", dim=True)
 
 
 def _mapping(title: str, values: dict[str, Any]) -> None:

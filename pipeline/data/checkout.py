@@ -7,14 +7,19 @@ reported. Outputs with `cache: false` live in git and are left alone.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.core.hashing import HashInfo
 from pipeline.core.paths import is_within
-from pipeline.errors import DataError
+from pipeline.core.suggest import closest
+from pipeline.errors import DataError, UsageError
 from pipeline.plan.selection import target_stages
 from pipeline.plan.session import Session
 from pipeline.store.restore import ParentIsAFile, Restorer
+
+RunNames = Callable[[], list[str]] | None  # the recorded runs' names and ids, when asked
 
 
 @dataclass
@@ -27,8 +32,13 @@ class CheckoutReport:
     corrupt: list[str] = field(default_factory=list)  # in the cache, but damaged
 
 
-def wanted(session: Session, targets: tuple[str, ...]) -> dict[str, HashInfo]:
-    """The paths `checkout` should restore: cached stage outputs and tracked data."""
+def wanted(
+    session: Session, targets: tuple[str, ...], runs: RunNames = None
+) -> dict[str, HashInfo]:
+    """The paths `checkout` should restore: cached stage outputs and tracked data.
+
+    A target that names nothing is an error; `runs` (the recorded runs' names, asked only
+    then) lets its did-you-mean suggest a run too."""
     lock, project = session.lock, session.project
     found: dict[str, HashInfo] = {}
     for name, entry in lock.stages.items():
@@ -40,11 +50,13 @@ def wanted(session: Session, targets: tuple[str, ...]) -> dict[str, HashInfo]:
         return found
     chosen: dict[str, HashInfo] = {}
     for target in targets:
-        chosen.update(_target(session, found, target))
+        chosen.update(_target(session, found, target, runs))
     return chosen
 
 
-def _target(session: Session, found: dict[str, HashInfo], target: str) -> dict[str, HashInfo]:
+def _target(
+    session: Session, found: dict[str, HashInfo], target: str, runs: RunNames
+) -> dict[str, HashInfo]:
     target = target.rstrip("/").removeprefix("./")
     by_path = {p: i for p, i in found.items() if is_within(p, target)}
     if by_path:
@@ -52,9 +64,36 @@ def _target(session: Session, found: dict[str, HashInfo], target: str) -> dict[s
     inside = _inside_tracked_directory(session, found, target)
     if inside is not None:
         return {target: inside}
-    names = target_stages(session.project, target)
+    try:
+        names = target_stages(session.project, target)
+    except UsageError as exc:
+        if ":" in target:  # `file:stage` naming another manifest: its own message says so
+            raise
+        raise _unknown_target(session, found, target, runs) from exc
     entries = [session.lock.stages[n] for n in names if n in session.lock.stages]
     return {o.path: found[o.path] for e in entries for o in e.outs if o.path in found}
+
+
+def _unknown_target(
+    session: Session, found: dict[str, HashInfo], target: str, runs: RunNames
+) -> UsageError:
+    """Say what `target` is not (a stage, a path `checkout` restores, a run), with a did-you-mean
+    over all three kinds; a file of the workspace that nothing tracks is named as such."""
+    if os.path.lexists(session.project.root / target):
+        return UsageError(
+            f"{target} is neither a stage's cached output nor tracked data: checkout does not "
+            "restore it",
+            f"`git checkout -- {target}` restores a file git tracks",
+        )
+    kinds = dict.fromkeys(runs() if runs is not None else [], "run")
+    kinds.update(dict.fromkeys(found, "path"))
+    kinds.update(dict.fromkeys(session.project.stages, "stage"))
+    close = closest(target, list(kinds))
+    hint = "`pipeline dag` lists the stages, `pipeline runs` the runs"
+    if close is not None:
+        hint = f"did you mean {kinds[close]} {close!r}?"
+    what = "a stage, a cached output, tracked data or a recorded run"
+    return UsageError(f"{target!r} is not {what}", hint)
 
 
 def _inside_tracked_directory(
@@ -70,13 +109,15 @@ def _inside_tracked_directory(
     return None
 
 
-def checkout(session: Session, targets: tuple[str, ...], *, verify: bool = False) -> CheckoutReport:
+def checkout(
+    session: Session, targets: tuple[str, ...], *, verify: bool = False, runs: RunNames = None
+) -> CheckoutReport:
     """Restore every wanted path whose workspace content differs from the lock."""
     restorer = Restorer(
         session.project.root, session.store, session.hasher, session.config.cache_type, verify
     )
     report = CheckoutReport()
-    for path, info in sorted(wanted(session, targets).items()):
+    for path, info in sorted(wanted(session, targets, runs).items()):
         current = session.hasher.hash(path)
         if current is not None and current.hash == info.hash:
             report.unchanged.append(path)

@@ -3,11 +3,14 @@
 pip-style envs get a PEP 751 `pylock.<name>.toml` written by `uv pip compile`; conda envs get a
 conda-lock (v1) file from py-rattler's solve, with the `pip:` section resolved by uv against the
 env's own python. Each lock starts with `# pipeline-spec-digest: …`, the digest of the spec it
-was made from, so a spec edited after its lock is reported (`resolve.py`).
+was made from, so a spec edited after its lock is reported (`resolve.py`). A lock that pins
+exactly the versions the env has now (as built, or as the previous lock pinned them) also says
+`# pipeline-env-content: …`, which keeps the env's digest: locking changes no stage's status.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import sys
@@ -16,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.atomic import atomic_write_text
-from pipeline.core.yamlio import dump_yaml
+from pipeline.core.yamlio import dump_yaml, parse_yaml
 from pipeline.env import conda, venv
-from pipeline.env.resolve import LOCK_MARK, ResolvedEnv, lock_path
+from pipeline.env.envstore import EnvStore
+from pipeline.env.resolve import CONTENT_MARK, LOCK_MARK, ResolvedEnv, body_digest, lock_path
 from pipeline.env.tools import pip_index_options, run_tool
 from pipeline.env.uvbin import uv_binary
-from pipeline.errors import EnvironmentSetupError, UsageError
+from pipeline.errors import EnvironmentSetupError, PipelineError, UsageError
 from pipeline.load.envkind import EnvKind
 
 if sys.version_info >= (3, 11):
@@ -49,11 +53,60 @@ def write_lock(env: ResolvedEnv, scratch: Path, conda_cache: Path) -> Path:
         f"{LOCK_MARK}{env.spec_digest}\n"
     )
     if env.is_conda:
-        body = dump_yaml(_conda_lock(env, scratch, conda_cache))
+        data = _conda_lock(env, scratch, conda_cache)
+        body = dump_yaml(data)
     else:
         body = _compile(env.request.requirements, env.interpreter_path, env.spec.parent)
+        data = tomllib.loads(body)
+    header += _same_content(env, body, data)
     atomic_write_text(target, header + body)
     return target
+
+
+def _same_content(env: ResolvedEnv, body: str, data: Any) -> str:
+    """The header line that keeps the env's digest, when the new lock pins exactly the
+    versions the env has now and its body alone would name another content; else nothing."""
+    written = body_digest(body)
+    if env.content == written:
+        return ""  # the same packages, the same body: the digest stays as it is
+    now = _versions_now(env)
+    if now is None or now != _pinned(data):
+        return ""
+    return f"{CONTENT_MARK}{env.content} for {written}\n"
+
+
+Versions = frozenset[tuple[str, str]]
+
+
+def _versions_now(env: ResolvedEnv) -> Versions | None:
+    """The package versions of the env as its digest names it now: as built here, else as
+    its current lock pins them; None when neither is known."""
+    built = EnvStore().lookup(env.digest)
+    if built is not None:
+        rows = [*built.packages, *built.meta.get("pip_packages", [])]
+        return frozenset((_canonical(str(r[0])), str(r[1])) for r in rows)
+    if env.lock is None:
+        return None
+    try:
+        text = env.lock.read_text(encoding="utf-8")
+        return _pinned(parse_yaml(text, env.lock).data if env.is_conda else tomllib.loads(text))
+    except (PipelineError, ValueError):
+        return None  # a lock we cannot read pins nothing we know
+
+
+def _pinned(data: Any) -> Versions | None:
+    """`(name, version)` of every package a lock pins: a conda-lock's `package` list, or a
+    pylock.toml's `packages`; None for anything else."""
+    try:
+        rows = data.get("package", data.get("packages", []))
+        return frozenset((_canonical(str(p["name"])), str(p["version"])) for p in rows)
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _canonical(name: str) -> str:
+    """A package name as PEP 503 compares them (`My_Pkg` is `my-pkg`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _compile(requirements: tuple[str, ...], python: str, cwd: Path) -> str:

@@ -1,10 +1,13 @@
 """Plan side: a declared environment → a `ResolvedEnv` with the digest that names it.
 
 The digest covers what determines the env's contents: its kind, the bytes of its spec and of
-every file the spec includes (or, when a lock is present, of the lock alone: the lock is what
-gets built), the platform, and the interpreter's implementation and version. Paths are left
-out, so two projects with the same spec share one env, and a colleague's machine computes the
-same digest. It is part of every fingerprint of a stage using the env (`fingerprint.py`).
+every file the spec includes (or, when a lock is present, the lock's packages: the lock is what
+gets built, and its comments are left out), the platform, and the interpreter's implementation
+and version. Paths are left out, so two projects with the same spec share one env, and a
+colleague's machine computes the same digest. A lock written for exactly the package versions
+the env already had says so in its header (`CONTENT_MARK`), and keeps that env's digest:
+`pipeline env lock` that changes no version reruns no stage. The digest is part of every
+fingerprint of a stage using the env (`fingerprint.py`).
 Nothing here builds anything or imports an installer.
 """
 
@@ -27,6 +30,7 @@ from pipeline.load.project import Project, Stage
 
 FORMAT = 1
 LOCK_MARK = "# pipeline-spec-digest: "
+CONTENT_MARK = "# pipeline-env-content: "  # `<content> for <body digest>`: see `locked_content`
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class ResolvedEnv:
     interpreter: Interpreter | None = None  # venv kinds
     lock: Path | None = None  # the lock the env is built from, when one exists
     lock_stale: bool = False  # the spec changed after the lock was written
+    content: str = ""  # the digest's `content`: the spec's digest, or the lock's packages'
 
     @property
     def name(self) -> str:
@@ -123,12 +128,13 @@ def resolve_env(root: Path, decl: EnvDecl) -> ResolvedEnv:
     spec_digest = digest_bytes(canonical_json([[n, digest_bytes(b)] for n, b in request.files]))
     lock = lock_path(decl.kind, spec)
     locked = lock.read_bytes() if lock.is_file() else None
+    content = locked_content(locked) if locked is not None else spec_digest
     payload = {
         "format": FORMAT,
         "kind": decl.kind,
         "platform": sysconfig.get_platform(),
         "python": interpreter.identity if interpreter else None,
-        "content": digest_bytes(locked) if locked is not None else spec_digest,
+        "content": content,
     }
     stale = (
         locked is not None
@@ -144,7 +150,28 @@ def resolve_env(root: Path, decl: EnvDecl) -> ResolvedEnv:
         interpreter,
         lock if locked is not None else None,
         stale,
+        content,
     )
+
+
+def body_digest(text: str) -> str:
+    """The digest of a lock's text without its comment lines (headers, `created by` notes)."""
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+    return digest_bytes(body.encode("utf-8"))
+
+
+def locked_content(locked: bytes) -> str:
+    """The `content` of a locked env's digest: the digest of the lock's body, unless the lock
+    says it pins exactly the versions of an env whose content it names (and its body is still
+    the one it was written with): then that content, so the env and its stages stay as they are."""
+    text = locked.decode("utf-8", "replace")
+    body = body_digest(text)
+    for line in text[:4096].splitlines():
+        if line.startswith(CONTENT_MARK):
+            named, _, written_for = line[len(CONTENT_MARK) :].partition(" for ")
+            if written_for.strip() == body:
+                return named.strip()
+    return body
 
 
 def _locks(lock: bytes, spec_digest: str) -> bool:

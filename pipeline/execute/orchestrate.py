@@ -3,7 +3,8 @@
 `repro` runs it in the workspace; `run` (experiments) in an isolated copy. Either way, the run
 record is begun before the first stage, each stage is recorded as it ends, and the run ends
 `succeeded`, `failed` or `interrupted` (a killed process leaves `running`, read back as
-`interrupted`).
+`interrupted`). A `repro` that finds everything up to date is no run: its record is dropped,
+so `runs` and `compare` list only runs that did something.
 
 Before anything runs, the stage process groups a killed `pipeline` left behind are killed
 (`stagegroups.py`), and this run's groups are noted for the next run to do the same. The run
@@ -12,6 +13,7 @@ record is journaled as it goes, so a killed run is still recorded (`runs/journal
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +101,9 @@ def execute(
         result = dataclasses.replace(result, remote_error=run_cache.error.message)
     if recorder is None:
         return result, executor
+    if recorder.info.kind == "repro" and _no_op(result):
+        _discard(recorder)
+        return result, executor
     for late in result.results:  # settled without running: up to date, skipped
         if late.stage not in recorded:
             recorder.stage(rows.row(late, executor.lock.stages.get(late.stage)))
@@ -110,6 +115,17 @@ def execute(
     produced = {r.stage for r in result.results if r.outcome in _PRODUCED}
     error = _finish(recorder, session, status, produced)
     return dataclasses.replace(result, run_id=recorder.id, record_error=error), executor
+
+
+def _no_op(result: RunResult) -> bool:
+    """A run that ran, restored, failed and skipped nothing: not worth a record of its own."""
+    return all(r.outcome is Outcome.UP_TO_DATE for r in result.results)
+
+
+def _discard(recorder: RunRecorder) -> None:
+    # A record that cannot be dropped reads as one more run: harmless, never worth a failure.
+    with contextlib.suppress(Exception):
+        recorder.discard()
 
 
 def _run_cache(session: Session, plan: Plan) -> RunCache:

@@ -27,9 +27,7 @@ def apply_run_files(session: Session, store: RunStore, ref: str, *, force: bool)
     files = store.run_files(run.id)
     if not files:
         raise UsageError(
-            f"run {run.id} ({run.kind}) kept no params or lock to check out",
-            "only `pipeline run` experiments can be checked out; a repro's results belong"
-            " to its commit: `git checkout` it, then `pipeline checkout`",
+            f"run {run.id} ({run.kind}) kept no params or lock to check out", _why(store, run)
         )
     root = session.project.root
     params = [f for f in files if f.path != LOCK_NAME]
@@ -42,6 +40,18 @@ def apply_run_files(session: Session, store: RunStore, ref: str, *, force: bool)
     for path, text in texts.items():  # every object read before anything is written
         atomic_write_text(Path(path), text)
     return run
+
+
+def _why(store: RunStore, run: RunRow) -> str:
+    """What to check out instead of a run that kept no files: a sweep's points, or a commit."""
+    if run.kind == "sweep":
+        points = store.children_of([run.id]).get(run.id, [])
+        names = ", ".join(points[:5]) + (", ..." if len(points) > 5 else "")
+        return f"a sweep is checked out one point at a time: {names or 'it has no points'}"
+    return (
+        "only `pipeline run` experiments can be checked out; a repro's results belong"
+        " to its commit: `git checkout` it, then `pipeline checkout`"
+    )
 
 
 def _differs(session: Session, artifact: Artifact) -> bool:

@@ -169,6 +169,16 @@ class RunRecorder:
         if self._error is not None:
             raise self._error
 
+    def discard(self) -> None:
+        """Forget the run (a `repro` that did nothing): its row goes, and so does its journal."""
+        self._jobs.put(lambda store: store.drop([self.id]))
+        self._jobs.put(None)
+        self._thread.join()
+        if self._journal is not None:
+            self._journal.close(remove=True)
+        if self._error is not None:
+            raise self._error
+
     def _write_all(self) -> None:
         """Write whatever is queued, each batch in one transaction, until `finish`."""
         store: RunStore | None = None

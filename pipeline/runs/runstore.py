@@ -49,6 +49,7 @@ from pipeline.runs.model import (
 __all__ = ["Artifact", "RunDetail", "RunRow", "RunStore", "StageRow"]
 
 DB_NAME = "runs.db"
+LATEST = ("latest", "last", "@")  # names of the latest top-level run
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -227,11 +228,16 @@ class RunStore:
 
     @_healing
     def find(self, ref: str) -> RunRow:
-        """A run by id, unique id prefix, name, or `latest`."""
+        """A run by id, unique id prefix, name, or `latest` (the latest top-level run)."""
         table = schema.runs
         with self.engine.connect() as conn:
-            if ref in ("latest", "last", "@"):
-                query = select(table).order_by(table.c.started_at.desc()).limit(1)
+            if ref in LATEST:  # a sweep stands for its points: never one of them
+                query = (
+                    select(table)
+                    .where(table.c.parent_id.is_(None))
+                    .order_by(table.c.started_at.desc())
+                    .limit(1)
+                )
             else:
                 query = (
                     select(table)
@@ -378,12 +384,8 @@ class RunStore:
 
     def drop(self, run_ids: Sequence[str]) -> None:
         """Forget runs: their rows, params, metrics, stages and files (one transaction)."""
-        tables = (schema.artifacts, schema.stage_runs, schema.params, schema.metrics)
         with self.batch() as writer:
-            for chunk in _chunks(list(run_ids), 500):
-                for table in tables:
-                    writer.conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
-                writer.conn.execute(delete(schema.runs).where(schema.runs.c.id.in_(chunk)))
+            writer.drop(run_ids)
 
 
 class Writer:
@@ -437,6 +439,13 @@ class Writer:
         )
         if rows:
             self.conn.execute(insert(schema.metrics), rows)
+
+    def drop(self, run_ids: Sequence[str]) -> None:
+        tables = (schema.artifacts, schema.stage_runs, schema.params, schema.metrics)
+        for chunk in _chunks(list(run_ids), 500):
+            for table in tables:
+                self.conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+            self.conn.execute(delete(schema.runs).where(schema.runs.c.id.in_(chunk)))
 
 
 def _engine(url: str) -> Engine:

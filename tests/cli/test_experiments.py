@@ -62,6 +62,9 @@ def test_pipeline_run_leaves_the_workspace_byte_identical(three: Project) -> Non
     assert three.git("status", "--porcelain") == status
     assert leftovers(three) == []
     assert sorted(three.executions()) == ["evaluate"] * 3 + ["train"] * 3
+    refused = three.cli("checkout", "latest")  # the sweep: its points are what checks out
+    assert refused.returncode == 2
+    assert "a sweep is checked out one point at a time" in refused.stderr
 
 
 def test_a_failing_point_exits_1_after_running_the_others(project: Project) -> None:
@@ -78,6 +81,68 @@ def test_a_failing_point_exits_1_after_running_the_others(project: Project) -> N
     assert statuses["train.lr=0.2"] == statuses["train.lr=0.3"] == "succeeded"
     assert "train.lr=0.5" in done.stdout and "failed" in done.stdout  # in the table
     assert leftovers(project) == []
+
+
+def _loud_failure(project: Project) -> Project:
+    """The three-stage project whose train stage, at train.lr=0.5, prints 30 numbered lines
+    and an error on stderr, then fails."""
+    manifest = three_stages(project)
+    fail_loudly = (
+        'if [ "${train.lr}" = 0.5 ]; then seq 1 30; echo "boom: lr too high" >&2; exit 3; fi && '
+    )
+    manifest["stages"]["train"]["cmd"] = fail_loudly + manifest["stages"]["train"]["cmd"]
+    return setup(project, manifest)
+
+
+def test_a_failed_point_explains_itself_at_the_end_and_runs_log_prints_it_all(
+    project: Project,
+) -> None:
+    _loud_failure(project)
+    done = project.cli("run", "--sweep", "train.lr=0.2,0.5", "-j", "2")
+    assert _error(done, 1)[-1] == "error: 1 of 2 runs failed"
+    runs = _json(project.cli("runs", "--json"))
+    failed = next(r["id"] for r in runs if r["name"] == "train.lr=0.5")
+    sweep = next(r["id"] for r in runs if r["kind"] == "sweep")
+    tail = done.stdout[done.stdout.index("sweep recorded as run") :].splitlines()
+    heading = f"✗ train.lr=0.5 (run {failed}): stage train failed with exit code 3"
+    assert heading in tail, done.stdout
+    shown = [line.removeprefix("    | ") for line in tail if line.startswith("    | ")]
+    assert shown == [str(n) for n in range(12, 31)] + ["boom: lr too high"]  # the last 20
+    assert f"`pipeline runs log {failed} train` prints it all" in done.stdout
+    whole = _ok(project.cli("runs", "log", failed, "train")).stdout
+    assert whole.splitlines() == [str(n) for n in range(1, 31)] + ["boom: lr too high"]
+    every = _ok(project.cli("runs", "log", sweep)).stdout.splitlines()  # its points' logs
+    assert "==> train.lr=0.5: stage train (failed) <==" in every
+    assert "==> train.lr=0.2: stage train (ran) <==" in every
+    show = _ok(project.cli("runs", "show", failed)).stdout
+    assert "    | boom: lr too high" in show and "    | 11\n" not in show
+    latest = _ok(project.cli("runs", "show", "latest")).stdout  # the sweep, with its failure
+    assert latest.startswith(f"run {sweep}\n")
+    assert heading in latest
+
+
+def test_runs_log_says_which_stages_have_a_log_and_when_one_is_gone(project: Project) -> None:
+    _loud_failure(project)
+    _error(project.cli("run", "--param", "train.lr=0.5"), 1)
+    run = _json(project.cli("runs", "show", "latest", "--json"))
+    assert run["kind"] == "run" and run["params"]["train.lr"] == 0.5
+    assert _error(project.cli("runs", "log", "latest", "trian"), 2) == [
+        f"error: run {run['id']} has no stage 'trian'",
+        "hint: did you mean 'train'?",
+    ]
+    assert _error(project.cli("runs", "log", "latest", "evaluate"), 2)[0] == (
+        f"error: stage evaluate of run {run['id']} has no log: it did not run"
+        " (up to date or skipped)"
+    )
+    log_hash = next(s["log_hash"] for s in run["stages"] if s["stage"] == "train")
+    digest = log_hash.split(":")[1]
+    (project.root / ".pipeline" / "cache" / "objects" / digest[:2] / digest[2:]).unlink()
+    assert _error(project.cli("runs", "log", "latest", "train"), 4) == [
+        f"error: the log of train of run {run['id']} is gone from the cache",
+        "hint: `pipeline pull` brings logs back from a remote that has them; `gc` removes only"
+        " what no kept run needs",
+    ]
+    assert "    its log is gone from the cache" in _ok(project.cli("runs", "show", "latest")).stdout
 
 
 @pytest.mark.parametrize(

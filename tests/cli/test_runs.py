@@ -99,6 +99,21 @@ def test_runs_show_text_and_json(swept_once: tuple[Project, dict[str, Any]]) -> 
     assert f"out      model.txt  {train['outs'][0]['hash']}" in text
 
 
+def test_no_op_repros_add_no_runs_and_latest_is_the_sweep(three: Project) -> None:
+    before = _json(three.cli("runs", "--json"))
+    for _ in range(3):
+        assert "Everything is up to date" in _ok(three.cli("repro")).stdout
+    assert _json(three.cli("runs", "--json")) == before
+    assert len(_json(three.cli("compare", "--json"))) == len(before)
+    _ok(three.cli("run", "--sweep", "train.lr=0.2,0.3", "-j", "2"))
+    sweep = next(r["id"] for r in _json(three.cli("runs", "--json")) if r["kind"] == "sweep")
+    for latest in ("latest", "@"):
+        shown = _json(three.cli("runs", "show", latest, "--json"))
+        assert (shown["id"], len(shown["children"])) == (sweep, 2)
+    assert _ok(three.cli("runs", "show", "latest")).stdout.startswith(f"run {sweep}\n")
+    assert len(_json(three.cli("compare", "latest", "--json"))) == 2  # the sweep's points
+
+
 def test_runs_show_unknown_or_ambiguous_exits_2(swept_once: tuple[Project, dict[str, Any]]) -> None:
     project, found = swept_once
     assert _error(project.cli("runs", "show", "nope"), 2) == [

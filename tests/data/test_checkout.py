@@ -73,3 +73,32 @@ def test_checkout_when_parent_is_a_file_reports_instead_of_crashing(project: Pro
     assert "Traceback" not in done.stderr
     assert store_of(project).has(digest)
     assert project.read("out") == "a file now\n"
+
+
+UNKNOWN = {
+    "trian": "did you mean stage 'train'?",
+    "model.tx": "did you mean path 'model.txt'?",
+    "baselin": "did you mean run 'baseline'?",
+    "zzz": "`pipeline dag` lists the stages, `pipeline runs` the runs",
+}
+
+
+def test_checkout_of_an_unknown_name_suggests_a_stage_a_path_or_a_run(p: Project) -> None:
+    repro(ReproOptions(root=p.root))
+    p.commit(message="v1")
+    assert p.cli("run", "-n", "baseline", "-p", "lr=0.2").returncode == 0
+    for name, hint in UNKNOWN.items():
+        done = p.cli("checkout", name)
+        assert done.returncode == 2, done.stderr
+        error, said = done.stderr.splitlines()
+        what = "a stage, a cached output, tracked data or a recorded run"
+        assert error == f"error: {name!r} is not {what}"
+        assert said == f"hint: {hint}"
+
+
+def test_checkout_of_a_file_nothing_tracks_says_so(p: Project) -> None:
+    repro(ReproOptions(root=p.root))
+    done = p.cli("checkout", "params.yaml")
+    assert done.returncode == 2
+    assert "params.yaml is neither a stage's cached output nor tracked data" in done.stderr
+    assert "git checkout -- params.yaml" in done.stderr

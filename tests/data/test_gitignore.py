@@ -1,5 +1,6 @@
 """The managed `.gitignore` block: cached outputs are ignored by git, metrics kept in git are
-not, and the block neither grows nor loses an output.
+not, the block neither grows nor loses an output, and every command that puts outputs in the
+workspace writes it (a no-op `repro`, `checkout` and `pull` included).
 """
 
 from __future__ import annotations
@@ -7,8 +8,11 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
+import pytest
+
 from pipeline.api import ReproOptions, repro
 from tests.conftest import Project, ran
+from tests.servers import RemoteSpec, configure
 from tests.store.support import _one_stage
 
 
@@ -60,3 +64,37 @@ def test_outputs_stay_ignored_in_a_project_in_a_subdirectory_of_its_repository(
     assert "/out.txt" in project.read(".gitignore").splitlines()
     assert "out.txt" not in project.git("ls-files")
     assert "out.txt" not in project.git("status", "--porcelain")
+
+
+def test_a_no_op_repro_writes_the_block(p: Project) -> None:
+    # A copied project (outputs, lock and state but no .gitignore) is up to date: nothing runs.
+    repro(ReproOptions(root=p.root))
+    (p.root / ".gitignore").unlink()
+    done = p.cli("repro")
+    assert done.returncode == 0, done.stderr
+    assert "/model.txt" in p.read(".gitignore").splitlines()
+    p.git("add", "-A")
+    assert "model.txt" not in p.git("ls-files").splitlines()
+
+
+def test_a_no_op_repro_leaves_an_up_to_date_gitignore_untouched(p: Project) -> None:
+    repro(ReproOptions(root=p.root))
+    ignore = p.root / ".gitignore"
+    before = ignore.stat().st_mtime_ns, ignore.stat().st_ino
+    assert p.cli("repro").returncode == 0
+    assert (ignore.stat().st_mtime_ns, ignore.stat().st_ino) == before
+
+
+@pytest.mark.parametrize("command", ["checkout", "pull"])
+def test_checkout_and_pull_write_the_block(
+    p: Project, local_remote: RemoteSpec, command: str
+) -> None:
+    repro(ReproOptions(root=p.root))
+    configure(p.root, local_remote)
+    assert p.cli("push").returncode == 0
+    (p.root / ".gitignore").unlink()
+    (p.root / "model.txt").unlink()
+    done = p.cli(command)
+    assert done.returncode == 0, done.stderr
+    assert (p.root / "model.txt").exists()
+    assert "/model.txt" in p.read(".gitignore").splitlines()

@@ -70,13 +70,12 @@ def test_pip_lock_pins_versions_in_a_fresh_cache(
     assert any(line.startswith("# pipeline-spec-digest: ") for line in text.splitlines()[:3])
     pinned = {p["name"]: p["version"] for p in tomllib.loads(text)["packages"]}
     assert pinned == {"alpha": "1.0", "beta": "1.0"}
+    assert "up to date" in ok(project.cli("status")).stdout  # the versions it ran with
 
     # A newer alpha appears, and a colleague starts with an empty cache.
     envkit.build_wheel(links, "alpha", "2.0", requires=["beta>=1"])
     fresh = isolate(monkeypatch, tmp_path, links, "xdg-fresh")
-    status = ok(project.cli("status"))
-    assert "env default changed" in status.stdout  # built from the lock now: a new digest
-    done = ok(project.cli("repro"))
+    done = ok(project.cli("repro", "--force"))
     assert builds_in(output(done), "default") == 1
     assert "pylock.python_env.toml" in output(done)  # the build says it uses the lock
     info = shown(project, "a")
@@ -87,12 +86,13 @@ def test_pip_lock_pins_versions_in_a_fresh_cache(
     assert ["alpha", "1.0"] in shown_env["packages"]
     assert shown_env["lock"] == "locked"
     repro_ok(project)
-    assert project.executions() == ["a", "a"]  # reran once for the lock, then up to date
+    assert project.executions() == ["a", "a"]  # the first run, the forced one; then up to date
 
-    # Control: without the lock the same spec resolves to the newer wheel (the run-cache
-    # would restore the first run's output, made in the same unlocked env digest).
+    # Control: without the lock the same spec, resolved in an empty cache, gets the newer
+    # wheel (the run-cache would restore the first run's output, made under the same digest).
     lock.unlink()
-    ok(project.cli("repro", "--no-run-cache"))
+    isolate(monkeypatch, tmp_path, links, "xdg-control")
+    ok(project.cli("repro", "--force", "--no-run-cache"))
     assert shown(project, "a")["modules"]["alpha"] == "2.0"
 
 
@@ -114,6 +114,35 @@ def test_spec_edited_after_its_lock_warns_until_locked_again(project: Project) -
     assert "changed after" not in ok(project.cli("status")).stderr
     project.repro()
     assert "gamma" in _package_names(project, "a")
+
+
+def test_env_lock_that_changes_no_version_reruns_nothing(project: Project) -> None:
+    venv_project(project, deps=("alpha",))
+    repro_ok(project)
+    project.clear_executions()
+    lock = project.root / "pylock.python_env.toml"
+
+    ok(project.cli("env", "lock"))  # pins the versions the env was built with
+    first = lock.read_bytes()
+    assert "Everything is up to date" in ok(project.cli("status")).stdout
+    ok(project.cli("env", "lock"))
+    assert lock.read_bytes() == first
+    # A spec edit that changes no version (a comment), locked again: the lock's header
+    # changes, its packages do not, and nothing reruns.
+    spec = project.root / "python_env.yaml"
+    spec.write_text("# alpha brings beta along\n" + spec.read_text())
+    ok(project.cli("env", "lock"))
+    assert lock.read_bytes() != first
+    status = ok(project.cli("status"))
+    assert "Everything is up to date" in status.stdout, status.stdout
+    assert "changed after" not in status.stderr
+    ok(project.cli("repro"))
+    assert project.executions() == []
+
+    # A lock whose versions differ from the env's is a new env: its stages rerun.
+    text = lock.read_text().replace('version = "1.0"', 'version = "1.1"', 1)
+    lock.write_text(text)
+    assert "env default changed" in ok(project.cli("status")).stdout
 
 
 def _package_names(project: Project, stage: str) -> list[str]:
@@ -171,8 +200,8 @@ def test_conda_lock_round_trip_in_a_fresh_cache(
     )
     envkit.index_channel(channel)
     fresh = isolate(monkeypatch, tmp_path, wheels, "xdg-fresh")
-    assert "env default changed" in ok(project.cli("status")).stdout
-    done = ok(project.cli("repro"))
+    assert "up to date" in ok(project.cli("status")).stdout  # the lock pins what it ran with
+    done = ok(project.cli("repro", "--force"))
     assert builds_in(output(done), "default") == 1
     assert "environment.conda-lock.yml" in output(done)
     lines, info = probe(project)

@@ -114,20 +114,19 @@ def test_each_stage_record_matches_the_lock_and_its_log_is_in_the_cache(scored: 
     assert prepared.size == len("RAW DATA\n") and prepared.nfiles == 1
 
 
-def test_every_repro_is_recorded_even_when_nothing_runs(scored: Project) -> None:
+def test_a_repro_that_does_nothing_is_not_recorded(scored: Project) -> None:
     first = scored.repro()
     second = scored.repro()
     assert ran(second) == []
-    assert second.run_id not in (None, first.run_id)
-    detail = api.run_detail(scored.root, second.run_id)
-    assert detail.run.status == "succeeded"
-    assert {s.stage: s.outcome for s in detail.stages} == dict.fromkeys(
-        ["prepare", "train", "evaluate"], "up to date"
-    )
-    first_fps = {s.stage: s.fingerprint for s in api.run_detail(scored.root, first.run_id).stages}
-    assert {s.stage: s.fingerprint for s in detail.stages} == first_fps
-    assert detail.metrics == {"metrics.json:score": 0.1, "metrics.json:nested.n": 2}
-    assert [r.id for r in api.runs(scored.root)] == [second.run_id, first.run_id]
+    assert second.run_id is None and second.record_error is None
+    assert [r.id for r in api.runs(scored.root)] == [first.run_id]
+    assert os.listdir(scored.root / ".pipeline" / "tmp" / "journal") == []  # no journal left
+    (scored.root / "model.txt").unlink()  # restored from the cache: that is a run again
+    third = scored.repro()
+    assert third.run_id is not None
+    assert [r.id for r in api.runs(scored.root)] == [third.run_id, first.run_id]
+    outcomes = {s.stage: s.outcome for s in api.run_detail(scored.root, third.run_id).stages}
+    assert outcomes == {"prepare": "up to date", "train": "restored", "evaluate": "up to date"}
 
 
 def test_the_dirty_flag_and_a_param_change_are_recorded(scored: Project) -> None:
