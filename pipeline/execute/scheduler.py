@@ -178,16 +178,17 @@ class Executor:
                 free += schedule.cpus(name)
                 result, entry = future.result()
                 if entry is not None:
-                    self._commit(name, entry)
-                self.events.stage_finished(result)
+                    self.lock = self.lock.with_stage(name, entry)
                 if self.on_result is not None:  # a failed stage's old lock entry is not its own
                     failed = result.outcome is Outcome.FAILED
                     self.on_result(result, None if failed else self.lock.stages.get(name))
+                if entry is not None:  # after the record: a kill between never leaves a
+                    self._write_lock()  # locked stage that no run recorded
+                self.events.stage_finished(result)
                 schedule.finish(result, stop=not self.options.keep_going)
         schedule.skip_rest()
 
-    def _commit(self, name: str, entry: LockEntry) -> None:
-        self.lock = self.lock.with_stage(name, entry)
+    def _write_lock(self) -> None:
         self.lock_writer.write(self.lock)
         if self.hasher.memo is not None:
             self.hasher.memo.flush()
