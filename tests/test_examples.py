@@ -145,3 +145,71 @@ def test_quickstart_example_is_a_valid_project() -> None:
     assert [(o.path, o.kind) for o in project.stages["evaluate"].outs] == [
         ("metrics/scores.json", "metrics")
     ]
+
+
+# -- examples/dvc-get-started: a plain dvc.yaml, run in the env README's Install block makes ------
+
+DVC_EXAMPLE = REPO / "examples" / "dvc-get-started"
+# import name → the distribution providing it (numpy comes with scikit-learn)
+EXAMPLE_IMPORTS = {"numpy": "scikit-learn", "sklearn": "scikit-learn"}
+
+
+def _install_lines() -> list[str]:
+    """The `pip install` lines of README's Install section."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Install", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("pip install")]
+
+
+def _third_party_imports() -> set[str]:
+    """Top-level modules the example's scripts import that the standard library lacks."""
+    import ast
+
+    names: set[str] = set()
+    for script in (DVC_EXAMPLE / "src").glob("*.py"):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names)
+
+
+def test_readme_install_provides_what_dvc_get_started_imports() -> None:
+    """Its dvc.yaml cannot declare an env (DVC rejects unknown keys): README's Install block
+    must install, through an extra, every package its scripts import."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    installed = {
+        requirement.split(">")[0].split("=")[0].split("<")[0].strip().lower()
+        for line in _install_lines()
+        for extra, requirements in extras.items()
+        if f".[{extra}]" in line
+        for requirement in requirements
+    }
+    imports = _third_party_imports()
+    assert imports == set(EXAMPLE_IMPORTS), "new import: map it to its package above"
+    assert {EXAMPLE_IMPORTS[name] for name in imports} <= installed
+
+
+@pytest.mark.slow
+def test_dvc_get_started_runs_in_the_current_environment(tmp_path: Path) -> None:
+    """After README's install (the `examples` extra), `pipeline repro` runs all four stages."""
+    pytest.importorskip("sklearn")
+    root = tmp_path / "dvc-get-started"
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z", "."],
+        cwd=DVC_EXAMPLE,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):  # what git has, never a local run's outputs
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(DVC_EXAMPLE / rel, root / rel)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    done = _pipeline(root, "repro", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    metrics = json.loads((root / "eval" / "metrics.json").read_text())
+    assert 0.8 <= metrics["accuracy"] <= 1.0
+    again = _pipeline(root, "status", env=env)
+    assert "up to date" in again.stdout

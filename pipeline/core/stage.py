@@ -38,6 +38,8 @@ class Stage:
     desc: str | None = None
     cmd_template: tuple[str, ...] = ()
     context: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    cmd_style: str = ""  # "" quotes values (MLproject); "dvc:..." renders raw (template.Parsing)
+    missing_params: tuple[str, ...] = ()  # `file:key` in `params:` but not in the file: fails
     wdir: str = "."
     cpus: int = 1
     timeout: float | None = None

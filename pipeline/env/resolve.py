@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pipeline.core.fingerprint import canonical_json
 from pipeline.core.hashing import digest_bytes
-from pipeline.core.yamlio import YamlDoc
+from pipeline.core.yamlio import load_yaml
 from pipeline.env.interpreters import Interpreter, find_python
 from pipeline.env.specfile import EnvRequest, read_spec
 from pipeline.errors import EnvironmentSetupError, ManifestError, PipelineError
@@ -112,9 +112,17 @@ class EnvResolver:
         """
         if isinstance(exc, ManifestError):
             return exc
-        line, col = YamlDoc(self.project.manifest, None).locate(decl.loc)
+        line, col = _position(self.project.manifest, decl)
         where = f"{self.project.manifest.name}:{line}:{col}: env {decl.name!r}: "
         return EnvironmentSetupError(where + exc.message, exc.hint)
+
+
+def _position(manifest: Path, decl: EnvDecl) -> tuple[int, int]:
+    """Where the manifest declares `decl`; 1:1 when the manifest no longer parses."""
+    try:
+        return load_yaml(manifest).locate(decl.loc)
+    except (ManifestError, OSError):
+        return 1, 1
 
 
 def resolve_env(root: Path, decl: EnvDecl) -> ResolvedEnv:

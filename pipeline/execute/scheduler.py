@@ -468,6 +468,14 @@ def _check_runnable(stage: Stage, decision: Decision) -> None:
             f"stage {stage.name} is frozen, and its output {out} is missing",
             "restore the output, or set `frozen: false` to let the stage rebuild it",
         )
+    params = [r.subject for r in decision.reasons if r.kind == "param missing"]
+    if params:  # a `params:` key its file lacks fails this stage only, as in DVC
+        file, _, key = params[0].partition(":")
+        raise StageFailed(
+            stage.name,
+            f"stage {stage.name}: param {key!r} is missing from {file}",
+            f"add {key} to {file}, or remove it from the stage's `params:`",
+        )
     missing = [p for p, info in decision.deps.items() if info is None]
     if missing:
         raise DataError(

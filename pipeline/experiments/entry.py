@@ -2,10 +2,12 @@
 
 An entry point is a command template with typed parameters (`float`, `int`, `string`, `path`,
 `uri`; a bare `name: float` declares the type only). `{name}` placeholders are filled with
-the given or default values, each shell-quoted. Unlike MLflow, an unknown `-P` is an error
-with a did-you-mean rather than an appended `--key value`, and a value that does not fit its
-type is an error before anything runs. The command runs in the project directory, in the
-entry point's env (or the project's default env), and is recorded as a run.
+the given or default values as written (`1e-1` stays `1e-1`, as in MLflow: the type only
+validates), each shell-quoted; a `path` becomes absolute and must exist. Unlike MLflow, an
+unknown `-P` is an error with a did-you-mean rather than an appended `--key value`, and a
+value that does not fit its type is an error before anything runs. The command runs in the
+project directory, in the entry point's env (or the project's default env), whose declared
+file must exist even under `--env-manager local` (as MLflow checks it), and is recorded as a run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.suggest import suggest_name
+from pipeline.core.yamlio import load_yaml
 from pipeline.env.provision import Provisioner, activate
 from pipeline.env.resolve import EnvResolver
 from pipeline.errors import UsageError
@@ -43,6 +46,14 @@ class EntryRun:
     params: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Value:
+    """A parameter's text as the command gets it, and its typed value for records and specs."""
+
+    text: str
+    typed: Any
+
+
 def render(project: Project, name: str, given: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     """The entry point's command with every `{param}` filled in, and the values used."""
     entry = _entry(project, name)
@@ -54,7 +65,7 @@ def render(project: Project, name: str, given: tuple[str, ...]) -> tuple[str, di
         hint = suggest_name(unknown[0], list(declared), f"entry point {name!r} takes: {known}")
         raise UsageError(f"entry point {name!r} has no parameter {unknown[0]!r}", hint)
     used = {k: _typed(project, name, k, values.get(k), spec) for k, spec in declared.items()}
-    return _format(name, entry["command"], used), used
+    return _format(name, entry["command"], used), {k: v.typed for k, v in used.items()}
 
 
 def _entry(project: Project, name: str) -> dict[str, Any]:
@@ -67,29 +78,72 @@ def _entry(project: Project, name: str) -> dict[str, Any]:
     )
 
 
-def _typed(project: Project, entry: str, key: str, raw: str | None, spec: dict[str, Any]) -> Any:
+def _typed(project: Project, entry: str, key: str, raw: str | None, spec: dict[str, Any]) -> _Value:
     kind = spec.get("type") or "string"
     if raw is None:
         if spec.get("default") is None:
             raise UsageError(
                 f"entry point {entry!r} needs parameter {key!r}", f"pass -P {key}=VALUE"
             )
-        raw = str(spec["default"])
+        raw = _default_text(project, entry, key, spec["default"])
     try:
         if kind == "float":
-            return float(raw)
+            return _Value(raw, float(raw))
         if kind == "int":
-            return int(raw)
+            return _Value(raw, int(raw))
     except ValueError:
         expected = "a number" if kind == "float" else "an integer"
         raise UsageError(f"-P {key}={raw}: expected {expected}") from None
     if kind == "path":
-        return str((project.root / os.path.expanduser(raw)).resolve())
-    return raw
+        return _path(project, entry, key, raw)
+    return _Value(raw, raw)
 
 
-def _format(name: str, template: str, values: Mapping[str, Any]) -> str:
-    """MLflow's `str.format` substitution, with every value shell-quoted."""
+def _default_text(project: Project, entry: str, key: str, default: Any) -> str:
+    """A numeric default as written in the manifest: YAML reads `1e-1` as 0.1 and MLflow passes
+    `1e-1`, so the text is read back from the node (PyYAML is loaded only for such a default)."""
+    if not isinstance(default, (int, float)) or isinstance(default, bool):
+        return str(default)
+    from pipeline.core.yamlparse import child  # noqa: PLC0415 - PyYAML only when needed
+
+    node = load_yaml(project.manifest).root
+    for step in ("entry_points", entry, "parameters", key, "default"):
+        node = child(node, step) if node is not None else None
+    text = getattr(node, "value", None)
+    return text if isinstance(text, str) and _is_number(text) else str(default)
+
+
+def _is_number(text: str) -> bool:
+    """Whether Python reads `text` as a number too (YAML's `0x10` or `.inf` it does not)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _path(project: Project, entry: str, key: str, raw: str) -> _Value:
+    """MLflow passes a path parameter absolute, and refuses one that does not exist."""
+    if "://" in raw:  # MLflow downloads such an artifact first; nothing here fetches one
+        raise UsageError(
+            f"entry point {entry!r}: path parameter {key!r} is a URI ({raw})",
+            f"pass a local path, or declare {key} `type: uri` to pass the URI on as written",
+        )
+    path = (project.root / os.path.expanduser(raw)).resolve()
+    if not path.exists():
+        raise UsageError(
+            f"entry point {entry!r}: path parameter {key!r} is {raw!r}, which does not exist",
+            f"pass -P {key}=PATH naming an existing file or directory (relative to the project)",
+        )
+    return _Value(str(path), str(path))
+
+
+def _format(name: str, template: str, values: Mapping[str, _Value]) -> str:
+    """MLflow's `str.format` substitution, with every value shell-quoted.
+
+    A format spec (`{alpha:.2f}`) applies to the typed value; without one the text as written
+    is used, so the command sees exactly what the user typed.
+    """
     out = []
     for literal, field, spec, _ in string.Formatter().parse(template):
         out.append(literal)
@@ -102,10 +156,11 @@ def _format(name: str, template: str, values: Mapping[str, Any]) -> str:
             )
         value = values[field]
         try:
-            text = format(value, spec) if spec else str(value)
+            text = format(value.typed, spec) if spec else value.text
         except (ValueError, TypeError) as exc:
             raise UsageError(
-                f"entry point {name!r}: {{{field}:{spec}}} does not fit the value {value!r}: {exc}"
+                f"entry point {name!r}: {{{field}:{spec}}} does not fit the value "
+                f"{value.typed!r}: {exc}"
             ) from None
         out.append(shlex.quote(text))
     return "".join(out)
@@ -122,12 +177,13 @@ def run_entry(
 ) -> EntryRun:
     """Run entry point `name` in the project directory and record it."""
     command, used = render(session.project, name, given)
-    entry = session.project.entry_points[name]
+    env_name = _env_of(session.project, name)
+    _check_env_file(session.project, env_name)
     recorder = _recorder(session, name, command_line)
     recorder.begin({f"{name}.{k}": v for k, v in used.items()})
     started = time.time()
     try:
-        code = _execute(session, entry.get("env"), command, sink, local=local)
+        code = _execute(session, env_name, command, sink, local=local)
     except BaseException as exc:
         recorder.finish(ended_by(exc), {}, note=getattr(exc, "message", "") or str(exc))
         raise
@@ -148,12 +204,32 @@ def _recorder(session: Session, name: str, command_line: str) -> RunRecorder:
     return RunRecorder(open_store, session.project.root, info, journal_dir=state_dir)
 
 
+def _env_of(project: Project, name: str) -> str | None:
+    """The entry point's `env`, else the project's default env, else none."""
+    env_name: str | None = project.entry_points[name].get("env")
+    return env_name or ("default" if "default" in project.environments else None)
+
+
+def _check_env_file(project: Project, env_name: str | None) -> None:
+    """A declared env file that is missing is an error before running, whatever the env manager:
+    MLflow checks it on loading, and `--env-manager local` must not hide a broken project."""
+    decl = project.environments.get(env_name) if env_name else None
+    if decl is None or decl.file is None:
+        return
+    if not (project.root / decl.file).is_file():
+        key = str(decl.loc[-1]) if decl.loc else "env"
+        raise load_yaml(project.manifest).error(
+            decl.loc,
+            f"{decl.file} does not exist",
+            f"create {decl.file}, or remove `{key}` to run in the current environment",
+        )
+
+
 def _execute(
     session: Session, env_name: str | None, command: str, sink: Sink, *, local: bool
 ) -> int:
     project = session.project
-    chosen = env_name or ("default" if "default" in project.environments else None)
-    resolved = None if local or chosen is None else EnvResolver(project).get(chosen)
+    resolved = None if local or env_name is None else EnvResolver(project).get(env_name)
     base = {**os.environ, "PIPELINE_ROOT": str(project.root)}
     tracker = ProcessTracker()
     try:

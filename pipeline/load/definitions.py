@@ -16,6 +16,7 @@ from pipeline.core.paths import PathRuleError, normalize
 from pipeline.core.stage import Out, Stage
 from pipeline.core.yamlio import DocumentMemo, Loc, YamlDoc
 from pipeline.load.context import INLINE, Context, ContextError
+from pipeline.load.dvcparsing import CONFIG_FILES, read_parsing
 from pipeline.load.environments import EnvDecl, stage_env
 from pipeline.load.generators import Definition
 from pipeline.load.manifest import OutSpec, StageSpec, validate_stage
@@ -29,7 +30,9 @@ from pipeline.load.params import (
 )
 from pipeline.load.params import suggest as suggest_param
 from pipeline.load.projectmemo import Stat, stat_of
-from pipeline.load.template import TemplateError, interpolate, render
+from pipeline.load.template import Parsing, TemplateError, interpolate, rename_keys, render
+
+DVC_MANIFEST = "dvc.yaml"  # its commands are rendered raw, as DVC renders them
 
 
 class ParamsFiles:
@@ -39,6 +42,7 @@ class ParamsFiles:
         self.root = root
         self.memo = memo
         self._files: dict[str, ParamsFile | None] = {}
+        self._parsing: Parsing | None = None
         self.consulted: dict[str, Stat] = {}  # what the project memo must check next time
 
     def get(self, relpath: str) -> ParamsFile | None:
@@ -46,6 +50,14 @@ class ParamsFiles:
             self.consulted[relpath] = stat_of(self.root / relpath)
             self._files[relpath] = load_params_file(self.root, relpath, self.memo)
         return self._files[relpath]
+
+    def parsing(self) -> Parsing:
+        """`.dvc/config`'s `[parsing]` section, read once (and re-checked by the memo)."""
+        if self._parsing is None:
+            for relpath in CONFIG_FILES:
+                self.consulted[relpath] = stat_of(self.root / relpath)
+            self._parsing = read_parsing(self.root)
+        return self._parsing
 
 
 def base_context(doc: YamlDoc, files: ParamsFiles, top_vars: list[Any]) -> Context:
@@ -67,8 +79,8 @@ def merge_vars(
             if isinstance(item, dict):
                 context = context.merge(item, INLINE, f"vars[{i}]")
             else:
-                relpath, values = _vars_file(doc, where, str(item), base, files)
-                context = context.merge(values, relpath, relpath)
+                relpath, keys, values = _vars_file(doc, where, str(item), base, files)
+                context = context.merge(values, relpath, relpath, keys=keys, item=str(item))
         except ContextError as exc:
             raise doc.error(where, str(exc), "rename one of the two values") from None
     return context
@@ -76,15 +88,16 @@ def merge_vars(
 
 def _vars_file(
     doc: YamlDoc, loc: Loc, item: str, base: str, files: ParamsFiles
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+    """The file's path, the keys selected (None: all of it) and the values they hold."""
     name, _, keys = item.partition(":")
     relpath = _path(doc, loc, _under(base, name))
     params = files.get(relpath)
     if params is None:
         raise doc.error(loc, f"vars file {relpath} does not exist")
-    if not keys:
-        return relpath, params.data
     wanted = [k.strip() for k in keys.split(",") if k.strip()]
+    if not wanted:
+        return relpath, None, params.data
     missing = [k for k in wanted if k not in params.data]
     if missing:
         raise doc.error(
@@ -92,7 +105,7 @@ def _vars_file(
             f"could not find {missing[0]!r} in {relpath}",
             suggest_param(missing[0], params.data),
         )
-    return relpath, {k: params.data[k] for k in wanted}
+    return relpath, tuple(wanted), {k: params.data[k] for k in wanted}
 
 
 def build_stage(
@@ -104,9 +117,12 @@ def build_stage(
     wdir = _wdir(doc, loc, body, definition.context, keys)
     items = _vars_list(doc, loc, body)
     context = merge_vars(doc, (*loc, "vars"), definition.context, items, base=wdir, files=files)
-    rendered = _render_body(doc, loc, body, context, keys)
+    dvc = doc.path.name == DVC_MANIFEST
+    raw = files.parsing() if dvc else None
+    rendered = _render_body(doc, loc, body, context, keys, raw=raw)
     spec = validate_stage(doc, loc, rendered)
-    params = _merge_params(context.tracked(keys), _declared_params(doc, loc, spec, wdir, files))
+    declared, missing = _declared_params(doc, loc, spec, wdir, files, lenient=dvc)
+    params = _merge_params(context.tracked(keys), declared)
     return Stage(
         name=definition.name,
         cmd=spec.cmd,
@@ -118,8 +134,10 @@ def build_stage(
         outs=_outs(doc, loc, spec, wdir),
         params=params,
         desc=spec.desc,
-        cmd_template=_as_tuple(body.get("cmd")),
+        # with items named by their origin, so a plan can render the cmd with old param values
+        cmd_template=tuple(rename_keys(t, context.unalias) for t in _as_tuple(body.get("cmd"))),
         context=context.data,
+        cmd_style=raw.style if raw is not None else "",
         wdir=wdir,
         cpus=spec.resources.cpus,
         timeout=spec.timeout,
@@ -128,6 +146,7 @@ def build_stage(
         always_changed=spec.always_changed,
         group=definition.group,
         env=stage_env(doc, loc, spec.env, envs),
+        missing_params=missing,
     )
 
 
@@ -149,7 +168,13 @@ def _wdir(doc: YamlDoc, loc: Loc, body: dict[str, Any], context: Context, keys: 
 
 
 def _render_body(
-    doc: YamlDoc, loc: Loc, body: dict[str, Any], context: Context, keys: list[str]
+    doc: YamlDoc,
+    loc: Loc,
+    body: dict[str, Any],
+    context: Context,
+    keys: list[str],
+    *,
+    raw: Parsing | None,
 ) -> dict[str, Any]:
     rendered: dict[str, Any] = {}
     for field, value in body.items():
@@ -157,7 +182,7 @@ def _render_body(
         if field in ("vars", "wdir"):
             rendered[field] = value
         elif field == "cmd" and isinstance(value, (str, list)):
-            rendered[field] = _render_cmd(doc, where, value, context, keys)
+            rendered[field] = _render_cmd(doc, where, value, context, keys, raw=raw)
         else:
             try:
                 result = interpolate(value, context.data)
@@ -168,20 +193,29 @@ def _render_body(
     return rendered
 
 
-def _render_cmd(doc: YamlDoc, loc: Loc, value: Any, context: Context, keys: list[str]) -> Any:
+def _render_cmd(
+    doc: YamlDoc, loc: Loc, value: Any, context: Context, keys: list[str], *, raw: Parsing | None
+) -> Any:
     if isinstance(value, str):
-        return _render(doc, loc, value, context, keys, quote=True)
+        return _render(doc, loc, value, context, keys, quote=True, raw=raw)
     return [
-        _render(doc, (*loc, i), v, context, keys, quote=True) if isinstance(v, str) else v
+        _render(doc, (*loc, i), v, context, keys, quote=True, raw=raw) if isinstance(v, str) else v
         for i, v in enumerate(value)
     ]
 
 
 def _render(
-    doc: YamlDoc, loc: Loc, text: str, context: Context, keys: list[str], *, quote: bool
+    doc: YamlDoc,
+    loc: Loc,
+    text: str,
+    context: Context,
+    keys: list[str],
+    *,
+    quote: bool,
+    raw: Parsing | None = None,
 ) -> Any:
     try:
-        result = render(text, context.data, quote=quote)
+        result = render(text, context.data, quote=quote, raw=raw)
     except TemplateError as exc:
         raise _template_error(doc, loc, exc, context) from None
     keys.extend(result.keys)
@@ -206,23 +240,40 @@ def _defined(context: Context, key: str) -> bool:
 
 
 def _declared_params(
-    doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str, files: ParamsFiles
-) -> dict[str, dict[str, Any]]:
-    """The stage's `params:` entries, as {file: {leaf key: value}}."""
+    doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str, files: ParamsFiles, *, lenient: bool
+) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+    """The stage's `params:` entries, as {file: {leaf key: value}}, and the missing `file:key`s.
+
+    In a dvc.yaml (`lenient`) a key missing from its file fails only this stage, when it runs,
+    as in DVC; in an MLproject it is a manifest error, with its line and a "did you mean".
+    """
     tracked: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
     for i, entry in enumerate(spec.params):
         where = (*loc, "params", i)
         file, keys = (
             (DEFAULT_PARAMS_FILE, [entry]) if isinstance(entry, str) else next(iter(entry.items()))
         )
         relpath = _path(doc, where, _under(wdir, file))
-        values = _param_values(doc, where, relpath, keys, files)
+        values = _param_values(doc, where, relpath, keys, files, lenient=lenient)
+        missing += [f"{relpath}:{k}" for k in keys or () if not _has(values, k)]
         tracked.setdefault(relpath, {}).update(values)
-    return tracked
+    return tracked, tuple(missing)
+
+
+def _has(values: dict[str, Any], key: str) -> bool:
+    """True if `values` holds `key` or a leaf under it."""
+    return key in values or any(k.startswith((key + ".", key + "[")) for k in values)
 
 
 def _param_values(
-    doc: YamlDoc, loc: Loc, relpath: str, keys: list[str] | None, files: ParamsFiles
+    doc: YamlDoc,
+    loc: Loc,
+    relpath: str,
+    keys: list[str] | None,
+    files: ParamsFiles,
+    *,
+    lenient: bool,
 ) -> dict[str, Any]:
     params = files.get(relpath)
     if params is None:
@@ -238,6 +289,8 @@ def _param_values(
         try:
             values.update(flatten(key, lookup(params.data, key)))
         except KeyError:
+            if lenient:
+                continue  # the plan reports it, and the stage fails when it runs
             raise doc.error(
                 loc, f"param {key!r} not found in {relpath}", suggest_param(key, params.data)
             ) from None

@@ -4,17 +4,22 @@ foreach over a list of scalars names members by value (`build@us`); over a list 
 mapping or list, by index (`train@0`); over a mapping, by key (`build@uk`, with `${key}` and
 `${item}`). matrix takes the product of its lists in declared order; a scalar names itself, a
 mapping or list names `<var><index>` (`train@cnn-cfg0`); `${item.<var>}` and `${key}` are set.
+Items taken from the context (`foreach: ${models}`) remember where they came from, so their
+values are tracked params under their own names.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.yamlio import Loc, YamlDoc
 from pipeline.load.context import Context
-from pipeline.load.template import TemplateError, interpolate, to_str
+from pipeline.load.template import TemplateError, exact_key, interpolate, to_str
+
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+")  # a member key that can extend a dotted origin
 
 
 @dataclass(frozen=True)
@@ -51,19 +56,36 @@ def _foreach(
         raise doc.error((*loc, "do"), "expected a mapping of stage fields under `do`")
     data = _data(doc, (*loc, "foreach"), entry["foreach"], context)
     members = _foreach_members(doc, (*loc, "foreach"), data)
+    ref = exact_key(entry["foreach"])
     do_loc = (*loc, "do")
     return [
-        Definition(f"{name}@{key}", entry["do"], context.with_items(items), do_loc, name)
-        for key, items in members.items()
+        Definition(
+            f"{name}@{key}",
+            entry["do"],
+            context.with_items(items, _origin("item", ref, member)),
+            do_loc,
+            name,
+        )
+        for key, (member, items) in members.items()
     ]
 
 
-def _foreach_members(doc: YamlDoc, loc: Loc, data: Any) -> dict[str, dict[str, Any]]:
+def _foreach_members(doc: YamlDoc, loc: Loc, data: Any) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Each member's name, its key or index in `data`, and its `item` (and `key`) values."""
     if isinstance(data, dict):
-        return {_name(doc, loc, k): {"key": k, "item": v} for k, v in data.items()}
+        # a non-string key cannot be spelled in a dotted origin (`models.0` is an index)
+        members = {k: k if isinstance(k, str) else None for k in data}
+        return {_name(doc, loc, k): (members[k], {"key": k, "item": v}) for k, v in data.items()}
     if any(isinstance(v, (dict, list)) for v in data):
-        return {str(i): {"item": v} for i, v in enumerate(data)}
-    return {_name(doc, loc, v): {"item": v} for v in data}
+        return {str(i): (i, {"item": v}) for i, v in enumerate(data)}
+    return {_name(doc, loc, v): (i, {"item": v}) for i, v in enumerate(data)}
+
+
+def _origin(alias: str, ref: str | None, member: str | int | None) -> dict[str, str]:
+    """`{item: models.m1}` when the data was `${models}` and the member is plainly named."""
+    if ref is None or member is None or not _PLAIN.fullmatch(str(member)):
+        return {}
+    return {alias: f"{ref}.{member}"}
 
 
 def _matrix(
@@ -76,9 +98,13 @@ def _matrix(
         for var, values in entry["matrix"].items()
     }
     body = {k: v for k, v in entry.items() if k != "matrix"}
+    refs = {var: exact_key(raw) for var, raw in entry["matrix"].items()}
     definitions = []
     for combo in itertools.product(*(list(enumerate(v)) for v in axes.values())):
         item = {var: value for var, (_, value) in zip(axes, combo, strict=True)}
+        origins: dict[str, str] = {}
+        for var, (i, _) in zip(axes, combo, strict=True):
+            origins.update(_origin(f"item.{var}", refs[var], i))
         parts = [
             f"{_name(doc, loc, var)}{i}"
             if isinstance(value, (dict, list))
@@ -87,7 +113,8 @@ def _matrix(
         ]
         key = "-".join(parts)
         items = {"item": item, "key": key}
-        definitions.append(Definition(f"{name}@{key}", body, context.with_items(items), loc, name))
+        member = context.with_items(items, origins)
+        definitions.append(Definition(f"{name}@{key}", body, member, loc, name))
     return definitions
 
 

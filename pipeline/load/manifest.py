@@ -235,6 +235,42 @@ class EntryPointSpec(_Model):
 
 
 GENERATOR_KEYS = ("foreach", "do", "matrix")
+ARTIFACT_NAME = re.compile(r"^[a-z0-9]([a-z0-9/-]*[a-z0-9])?$")  # DVC's rule, for `dvc get`
+
+
+class ArtifactSpec(_Model):
+    """A top-level `artifacts:` entry (DVC's model registry fields)."""
+
+    path: str
+    type: str | None = None
+    desc: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    meta: Any = None
+
+
+class TopPlotSpec(_Model):
+    """How a top-level plot is drawn; `x`/`y` name fields, or map data files to fields."""
+
+    x: str | dict[str, str] | None = None
+    y: str | list[str] | dict[str, str | list[str]] | None = None
+    x_label: str | None = None
+    y_label: str | None = None
+    title: str | None = None
+    template: str | None = None
+
+
+def _plot_entry(value: Any) -> Any:
+    """`path`, or `{path_or_id: {x: ..., y: ...}}` / `{path_or_id: null}`, as DVC writes them."""
+    if isinstance(value, str):
+        return {value: None}
+    if isinstance(value, dict) and len(value) == 1:
+        key, props = next(iter(value.items()))
+        if isinstance(key, str) and (props is None or isinstance(props, dict)):
+            return value
+    raise ValueError("expected a path, or {path or id: {x: ..., y: ..., template: ...}}")
+
+
+PlotEntry = Annotated[dict[str, TopPlotSpec | None], BeforeValidator(_plot_entry)]
 
 
 class ManifestSpec(_Model):
@@ -245,8 +281,8 @@ class ManifestSpec(_Model):
     vars: VarsList = Field(default_factory=list)
     params: PathList = Field(default_factory=list)
     metrics: PathList = Field(default_factory=list)
-    plots: Annotated[list[Any], BeforeValidator(_list)] = Field(default_factory=list)
-    artifacts: dict[str, Any] = Field(default_factory=dict)
+    plots: Annotated[list[PlotEntry], BeforeValidator(_list)] = Field(default_factory=list)
+    artifacts: dict[str, ArtifactSpec] = Field(default_factory=dict)
     datasets: Annotated[list[dict[str, Any]], BeforeValidator(_list)] = Field(default_factory=list)
     python_env: str | None = None
     conda_env: str | None = None
@@ -276,6 +312,7 @@ def read_manifest(path: Path, memo: DocumentMemo | None = None) -> tuple[Manifes
     except ValidationError as exc:
         raise _first_error(doc, exc, (), ManifestSpec) from None
     _check_stage_names(doc, spec)
+    _check_artifact_names(doc, spec)
     return spec, doc
 
 
@@ -295,6 +332,18 @@ def _check_stage_names(doc: YamlDoc, spec: ManifestSpec) -> None:
                 f"invalid stage name {name!r}",
                 "use letters, digits, '_', '-' and '.' (starting with a letter, digit or '_');"
                 " '@' is reserved for foreach/matrix members",
+                at_key=True,
+            )
+
+
+def _check_artifact_names(doc: YamlDoc, spec: ManifestSpec) -> None:
+    for name in spec.artifacts:
+        if not ARTIFACT_NAME.fullmatch(name):
+            raise doc.error(
+                ("artifacts", name),
+                f"invalid artifact name {name!r}",
+                "use lowercase letters, digits, '-' and '/', starting and ending with a letter"
+                " or digit (DVC's rule)",
                 at_key=True,
             )
 
@@ -367,6 +416,14 @@ def _missing_hint(field: str) -> str | None:
     return None
 
 
+# Top-level sections whose entries are models: (section, depth of the entry) → model.
+_NESTED: dict[tuple[str | int, int], type[BaseModel]] = {
+    ("environments", 2): EnvEntrySpec,
+    ("artifacts", 2): ArtifactSpec,
+    ("plots", 3): TopPlotSpec,
+}
+
+
 def _known_keys(loc: Loc, model: type[BaseModel]) -> list[str]:
     """The keys allowed where an unknown key `loc[-1]` was found."""
     parent = loc[:-1]
@@ -375,8 +432,9 @@ def _known_keys(loc: Loc, model: type[BaseModel]) -> list[str]:
         return [f for f in flags.model_fields if f != "path"]
     if model is StageSpec and parent == ("resources",):
         return list(Resources.model_fields)
-    if model is ManifestSpec and len(parent) == 2 and parent[0] == "environments":
-        return list(EnvEntrySpec.model_fields)
+    nested = _NESTED.get((parent[0], len(parent))) if parent else None
+    if model is ManifestSpec and nested is not None:
+        return list(nested.model_fields)
     if not parent:
         fields = list(model.model_fields)
         return [*fields, *GENERATOR_KEYS] if model is StageSpec else fields

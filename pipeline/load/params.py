@@ -133,18 +133,24 @@ def split_key(key: str) -> list[str | int]:
 
 
 def lookup(data: Any, key: str) -> Any:
-    """The value at dotted `key`; raises KeyError when any segment is missing."""
+    """The value at `a.b[0]` (or DVC's `a.b.0`); raises KeyError when any segment is missing."""
     value = data
     for part in split_key(key):
         if isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, dict) and str(part) in value:
             value = value[str(part)]
-        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
-            value = value[part]
+        elif isinstance(value, list) and _index(part, len(value)) is not None:
+            value = value[_index(part, len(value)) or 0]
         else:
             raise KeyError(key)
     return value
+
+
+def _index(part: str | int, size: int) -> int | None:
+    """A list index from `[0]` or, as in DVC's `${list.0}`, a dotted `0`; None if out of range."""
+    index = part if isinstance(part, int) else int(part) if part.isdigit() else None
+    return index if index is not None and index < size else None
 
 
 def flatten(key: str, value: Any) -> dict[str, Any]:
@@ -162,19 +168,34 @@ def overlay(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     result = dict(data)
     for key, value in values.items():
         try:
-            *parents, leaf = split_key(key)
+            parts = split_key(key)
         except KeyError:
             continue
-        node: Any = result
-        for part in parents:
-            child = node.get(part) if isinstance(node, dict) else None
-            if not isinstance(child, dict):
-                break
-            node[part] = node = dict(child)
-        else:
-            if isinstance(node, dict):
-                node[leaf] = value
+        _set(result, parts, value)
     return result
+
+
+def _set(node: Any, parts: list[str | int], value: Any) -> None:
+    """Set `value` at `parts` below `node`, copying each container on the way (lists too)."""
+    head, *rest = parts
+    slot = _slot(node, head, leaf=not rest)
+    if slot is None:
+        return
+    if not rest:
+        node[slot] = value
+    elif isinstance(node[slot], (dict, list)):
+        node[slot] = child = node[slot].copy()
+        _set(child, rest, value)
+
+
+def _slot(node: Any, part: str | int, *, leaf: bool) -> str | int | None:
+    """Where `part` is in `node`; a new leaf key may be added to a mapping, never to a list."""
+    if isinstance(node, list):
+        return _index(part, len(node))
+    for name in (part, str(part)):
+        if name in node:
+            return name
+    return part if leaf else None
 
 
 def suggest(key: str, data: dict[str, Any]) -> str | None:

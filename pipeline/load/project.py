@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pipeline.core.paths import PathRuleError, normalize
 from pipeline.core.stage import Out, Stage
 from pipeline.core.yamlio import DocumentMemo, YamlDoc
 from pipeline.errors import UsageError
+from pipeline.load.declared import ArtifactDecl, Declared, PlotDecl
 from pipeline.load.environments import EnvDecl
 from pipeline.load.graph import OutputIndex, StageGraph, build_graph
 from pipeline.load.projectmemo import (
@@ -26,6 +28,9 @@ from pipeline.load.projectmemo import (
     stat_of,
 )
 from pipeline.load.template import TemplateError, interpolate
+
+if TYPE_CHECKING:
+    from pipeline.load.manifest import ManifestSpec
 
 __all__ = [
     "MANIFEST_NAMES",
@@ -52,8 +57,7 @@ class Project:
     graph: StageGraph
     outputs: OutputIndex
     params_files: tuple[str, ...] = ()
-    metrics_files: tuple[str, ...] = ()
-    plots: tuple[Any, ...] = field(default=(), repr=False)
+    declared: Declared = field(default_factory=Declared, repr=False)
     environments: dict[str, EnvDecl] = field(default_factory=dict, repr=False)
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     entry_points: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -61,6 +65,11 @@ class Project:
     @property
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
+
+    @property
+    def metrics_files(self) -> tuple[str, ...]:
+        """The top-level `metrics:` files (stage metrics are outs of kind `metrics`)."""
+        return self.declared.metrics
 
 
 def find_manifest(start: Path) -> Path:
@@ -113,8 +122,7 @@ def _project(
         dag,
         outputs,
         params_files=tuple(data["params_files"]),
-        metrics_files=tuple(data["metrics_files"]),
-        plots=tuple(data["plots"]),
+        declared=Declared.from_json(data["declared"]),
         environments={n: EnvDecl.from_json(row) for n, row in data["environments"].items()},
         parameters=data["parameters"],
         entry_points=data["entry_points"],
@@ -158,14 +166,11 @@ def _read_project(
                 )
             stages[definition.name] = build_stage(doc, definition, files, envs)
     build_graph(stages, doc)  # conflicts and cycles are reported with their manifest line
-    top = _render_top(
-        doc, {"params": spec.params, "metrics": spec.metrics, "plots": spec.plots}, context.data
-    )
+    top = _render_top(doc, _top_sections(spec), context.data)
     data = {
         "name": spec.name,
         "params_files": top["params"],
-        "metrics_files": top["metrics"],
-        "plots": top["plots"],
+        "declared": _declared(doc, top).to_json(),
         "environments": {name: decl.to_json() for name, decl in envs.items()},
         "parameters": {k: v.model_dump(exclude_none=True) for k, v in spec.parameters.items()},
         "entry_points": {k: v.model_dump() for k, v in spec.entry_points.items()},
@@ -174,8 +179,52 @@ def _read_project(
     return data, {**inputs, **files.consulted}
 
 
+def _top_sections(spec: ManifestSpec) -> dict[str, Any]:
+    """The top-level sections DVC templates, as plain data (unset plot keys left out)."""
+    return {
+        "params": spec.params,
+        "metrics": spec.metrics,
+        "plots": [
+            {key: props.model_dump(exclude_none=True) if props else {}}
+            for entry in spec.plots
+            for key, props in entry.items()
+        ],
+        "artifacts": {name: a.model_dump() for name, a in spec.artifacts.items()},
+    }
+
+
+def _declared(doc: YamlDoc, top: dict[str, Any]) -> Declared:
+    """Rendered top-level sections as values, their paths normalised like stage paths."""
+    metrics = [_top_path(doc, ("metrics", i), p) for i, p in enumerate(top["metrics"])]
+    artifacts = [
+        ArtifactDecl(
+            name,
+            **{
+                **a,
+                "path": _top_path(doc, ("artifacts", name, "path"), a["path"]),
+                "labels": tuple(a["labels"]),
+            },
+        )
+        for name, a in top["artifacts"].items()
+    ]
+    return Declared(
+        metrics=tuple(dict.fromkeys(metrics)),
+        plots=tuple(PlotDecl(k, v) for entry in top["plots"] for k, v in entry.items()),
+        artifacts=tuple(artifacts),
+    )
+
+
+def _top_path(doc: YamlDoc, loc: tuple[str | int, ...], raw: Any) -> str:
+    if not isinstance(raw, str):  # a template rendered to a number or a mapping
+        raise doc.error(loc, f"expected a path, got {raw!r}")
+    try:
+        return normalize(raw)
+    except PathRuleError as exc:
+        raise doc.error(loc, str(exc), "paths are relative to the manifest's folder") from None
+
+
 def _render_top(doc: YamlDoc, sections: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Top-level `params`, `metrics` and `plots` are templated eagerly, as DVC does."""
+    """Top-level `params`, `metrics`, `plots` and `artifacts` are templated eagerly, as DVC does."""
     try:
         return dict(interpolate(sections, data).value)
     except TemplateError as exc:

@@ -22,8 +22,9 @@ from pipeline.core.statmemo import RACY_MARGIN_NS
 from pipeline.core.yamlio import DocumentMemo, json_exact
 
 # 2: YAML 1.2 scalars; 3: environments; 4: parameters, entry points; 5: input limits and
-# quoted flag keys (a project resolved by older rules may hold what they now refuse)
-FORMAT = 5
+# quoted flag keys (a project resolved by older rules may hold what they now refuse);
+# 6: top-level metrics, plots and artifacts as one `declared` section
+FORMAT = 6
 Stat = tuple[int, int, int] | None
 
 
@@ -118,6 +119,7 @@ def stages_from_json(data: dict[str, Any]) -> dict[str, Stage]:
                 "cmd": tuple(row["cmd"]),
                 "deps": tuple(row["deps"]),
                 "cmd_template": tuple(row["cmd_template"]),
+                "missing_params": tuple(row.get("missing_params", ())),
                 "outs": outs,
                 "context": contexts[row["context"]],
             }

@@ -1,19 +1,24 @@
 """`${a.b}` templating (DVC syntax) with shell quoting and a record of every key used.
 
-A value substituted into a command is data, never code: `shellquote.py` escapes it for the
-exact place it lands (bare, "double", 'single' quotes, `$(...)`, comments, here-documents). So
-`x; touch pwned` always reaches the program as one argument, and DVC commands that already
-quote their placeholders (`"${path}"`) run unchanged.
+In an MLproject command a substituted value is data, never code: `shellquote.py` escapes it for
+the exact place it lands (bare, "double", 'single' quotes, `$(...)`, comments, here-documents).
+So `x; touch pwned` always reaches the program as one argument.
+
+A dvc.yaml command is rendered raw, exactly as DVC renders it (`Parsing`), so a dvc.yaml runs
+unchanged: `${opts}` may expand to several arguments and `${pattern}` to a glob. Only the string
+values of an unpacked mapping are shell-quoted there, as DVC does.
 
 Rendering follows DVC: a string that is exactly one placeholder keeps the value's type (so
 `frozen: ${flag}` is a bool); inside a larger string booleans render as `true`/`false`, `null`
 as `None`; a mapping in a command is unpacked into `--key value` flags; a list is an error.
+`${list.0}` and `${dict.1.key}` index lists.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +41,27 @@ class TemplateError(ValueError):
 
 
 @dataclass(frozen=True)
+class Parsing:
+    """How a dvc.yaml command unpacks a mapping: `.dvc/config`'s `[parsing]` section."""
+
+    bool_style: str = "store_true"  # or "boolean_optional": false gives `--no-x`
+    list_style: str = "nargs"  # or "append": `--x 1 --x 2`
+
+    @property
+    def style(self) -> str:
+        """This config as a `Stage.cmd_style` string (JSON-ready, for the project memo)."""
+        return f"dvc:{self.bool_style}:{self.list_style}"
+
+    @staticmethod
+    def from_style(style: str) -> Parsing | None:
+        """The inverse of `style`; None for the quoted MLproject style ("")."""
+        if not style.startswith("dvc:"):
+            return None
+        _, bool_style, list_style = style.split(":")
+        return Parsing(bool_style, list_style)
+
+
+@dataclass(frozen=True)
 class Rendered:
     """The result of rendering: the value and the keys it read, in order of first use."""
 
@@ -47,12 +73,17 @@ class Rendered:
         return str(self.value)
 
 
-def render(text: str, context: Mapping[str, Any], *, quote: bool) -> Rendered:
-    """Render one string; `quote=True` for shell commands. `\\${` escapes a literal `${`."""
+def render(
+    text: str, context: Mapping[str, Any], *, quote: bool, raw: Parsing | None = None
+) -> Rendered:
+    """Render one string; `quote=True` for MLproject commands, `raw` for dvc.yaml commands.
+
+    `\\${` escapes a literal `${`.
+    """
     if "${" not in text:
         return Rendered(text, ())
     exact = _EXACT.match(text)
-    if exact and not quote:
+    if exact and not quote and raw is None:
         key = exact.group(1).strip()
         return Rendered(_value(key, context), (key,))
     keys: list[str] = []
@@ -70,9 +101,28 @@ def render(text: str, context: Mapping[str, Any], *, quote: bool) -> Rendered:
             continue
         key = match.group(2).strip()
         keys.append(key)
-        out.append(_substitute(key, _value(key, context), state if quote else None))
+        value = _value(key, context)
+        if raw is not None:
+            out.append(_raw(key, value, raw))
+        else:
+            out.append(_substitute(key, value, state, quote=quote))
     out.append(text[pos:])
     return Rendered("".join(out), tuple(dict.fromkeys(keys)))
+
+
+def exact_key(value: Any) -> str | None:
+    """The key of a string that is exactly one placeholder (`${models}` → `models`), or None."""
+    exact = _EXACT.match(value) if isinstance(value, str) else None
+    return exact.group(1).strip() if exact else None
+
+
+def rename_keys(text: str, rename: Callable[[str], str]) -> str:
+    """`text` with each placeholder's key passed through `rename` (`\\${...}` left alone)."""
+
+    def one(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(1) else "${" + rename(match.group(2).strip()) + "}"
+
+    return _PLACEHOLDER.sub(one, text)
 
 
 def interpolate(value: Any, context: Mapping[str, Any]) -> Rendered:
@@ -110,8 +160,34 @@ def _value(key: str, context: Mapping[str, Any]) -> Any:
         raise TemplateError(key, f"unknown parameter {key!r} in ${{{key}}}") from None
 
 
-def _substitute(key: str, value: Any, state: ShellLexer | None) -> str:
-    if state is None:
+def _raw(key: str, value: Any, parsing: Parsing) -> str:
+    """DVC's own rendering of a value in a command: as is, a mapping as flags."""
+    if not isinstance(value, dict):
+        return to_str(key, value)
+    words: list[str] = []
+    for name, item in _flatten(value):
+        words += _raw_flag(key, name, item, parsing)
+    return " ".join(words)
+
+
+def _raw_flag(key: str, name: str, value: Any, parsing: Parsing) -> list[str]:
+    flag = f"--{name}"
+    if isinstance(value, bool):
+        if value:
+            return [flag]
+        return [f"--no-{name}"] if parsing.bool_style == "boolean_optional" else []
+    if isinstance(value, list):
+        if any(isinstance(v, (list, dict)) for v in value):
+            raise TemplateError(key, f"cannot interpolate nested iterable in {name!r}")
+        values = [shlex.quote(v) if isinstance(v, str) else to_str(key, v) for v in value]
+        if parsing.list_style == "append":
+            return [word for v in values for word in (flag, v)]
+        return [flag, *values] if values else []
+    return [flag, shlex.quote(value) if isinstance(value, str) else to_str(key, value)]
+
+
+def _substitute(key: str, value: Any, state: ShellLexer, *, quote: bool) -> str:
+    if not quote:
         return to_str(key, value)
     try:
         if isinstance(value, dict):

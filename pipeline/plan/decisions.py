@@ -25,7 +25,7 @@ from pipeline.env.resolve import EnvResolver, ResolvedEnv
 from pipeline.errors import UsageError
 from pipeline.load.params import DEFAULT_PARAMS_FILE, overlay
 from pipeline.load.project import Project, Stage
-from pipeline.load.template import TemplateError, render
+from pipeline.load.template import Parsing, TemplateError, render
 from pipeline.plan.lost import lost, reread, shares_corrupt_bytes
 from pipeline.plan.options import ENV_MANAGERS, PlanOptions
 from pipeline.plan.selection import select
@@ -57,6 +57,7 @@ class ReasonKind(TextEnum):
     DEFINITION_CHANGED = "definition changed"
     PARAM_ADDED = "param added"
     PARAM_REMOVED = "param removed"
+    PARAM_MISSING = "param missing"  # in `params:` but not in the file: the stage fails
     PARAM_CHANGED = "param changed"
     DEP_MISSING = "dep missing"
     DEP_ADDED = "dep added"
@@ -261,6 +262,9 @@ def decide(
     digest = env.digest if env else None
     pending = {d for d in stage.deps if project.outputs.producers(d) & waiting}
     deps = {d: hasher.hash(d) for d in stage.deps if d not in pending}
+    if stage.missing_params:  # as in DVC, only this stage fails, and only when it runs
+        missing = tuple(Reason(ReasonKind.PARAM_MISSING, k) for k in stage.missing_params)
+        return Decision(stage.name, Action.RUN, missing, deps, env=env)
     objects = store if store is not None else run_cache.store if run_cache else None
     unstored: list[LockedPath] = []
     if forced:
@@ -379,7 +383,8 @@ def _cmd_changed(stage: Stage, entry: LockEntry) -> bool:
     for values in entry.params.values():
         context = overlay(context, values)
     try:
-        old = tuple(render(t, context, quote=True).text for t in stage.cmd_template)
+        raw = Parsing.from_style(stage.cmd_style)
+        old = tuple(render(t, context, quote=True, raw=raw).text for t in stage.cmd_template)
     except TemplateError:
         return True
     return old != entry.cmd

@@ -2,12 +2,14 @@
 
 A REF is `workspace`, a run (id, id prefix, name, `latest`) or anything `git rev-parse`
 accepts. A revision's params come from its `pipeline.lock` (every stage's params), and its
-metrics from the metrics outputs that lock records, read from the cache when git does not hold
-them (`cache: true` metrics are not in git).
+metrics from the metrics files (stage `metrics:` outs and the top-level `metrics:` list) as git
+holds them at that revision, or else from the cache object that revision's lock names
+(`cache: true` metrics are not in git), found inside a directory out if need be.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.git import git, repo_prefix
 from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock
+from pipeline.core.paths import ancestors
 from pipeline.core.yamlio import parse_yaml
 from pipeline.errors import AmbiguousRun, UsageError
 from pipeline.load.params import flatten_all, parse_text
 from pipeline.load.project import Project
-from pipeline.runs.record import effective_params, param_key, read_metrics
+from pipeline.runs.record import effective_params, metrics_paths, param_key, read_metrics
 
 if TYPE_CHECKING:
     from pipeline.runs.runstore import RunStore
@@ -65,6 +68,9 @@ def params_of(workspace: Workspace, store: RunStore | None, ref: str) -> Values:
         return Values(ref, f"run {run}", store.params_of([run])[run])
     lock = _lock_at(workspace.project.root, ref)
     found: dict[str, Any] = {}
+    for file in workspace.project.params_files:  # top-level `params:`, as git holds them
+        data = _from_git(workspace.project.root, ref, file) or {}
+        found.update({param_key(file, k): v for k, v in flatten_all(data).items()})
     for entry in lock.stages.values():
         for file, values in entry.params.items():
             found.update({param_key(file, k): v for k, v in values.items()})
@@ -78,16 +84,36 @@ def metrics_of(workspace: Workspace, store: RunStore | None, ref: str) -> Values
         return Values(ref, f"run {run}", store.metrics_of([run])[run])
     lock = _lock_at(workspace.project.root, ref)
     found: dict[str, Any] = {}
-    for stage in workspace.project.stages.values():
-        for out in stage.outs:
-            entry = lock.stages.get(stage.name)
-            info = entry.out(out.path) if entry else None
-            if out.kind == "metrics" and info is not None:
-                data = _from_git(workspace.project.root, ref, out.path)
-                if data is None:  # not in git (`cache: true`): the object the lock names
-                    data = _read_object(workspace, info.hash, out.path)
-                found.update({f"{out.path}:{k}": v for k, v in flatten_all(data).items()})
+    for path in metrics_paths(workspace.project):
+        data = _from_git(workspace.project.root, ref, path)
+        if data is None:  # not in git (`cache: true`): the object the lock names
+            digest = _locked_hash(workspace, lock, path)
+            data = {} if digest is None else _read_object(workspace, digest, path)
+        found.update({f"{path}:{k}": v for k, v in flatten_all(data).items()})
     return Values(ref, f"commit {ref}", dict(sorted(found.items())))
+
+
+def _locked_hash(workspace: Workspace, lock: Lock, path: str) -> str | None:
+    """The cached object of `path` at a revision: its own out, or a file in a directory out."""
+    for owner in (path, *ancestors(path)):
+        writer = workspace.project.outputs.owner.get(owner)
+        entry = lock.stages.get(writer[0]) if writer else None
+        info = entry.out(owner) if entry else None
+        if info is None:
+            continue
+        if owner == path:
+            return info.hash
+        return _tree_member(workspace, info.hash, path[len(owner) + 1 :])
+    return None
+
+
+def _tree_member(workspace: Workspace, digest: str, relpath: str) -> str | None:
+    """The hash of `relpath` in a cached directory (its tree manifest: objects.py's format)."""
+    try:
+        rows = json.loads(workspace.object_path(digest).read_bytes())
+        return next((str(r["hash"]) for r in rows if r["path"] == relpath), None)
+    except (OSError, ValueError, TypeError, KeyError):  # absent or damaged: no metrics
+        return None
 
 
 def diff(old: Values, new: Values, *, all_keys: bool = False) -> list[Change]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.errors import PipelineError
 from pipeline.load.params import DEFAULT_PARAMS_FILE, flatten_all, load_params_file
 from pipeline.load.project import Project
 from pipeline.runs.gitinfo import git_state
@@ -48,13 +49,23 @@ def param_key(file: str, key: str) -> str:
 
 
 def effective_params(project: Project) -> dict[str, Any]:
-    """Every param any stage uses, with the value the run used."""
-    found: dict[str, Any] = {}
+    """Every param any stage uses, with the value the run used, and every leaf of the files
+    listed in the top-level `params:` (DVC shows those even when no stage reads them)."""
+    found = {k: v for file in project.params_files for k, v in _file_params(project, file).items()}
     for stage in project.stages.values():
         for file, values in stage.params.items():
             for key, value in values.items():
                 found[param_key(file, key)] = value
     return dict(sorted(found.items()))
+
+
+def _file_params(project: Project, file: str) -> dict[str, Any]:
+    try:
+        data = load_params_file(project.root, file)
+    except PipelineError:  # nothing runs on it: a broken file just shows no values
+        return {}
+    values = flatten_all(data.data) if data is not None else {}
+    return {param_key(file, key): value for key, value in values.items()}
 
 
 def read_metrics(project: Project, stages: Collection[str] | None = None) -> dict[str, Any]:
@@ -64,20 +75,35 @@ def read_metrics(project: Project, stages: Collection[str] | None = None) -> dic
     failed or skipped stage's old metrics are never credited to it.
     """
     found: dict[str, Any] = {}
-    for stage in project.stages.values():
-        if stages is not None and stage.name not in stages:
+    for path in metrics_paths(project, stages):
+        try:
+            data = load_params_file(project.root, path)
+        except Exception:  # a metrics file is the stage's business; unreadable: skipped
             continue
-        for out in stage.outs:
-            if out.kind != "metrics":
-                continue
-            try:
-                data = load_params_file(project.root, out.path)
-            except Exception:  # a metrics file is the stage's business; unreadable: skipped
-                continue
-            if data is not None:
-                for key, value in flatten_all(data.data).items():
-                    found[f"{out.path}:{key}"] = value
+        if data is not None:
+            for key, value in flatten_all(data.data).items():
+                found[f"{path}:{key}"] = value
     return dict(sorted(found.items()))
+
+
+def metrics_paths(project: Project, stages: Collection[str] | None = None) -> list[str]:
+    """Stage `metrics:` outs of `stages`, then the top-level `metrics:` files (as DVC reads).
+
+    A top-level file inside some stage's out (example-get-started's `eval/metrics.json` in
+    `eval`) belongs to that stage; one that no stage writes is credited to every run.
+    """
+    paths = [
+        out.path
+        for stage in project.stages.values()
+        if stages is None or stage.name in stages
+        for out in stage.outs
+        if out.kind == "metrics"
+    ]
+    for path in project.declared.metrics:
+        writers = project.outputs.producers(path)
+        if path not in paths and (stages is None or not writers or writers & set(stages)):
+            paths.append(path)
+    return paths
 
 
 @dataclass(frozen=True)

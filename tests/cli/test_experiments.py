@@ -236,10 +236,11 @@ python_env: python_env.yaml
 entry_points:
   main:
     parameters:
-      alpha: {{type: float, default: 0.5}}
+      alpha: {{type: float, default: 1}}
       n: int
       label: {{type: string, default: "a b"}}
-    command: "echo alpha={{alpha}} n={{n}} label={{label}} >> {log}"
+      eps: {{type: float, default: 1e-1}}
+    command: "echo alpha={{alpha}} n={{n}} label={{label}} eps={{eps}} >> {log}"
   score:
     parameters:
       data: path
@@ -269,14 +270,20 @@ def _cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_plain_mlflow_project_runs_main_with_p(mlflow_project: Project, tmp_path: Path) -> None:
     project = mlflow_project
     done = _ok(_cli(project, "run", "-P", "n=3"))
-    assert project.execution_log.read_text() == "alpha=0.5 n=3 label=a b\n"
+    # Defaults reach the command as written (YAML would print them 1.0 and 0.1), as in MLflow
+    assert project.execution_log.read_text() == "alpha=1 n=3 label=a b eps=1e-1\n"
     [run] = _json(project.cli("runs", "--json"))
     assert f"entry point main exited 0; recorded as run {run['id']}" in done.stdout
     assert (run["kind"], run["name"], run["status"]) == ("entry", "main", "succeeded")
     assert run["git_commit"] == project.git("rev-parse", "HEAD").strip()
     detail = _json(project.cli("runs", "show", run["id"], "--json"))
-    assert detail["params"] == {"main.alpha": 0.5, "main.n": 3, "main.label": "a b"}
-    assert detail["note"] == "echo alpha=0.5 n=3 label='a b' >> " + shlex.quote(
+    assert detail["params"] == {
+        "main.alpha": 1.0,
+        "main.n": 3,
+        "main.label": "a b",
+        "main.eps": 0.1,
+    }
+    assert detail["note"] == "echo alpha=1 n=3 label='a b' eps=1e-1 >> " + shlex.quote(
         str(project.execution_log)
     )
     [stage] = detail["stages"]
@@ -286,10 +293,12 @@ def test_a_plain_mlflow_project_runs_main_with_p(mlflow_project: Project, tmp_pa
 
 def test_entry_point_by_name_with_typed_params_and_shell_quoting(mlflow_project: Project) -> None:
     project = mlflow_project
-    _ok(_cli(project, "run", "-e", "main", "-P", "n=4", "-P", "alpha=1e-3",
+    _ok(_cli(project, "run", "-e", "main", "-P", "n=04", "-P", "alpha=1e-1", "-P", "eps=.5",
              "-P", "label=x'y; echo injected"))  # fmt: skip
-    assert project.execution_log.read_text() == "alpha=0.001 n=4 label=x'y; echo injected\n"
+    # values as typed: MLflow's types only validate (they printed 0.1, 4 and 0.5 before)
+    assert project.execution_log.read_text() == "alpha=1e-1 n=04 label=x'y; echo injected eps=.5\n"
     project.clear_executions()
+    project.write("data/in.csv", "x\n")
     _ok(_cli(project, "run", "-e", "score", "-P", "data=data/in.csv"))
     assert project.execution_log.read_text() == f"data={project.root / 'data/in.csv'}\n"
     runs = _json(project.cli("runs", "--json"))
@@ -299,14 +308,16 @@ def test_entry_point_by_name_with_typed_params_and_shell_quoting(mlflow_project:
     ]
     detail = _json(project.cli("runs", "show", runs[1]["id"], "--json"))
     assert detail["params"] == {
-        "main.alpha": 0.001,
+        "main.alpha": 0.1,
         "main.n": 4,
         "main.label": "x'y; echo injected",
+        "main.eps": 0.5,
     }
 
 
 def test_a_failing_entry_point_exits_1_and_is_recorded_failed(mlflow_project: Project) -> None:
     project = mlflow_project
+    project.write("x", "")
     errors = _error(_cli(project, "run", "-e", "score", "-P", "data=x", "-P", "code=3"), 1)
     assert errors == ["error: entry point score failed with exit code 3"]
     [run] = _json(project.cli("runs", "--json"))
@@ -330,6 +341,22 @@ ENTRY_ERRORS = {
         ["-e", "scor"],
         ["error: no entry point named 'scor'", "hint: did you mean 'score'?"],
     ),
+    "missing-path": (
+        ["-e", "score", "-P", "data=data/nope.csv"],
+        [
+            "error: entry point 'score': path parameter 'data' is 'data/nope.csv', which does"
+            " not exist",
+            "hint: pass -P data=PATH naming an existing file or directory (relative to the"
+            " project)",
+        ],
+    ),
+    "uri-for-path": (
+        ["-e", "score", "-P", "data=s3://bucket/in.csv"],
+        [
+            "error: entry point 'score': path parameter 'data' is a URI (s3://bucket/in.csv)",
+            "hint: pass a local path, or declare data `type: uri` to pass the URI on as written",
+        ],
+    ),
     "not-key-value": (
         ["-P", "n"],
         ["error: -P 'n' is not KEY=VALUE", "hint: e.g. -P train.lr=0.1"],
@@ -343,6 +370,20 @@ def test_a_bad_entry_point_param_exits_2_before_running(
 ) -> None:
     project = mlflow_project
     assert _error(_cli(project, "run", *args), 2) == errors
+    assert project.executions() == []
+    assert api.runs(project.root) == []
+
+
+def test_a_missing_python_env_file_is_an_error_even_with_env_manager_local(
+    mlflow_project: Project,
+) -> None:
+    project = mlflow_project
+    (project.root / "python_env.yaml").unlink()
+    errors = _error(_cli(project, "run", "-P", "n=3"), 2)
+    assert errors == [
+        "error: MLproject:2:13: python_env: python_env.yaml does not exist",
+        "hint: create python_env.yaml, or remove `python_env` to run in the current environment",
+    ]
     assert project.executions() == []
     assert api.runs(project.root) == []
 

@@ -164,3 +164,11 @@ def test_two_specs_with_one_stem_do_not_share_a_lock(tmp_path: Path) -> None:
 
     lock_path("requirements", lock.spec).write_text("# the cpu env's lock\n")
     assert resolve_env(tmp_path, gpu).lock is None
+
+
+def test_an_env_that_cannot_resolve_names_the_manifest_line_declaring_it(project: Project) -> None:
+    project.write("python_env.yaml", 'python: "3.99"\ndependencies: []\n')
+    project.manifest("name: p\n\npython_env: python_env.yaml\nstages:\n  s:\n    cmd: echo hi\n")
+    done = project.cli("status")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("error: MLproject:3:13: env "), done.stderr

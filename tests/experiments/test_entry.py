@@ -35,3 +35,21 @@ def test_an_entry_point_format_spec_that_does_not_fit_is_a_usage_error(
     )
     with pytest.raises(UsageError, match=r"\{a:\.2f\} does not fit the value 'x'"):
         api.run_entry(project.root, "main", ("a=x",), env_manager="local")
+
+
+def test_defaults_keep_their_text_and_a_format_spec_uses_the_typed_value(
+    project: Project,
+) -> None:
+    """YAML reads `1e-1` as 0.1 and `1` as an int a float param makes 1.0; MLflow passes both
+    as written. The text is read back from the manifest, also when the project comes from the
+    memo (the second run); a format spec still formats the number."""
+    project.manifest(
+        "name: m\nentry_points:\n  main:\n    parameters:\n"
+        "      a: {type: float, default: 1e-1}\n      b: {type: float, default: 1}\n"
+        "      c: {type: int, default: 0x10}\n"
+        "    command: 'echo {a} {b} {c} {a:.2f}'\n"
+    )
+    for _ in range(2):
+        done = api.run_entry(project.root, "main", env_manager="local")
+        assert done.command == "echo 1e-1 1 16 0.10"  # Python reads no 0x10: its value
+    assert done.params == {"a": 0.1, "b": 1.0, "c": 16}

@@ -55,7 +55,8 @@ def _assert_nothing_ran(tmp_path: Path) -> None:
 
 
 def _write(project: Project, manifest: dict[str, object], params: object = None) -> None:
-    project.write("dvc.yaml", yaml.safe_dump(manifest, sort_keys=False))
+    # MLproject quotes every value; a dvc.yaml renders raw, as DVC does (issue 14)
+    project.write("MLproject", yaml.safe_dump(manifest, sort_keys=False))
     if params is not None:
         project.write("params.yaml", yaml.safe_dump(params, sort_keys=False))
     project.commit()

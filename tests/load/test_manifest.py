@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ManifestError
+from pipeline.load.declared import ArtifactDecl
 from pipeline.load.manifest import read_manifest
 from pipeline.load.project import load_project
 
@@ -279,6 +280,49 @@ PROJECT_ERRORS = {
         "use letters, digits, '_', '-' and '.' (starting with a letter, digit or '_');"
         " '@' is reserved for foreach/matrix members",
     ),
+    "artifact-unknown-key": (
+        "stages: {}\nartifacts:\n  model:\n    path: m.pkl\n    typ: model\n",
+        None,
+        "MLproject:5:5: artifacts.model.typ: unknown key 'typ'",
+        "did you mean 'type'?",
+    ),
+    "artifact-without-path": (
+        "stages: {}\nartifacts:\n  model:\n    type: model\n",
+        None,
+        "MLproject:4:5: artifacts.model.path: missing required key 'path'",
+        None,
+    ),
+    "artifact-bad-name": (
+        "stages: {}\nartifacts:\n  My_Model:\n    path: m.pkl\n",
+        None,
+        "MLproject:3:3: artifacts.My_Model: invalid artifact name 'My_Model'",
+        "use lowercase letters, digits, '-' and '/', starting and ending with a letter"
+        " or digit (DVC's rule)",
+    ),
+    "artifact-path-outside": (
+        "stages: {}\nartifacts:\n  model:\n    path: ../m.pkl\n",
+        None,
+        "MLproject:4:11: artifacts.model.path: path '../m.pkl' is outside the project root",
+        "paths are relative to the manifest's folder",
+    ),
+    "top-metrics-outside": (
+        "stages: {}\nmetrics: [../m.json]\n",
+        None,
+        "MLproject:2:11: metrics.0: path '../m.json' is outside the project root",
+        "paths are relative to the manifest's folder",
+    ),
+    "top-plot-unknown-key": (
+        "stages: {}\nplots:\n  - ROC:\n      x: fpr\n      colour: red\n",
+        None,
+        "MLproject:5:7: plots.0.ROC.colour: unknown key 'colour'",
+        "known keys: x, y, x_label, y_label, title, template",
+    ),
+    "top-plot-not-a-path-or-mapping": (
+        "stages: {}\nplots:\n  - [a.json, b.json]\n",
+        None,
+        "MLproject:3:5: plots.0: expected a path, or {path or id: {x: ..., y: ..., template: ...}}",
+        None,
+    ),
 }
 
 
@@ -292,6 +336,74 @@ def test_project_errors(
     with pytest.raises(ManifestError) as exc:
         load_project(tmp_path)
     assert (exc.value.message, exc.value.hint) == (message, hint)
+
+
+# -- top-level metrics, plots and artifacts (DVC's dvc.yaml sections) ----------------------------
+
+
+def test_top_level_sections_are_rendered_and_kept_on_the_project(tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text(
+        """\
+vars: [{out: eval, model: clf}]
+stages:
+  evaluate: {cmd: python eval.py, outs: [eval]}
+metrics:
+  - ./${out}/metrics.json
+  - eval/metrics.json
+plots:
+  - eval/importance.png
+  - eval/prc.json: {x: recall, y: precision}
+  - ROC:
+      template: simple
+      x: fpr
+      y: {eval/roc/train.json: tpr, eval/roc/test.json: [tpr, fpr]}
+artifacts:
+  clf:
+    path: models/${model}.pkl
+    type: model
+    labels: [nlp]
+    meta: {owner: me}
+""",
+        encoding="utf-8",
+    )
+    declared = load_project(tmp_path).declared
+    assert declared.metrics == ("eval/metrics.json",)
+    assert [(p.id, p.props) for p in declared.plots] == [
+        ("eval/importance.png", {}),
+        ("eval/prc.json", {"x": "recall", "y": "precision"}),
+        (
+            "ROC",
+            {
+                "template": "simple",
+                "x": "fpr",
+                "y": {"eval/roc/train.json": "tpr", "eval/roc/test.json": ["tpr", "fpr"]},
+            },
+        ),
+    ]
+    (model,) = declared.artifacts
+    assert model == ArtifactDecl("clf", "models/clf.pkl", "model", None, ("nlp",), {"owner": "me"})
+
+
+def test_top_level_sections_survive_the_project_memo(tmp_path: Path) -> None:
+    from pipeline.core.statmemo import StatMemo
+    from tests.core.support import _age
+
+    manifest = _write(
+        tmp_path,
+        "stages: {}\nmetrics: [m.json]\nplots: [{p: {y: {a.json: v}}}]\n"
+        "artifacts: {m: {path: m.pkl, labels: [x]}}\n",
+    )
+    _age(manifest)  # old enough to trust: the memo may serve the second load
+    (tmp_path / ".pipeline").mkdir()
+    seen = []
+    for _ in range(2):
+        db = StatMemo(tmp_path / ".pipeline" / "state.db")
+        try:
+            seen.append(load_project(tmp_path, memo=db).declared)
+        finally:
+            db.close()
+    assert seen[0] == seen[1]
+    assert seen[1].artifacts == (ArtifactDecl("m", "m.pkl", labels=("x",)),)
 
 
 # -- robustness: any YAML, any text → a ManifestError or a manifest -----------------------------

@@ -133,6 +133,8 @@ DATA: dict[str, Any] = {
         ("train.lr", 0.1),
         ("train.layers[1].units", 32),
         ("train.layers[0]", {"units": 64}),
+        ("train.layers.0", {"units": 64}),  # DVC's `${list.0}` (issue 14)
+        ("train.layers.1.units", 32),
         ("train.on", True),
         ("nothing", None),
         ("[3]", "three"),  # an index into a mapping falls back to the string key
@@ -144,7 +146,7 @@ def test_lookup(key: str, value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["nope", "train.nope", "train.lr.x", "train.layers[2]", "seed[0]", "train.layers.0", ""]
+    "key", ["nope", "train.nope", "train.lr.x", "train.layers[2]", "seed[0]", "train.layers.2", ""]
 )
 def test_lookup_missing_is_key_error(key: str) -> None:
     with pytest.raises(KeyError):

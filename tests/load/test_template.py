@@ -16,7 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.api import ReproOptions, repro
-from pipeline.load.template import Rendered, TemplateError, interpolate, render
+from pipeline.load.template import (
+    Parsing,
+    Rendered,
+    TemplateError,
+    exact_key,
+    interpolate,
+    rename_keys,
+    render,
+)
 from tests.conftest import Project, dvc_yaml
 
 CONTEXT: dict[str, Any] = {
@@ -216,3 +224,52 @@ stages:
         "2",
     ]
     assert not dvc.exists("pwned")
+
+
+# -- issue 14: dvc.yaml commands are rendered raw, as DVC renders them --------------------
+
+
+def test_raw_rendering_keeps_values_as_they_are() -> None:
+    rendered = render(
+        "run ${spaced} ${evil} ${nothing} ${flag}", CONTEXT, quote=True, raw=Parsing()
+    )
+    assert rendered.text == "run two words x; touch pwned None true"
+
+
+def test_raw_mapping_follows_the_parsing_config() -> None:
+    context = {"o": {"on": True, "off": False, "xs": [1, "a b"], "s": "p q", "n": None, "e": []}}
+    default = render("${o}", context, quote=False, raw=Parsing()).text
+    assert default == "--on --xs 1 'a b' --s 'p q' --n None"
+    custom = render("${o}", context, quote=False, raw=Parsing("boolean_optional", "append")).text
+    assert custom == "--on --no-off --xs 1 --xs 'a b' --s 'p q' --n None"
+
+
+def test_raw_rendering_refuses_lists_and_nested_lists() -> None:
+    with pytest.raises(TemplateError, match="a list"):
+        render("run ${l}", {"l": [1]}, quote=False, raw=Parsing())
+    with pytest.raises(TemplateError, match="nested iterable in 'x'"):
+        render("run ${d}", {"d": {"x": [[1]]}}, quote=False, raw=Parsing())
+
+
+def test_parsing_style_round_trips() -> None:
+    for parsing in (Parsing(), Parsing("boolean_optional", "append")):
+        assert Parsing.from_style(parsing.style) == parsing
+    assert Parsing.from_style("") is None
+
+
+@pytest.mark.parametrize(
+    ("template", "value"),
+    [("${train.layers.0}", 64), ("${train.layers[1]}", 32), ("${rows.1.name}", "b")],
+)
+def test_lists_are_indexed_with_dots_or_brackets(template: str, value: Any) -> None:
+    context = {**CONTEXT, "rows": [{"name": "a"}, {"name": "b"}]}
+    assert render(template, context, quote=False).value == value
+
+
+def test_rename_keys_and_exact_key() -> None:
+    assert (
+        rename_keys("a ${item.x} \\${item} ${ key }", str.upper) == "a ${ITEM.X} \\${item} ${KEY}"
+    )
+    assert exact_key("${ models }") == "models"
+    assert exact_key("x ${models}") is None
+    assert exact_key(["${models}"]) is None
