@@ -21,7 +21,8 @@ from pipeline.data.options import SyncOptions
 from pipeline.errors import AmbiguousRun, Interrupted, PipelineError, UsageError
 from pipeline.execute.options import ExecOptions, ReproOptions
 from pipeline.load.envkind import EnvKind
-from pipeline.load.project import STATE_DIR, find_manifest, load_project
+from pipeline.load.project import STATE_DIR, load_project, project_root
+from pipeline.plan.adopt import record_adopted
 from pipeline.plan.decisions import Plan, make_plan
 from pipeline.plan.session import Session, open_session
 
@@ -102,7 +103,8 @@ def repro(
             plan = make_plan(session, options)
             if not restock(session, plan):  # a workspace file was not what the memo said
                 plan = make_plan(session, options)
-            result, executor = execute(session, plan, events or QuietEvents(), how)
+            locked = record_adopted(session, plan.adopted)  # stages DVC ran: locked once
+            result, executor = execute(locked, plan, events or QuietEvents(), how)
             # Even when nothing ran: a copied or cloned workspace may lack the block, and
             # `git add -A` would then commit the models (unchanged block: one check-ignore).
             update_gitignore(session.project.root, tracked_paths(session.project, executor.lock))
@@ -143,7 +145,7 @@ def _exclusive(
     """Hold the project lock: commands that change the workspace run one at a time."""
     from pipeline.execute.projectlock import project_lock
 
-    with project_lock(find_manifest(Path(root)).parent / STATE_DIR, wait=wait, on_wait=on_wait):
+    with project_lock(project_root(root) / STATE_DIR, wait=wait, on_wait=on_wait):
         yield
 
 
@@ -371,7 +373,7 @@ def remote_default(root: Path | str, name: str) -> None:
 def _state_dir(root: Path | str) -> Path:
     from pipeline.core.statmemo import init_state_dir
 
-    return init_state_dir(find_manifest(Path(root)).parent / STATE_DIR)
+    return init_state_dir(project_root(root) / STATE_DIR)
 
 
 def fsck(
@@ -508,7 +510,7 @@ def _run_store(root: Path | str) -> Iterator[RunStore]:
     from pipeline.runs.journal import pending
     from pipeline.runs.runstore import DB_NAME, RunStore
 
-    state_dir = find_manifest(Path(root)).parent / STATE_DIR
+    state_dir = project_root(root) / STATE_DIR
     # Reading never creates files (without a store, an empty one in memory answers), unless
     # a killed run's journal must be stored first.
     exists = (state_dir / DB_NAME).is_file() or pending(state_dir)
@@ -559,7 +561,7 @@ def _reader(root: Path | str) -> Callable[[str], bytes | None]:
     """An object's bytes from the project's cache, or None when it is not there."""
     from pipeline.store.objects import ObjectStore
 
-    cache = ObjectStore(find_manifest(Path(root)).parent / STATE_DIR / "cache")  # never created
+    cache = ObjectStore(project_root(root) / STATE_DIR / "cache")  # never created
 
     def read(digest: str) -> bytes | None:
         try:
@@ -574,7 +576,7 @@ def _present(root: Path | str) -> Callable[[str], bool]:
     """Whether the project's cache holds an object: one `stat`, never a hash."""
     from pipeline.store.objects import ObjectStore
 
-    cache = ObjectStore(find_manifest(Path(root)).parent / STATE_DIR / "cache")  # never created
+    cache = ObjectStore(project_root(root) / STATE_DIR / "cache")  # never created
 
     def present(digest: str) -> bool:
         try:

@@ -7,6 +7,7 @@ cost an eighth of the no-op `status` budget. Colour is used only on a terminal a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -63,11 +64,18 @@ def status_text(plan: Plan) -> None:
     stale = plan.stale
     for decision in stale:
         _decision(decision)
+    for name in plan.adopted:  # up to date, but worth saying once: DVC's run becomes ours
+        if plan.decisions[name].action is Action.UP_TO_DATE:
+            echo(f"{name}: {ReasonKind.ADOPTED}", fg="green")
+    for imported in plan.imports:  # DVC imports: nodes of the DAG we never fetch
+        rev = f" @ {imported.rev}" if imported.rev else ""
+        echo(f"{imported.path}: import from {imported.url}{rev} ({imported.source})")
     for reason in plan.data:
         echo(f"tracked {reason}", fg="yellow")
     if plan.data:
         echo("    run `pipeline add PATH` to record new data, `pipeline checkout PATH` to restore")
-    for locked in plan.unstored:  # the workspace holds the only copy: say so, once
+    adopted = {o.path for e in plan.adopted.values() for o in e.outs}  # DVC's: not lost
+    for locked in (u for u in plan.unstored if u.path not in adopted):  # the only copy: say so
         echo(f"{locked.path}: intact, but the cache lost it; `pipeline repro` stores it again")
     fresh = len(plan.order) - len(stale)
     if not stale and not plan.data:
@@ -101,6 +109,8 @@ def plan_json(plan: Plan) -> str:
     stages = [plan.decisions[name].to_json() for name in plan.order]
     data = [r.to_json() for r in plan.data]
     body = {"up_to_date": not plan.stale and not data, "stages": stages, "data": data}
+    if plan.imports:
+        body["imports"] = [dataclasses.asdict(i) for i in plan.imports]
     return json.dumps(strict_json(body), indent=2)
 
 

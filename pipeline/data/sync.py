@@ -20,9 +20,11 @@ from pipeline.core.git import root_commit
 from pipeline.core.hashing import HashInfo
 from pipeline.core.paths import is_within
 from pipeline.data.checkout import CheckoutReport, checkout, wanted
+from pipeline.data.dvcremote import dvc_remote, pull_pointers, stale_pointers
 from pipeline.data.history import locks_in
 from pipeline.data.options import SyncOptions
 from pipeline.errors import DataError
+from pipeline.load.dvcfiles import read_pointers
 from pipeline.plan.options import PlanOptions
 from pipeline.plan.selection import select
 from pipeline.plan.session import Session
@@ -266,7 +268,10 @@ def _cached(session: Session, info: HashInfo) -> bool:
 
 
 def pull(session: Session, options: SyncOptions, meter: Meter | None = None) -> list[SyncReport]:
-    """`fetch`, then `checkout` what was asked for."""
+    """`fetch`, then `checkout` what was asked for; first, `.dvc` data from the DVC remote."""
+    dvc = _pull_dvc(session, options)
+    if dvc is not None and not session.config.remotes:
+        return [dvc]  # a DVC repository not yet pushed anywhere else: its remote is enough
     _fetch_listings(session, options)
     if options.runs or _stale(session, options.targets):
         reports = fetch(session, options, meter)
@@ -280,6 +285,23 @@ def pull(session: Session, options: SyncOptions, meter: Meter | None = None) -> 
         reports[-1].checkout = restored
         reports[-1].never_pushed = local
     return reports
+
+
+def _pull_dvc(session: Session, options: SyncOptions) -> SyncReport | None:
+    """`.dvc` data this workspace lacks, from the DVC remote; None if there is none to bring."""
+    wanted = stale_pointers(session, read_pointers(session.project.root, session.hasher.memo))
+    if options.targets:
+        wanted = [
+            p for p in wanted if any(is_within(p.path, t.rstrip("/")) for t in options.targets)
+        ]
+    if not wanted:
+        return None
+    name = options.remote if options.remote and not session.config.remotes else None
+    settings = dvc_remote(session.project.root, name)
+    report = SyncReport(f"{settings.name} (dvc)", settings.url)
+    report.objects = pull_pointers(session, wanted, settings)
+    report.paths = {p.md5: p.path for p in wanted}
+    return report
 
 
 def pull_missing(

@@ -351,7 +351,10 @@ class Executor:
             )
 
     def _log_path(self, stage: Stage) -> Path:
-        return self.logs / f"{stage.name}.log"
+        path = self.logs / f"{stage.name}.log"
+        # a stage of a manifest below the root (`sub/dvc.yaml:train`) logs in a subfolder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def _log_hint(self, stage: Stage) -> str:
         return f"full output in {self._log_path(stage).relative_to(self.project.root)}"

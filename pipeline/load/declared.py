@@ -2,12 +2,15 @@
 
 DVC lets a project name its metrics, plots and models outside any stage (example-get-started
 declares `metrics: [eval/metrics.json]` although the file lives inside the `eval` out).
+A manifest below the project root declares paths relative to its folder; they are stored
+project-relative, and a project's `Declared` merges those of all its manifests.
 They are kept here, rendered and validated, as plain frozen values that survive the project
 memo's JSON round trip; readers such as `metrics show` use them next to stage `metrics:`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,16 @@ class Declared:
             "plots": [{"id": p.id, "props": p.props} for p in self.plots],
             "artifacts": [_artifact_json(a) for a in self.artifacts],
         }
+
+    @classmethod
+    def merged(cls, parts: Iterable[Declared]) -> Declared:
+        """The declarations of several manifests (one project), in manifest order."""
+        parts = list(parts)
+        return cls(
+            metrics=tuple(dict.fromkeys(m for p in parts for m in p.metrics)),
+            plots=tuple(x for p in parts for x in p.plots),
+            artifacts=tuple(a for p in parts for a in p.artifacts),
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Declared:

@@ -2,7 +2,8 @@
 
 Order matters and follows DVC: `wdir` is rendered with the global context; stage `vars` (files
 relative to `wdir`) are merged next; then every other field is rendered, validated, and its
-paths made project-relative through `wdir`.
+paths made project-relative through `wdir`. A manifest below the project root has its `wdir`
+(and so its paths) relative to its own folder; they may leave that folder, not the project.
 """
 
 from __future__ import annotations
@@ -60,13 +61,17 @@ class ParamsFiles:
         return self._parsing
 
 
-def base_context(doc: YamlDoc, files: ParamsFiles, top_vars: list[Any]) -> Context:
-    """params.yaml next to the manifest (if any), then the top-level `vars`."""
+def base_context(
+    doc: YamlDoc, files: ParamsFiles, top_vars: list[Any], *, base: str = "."
+) -> Context:
+    """params.yaml next to the manifest (if any), then the top-level `vars`; `base` is the
+    manifest's folder, project-relative."""
     context = Context()
-    params = files.get(DEFAULT_PARAMS_FILE)
+    relpath = _under(base, DEFAULT_PARAMS_FILE)
+    params = files.get(relpath)
     if params is not None:
-        context = context.merge(params.data, DEFAULT_PARAMS_FILE, DEFAULT_PARAMS_FILE)
-    return merge_vars(doc, ("vars",), context, top_vars, base=".", files=files)
+        context = context.merge(params.data, relpath, relpath)
+    return merge_vars(doc, ("vars",), context, top_vars, base=base, files=files)
 
 
 def merge_vars(
@@ -109,12 +114,18 @@ def _vars_file(
 
 
 def build_stage(
-    doc: YamlDoc, definition: Definition, files: ParamsFiles, envs: dict[str, EnvDecl]
+    doc: YamlDoc,
+    definition: Definition,
+    files: ParamsFiles,
+    envs: dict[str, EnvDecl],
+    *,
+    base: str = ".",
 ) -> Stage:
-    """Render and validate one definition into a `Stage`; `envs` are the declared environments."""
+    """Render and validate one definition into a `Stage`; `envs` are the declared environments,
+    `base` the manifest's folder (its `wdir` and paths are relative to it)."""
     body, loc = definition.body, definition.loc
     keys: list[str] = []
-    wdir = _wdir(doc, loc, body, definition.context, keys)
+    wdir = _wdir(doc, loc, body, definition.context, keys, base)
     items = _vars_list(doc, loc, body)
     context = merge_vars(doc, (*loc, "vars"), definition.context, items, base=wdir, files=files)
     dvc = doc.path.name == DVC_MANIFEST
@@ -157,14 +168,19 @@ def _vars_list(doc: YamlDoc, loc: Loc, body: dict[str, Any]) -> list[Any]:
     return items
 
 
-def _wdir(doc: YamlDoc, loc: Loc, body: dict[str, Any], context: Context, keys: list[str]) -> str:
+def _wdir(  # noqa: PLR0917 (like _render, plus the manifest's folder)
+    doc: YamlDoc, loc: Loc, body: dict[str, Any], context: Context, keys: list[str], base: str
+) -> str:
+    """The stage's working directory, project-relative ("." is the root): `wdir: ../..` in
+    `pipelines/train/dvc.yaml` is the root, one more `..` would leave the repository."""
     raw = body.get("wdir", ".")
     if not isinstance(raw, str):
         raise doc.error((*loc, "wdir"), "expected a directory path")
-    text = _render(doc, (*loc, "wdir"), raw, context, keys, quote=False)
-    if text in (".", "./", ""):
+    text = str(_render(doc, (*loc, "wdir"), raw, context, keys, quote=False)) or "."
+    joined = _under(base, text)
+    if posixpath.normpath(joined) == ".":
         return "."
-    return _path(doc, (*loc, "wdir"), str(text))
+    return _path(doc, (*loc, "wdir"), joined)
 
 
 def _render_body(

@@ -3,9 +3,11 @@
 Loading validates the manifest with pydantic, whose import and model building cost ~0.15 s:
 a third of the no-op `status` budget, paid again on every command although the manifest rarely
 changes. After a full load, the resolved stages are stored as JSON in `state.db` together with
-the (inode, mtime, size) of the manifest and of every params or vars file consulted, including
-files found missing. The next load whose inputs all still match rebuilds the stages from that
-JSON without importing pydantic or PyYAML. The racy-file rule of the stat memo applies.
+the (inode, mtime, size) of every manifest under the project root and of every params or vars
+file consulted, including files found missing. The next load whose inputs all still match
+rebuilds the stages from that JSON without importing pydantic or PyYAML. The list of manifests
+is found anew by every load (discover.py: one `git ls-files`) and must equal the stored one.
+The racy-file rule of the stat memo applies.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pipeline.core.yamlio import DocumentMemo, json_exact
 
 # 2: YAML 1.2 scalars; 3: environments; 4: parameters, entry points; 5: input limits and
 # quoted flag keys (a project resolved by older rules may hold what they now refuse);
-# 6: top-level metrics, plots and artifacts as one `declared` section
-FORMAT = 6
+# 6: top-level metrics, plots and artifacts as one `declared` section; 7: every manifest under
+# the project root (`manifests`, `origins`), inputs relative to the root
+FORMAT = 7
 Stat = tuple[int, int, int] | None
 
 
@@ -37,35 +40,42 @@ def stat_of(path: Path) -> Stat:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def memo_key(manifest: Path) -> str:
-    return f"project:{manifest.name}"
+def memo_key(manifests: tuple[str, ...]) -> str:
+    return f"project:{manifests[0]}"
 
 
-def recall(memo: DocumentMemo, manifest: Path) -> dict[str, Any] | None:
-    """The stored resolution of `manifest`, if every input it read is unchanged."""
+def recall(memo: DocumentMemo, root: Path, manifests: tuple[str, ...]) -> dict[str, Any] | None:
+    """The stored resolution of the project at `root`, if it was made from exactly these
+    manifests and every input it read (each manifest among them) is unchanged."""
     try:
-        st = os.stat(manifest)
+        st = os.stat(root / manifests[0])
     except OSError:
         return None
-    text = memo.get_document(memo_key(manifest), st)
+    text = memo.get_document(memo_key(manifests), st)
     if text is None:
         return None
     data: dict[str, Any] = json.loads(text)
-    if data.get("format") != FORMAT or data.get("version") != __version__:
+    if (data.get("format"), data.get("version")) != (FORMAT, __version__):
         return None
-    root = manifest.parent
-    for relpath, recorded in data["inputs"].items():
+    if tuple(data["manifests"]) != manifests:  # a manifest was added or removed
+        return None
+    return data if _unchanged(root, data["inputs"], data["at_ns"]) else None
+
+
+def _unchanged(root: Path, inputs: dict[str, Any], at_ns: int) -> bool:
+    for relpath, recorded in inputs.items():
         now = stat_of(root / relpath)
         if now != (tuple(recorded) if recorded else None):
-            return None
-        if now is not None and now[1] + RACY_MARGIN_NS >= data["at_ns"]:
-            return None
-    return data
+            return False
+        if now is not None and now[1] + RACY_MARGIN_NS >= at_ns:
+            return False
+    return True
 
 
-def remember(
+def remember(  # noqa: PLR0917 (the memo, what was loaded, what it read, when, the result)
     memo: DocumentMemo,
-    manifest: Path,
+    root: Path,
+    manifests: tuple[str, ...],
     inputs: dict[str, Stat],
     started_ns: int,
     project: dict[str, Any],
@@ -79,9 +89,9 @@ def remember(
         **project,
     }
     text = json_exact(payload)
-    st = _manifest_stat(manifest)
+    st = _manifest_stat(root / manifests[0])
     if text is not None and st is not None:
-        memo.put_document(memo_key(manifest), st, text, started_ns)
+        memo.put_document(memo_key(manifests), st, text, started_ns)
 
 
 def _manifest_stat(manifest: Path) -> os.stat_result | None:

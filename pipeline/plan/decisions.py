@@ -14,7 +14,7 @@ bytes are fine, and `repro` stores them again (`Plan.unstored`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.core.fingerprint import canonical_json, fingerprint
@@ -23,9 +23,11 @@ from pipeline.core.lockfile import Lock, LockedPath, LockEntry
 from pipeline.core.textenum import TextEnum
 from pipeline.env.resolve import EnvResolver, ResolvedEnv
 from pipeline.errors import UsageError
+from pipeline.load.dvcfiles import DvcImport, DvcPointers, read_pointers
 from pipeline.load.params import DEFAULT_PARAMS_FILE, overlay
 from pipeline.load.project import Project, Stage
 from pipeline.load.template import Parsing, TemplateError, render
+from pipeline.plan.adopt import Adoption
 from pipeline.plan.lost import lost, reread, shares_corrupt_bytes
 from pipeline.plan.options import ENV_MANAGERS, PlanOptions
 from pipeline.plan.selection import select
@@ -73,6 +75,7 @@ class ReasonKind(TextEnum):
     CACHE_CORRUPT = "cached copy is corrupt"
     OBJECT_MISSING = "cached object missing"  # the lock names bytes the cache no longer has
     OBJECT_CORRUPT = "cached object corrupt"  # ... because they were found damaged, moved aside
+    ADOPTED = "adopted from dvc.lock"  # up to date: DVC ran it with these inputs (plan/adopt)
 
 
 _ABOUT_A_PATH = ("dep ", "out ", "param ", "data ", "env ")  # kinds read "dep X modified"
@@ -156,6 +159,8 @@ class Plan:
     data: tuple[Reason, ...] = ()  # tracked data (`pipeline add`) that changed
     envs: tuple[ResolvedEnv, ...] = ()  # the isolated envs the selected stages use
     unstored_data: tuple[LockedPath, ...] = ()  # intact tracked data whose object is gone
+    adopted: Mapping[str, LockEntry] = field(default_factory=dict)  # from dvc.lock: `repro` locks
+    imports: tuple[DvcImport, ...] = ()  # `dvc import`ed paths: named, never fetched
 
     @property
     def stale_locks(self) -> list[ResolvedEnv]:
@@ -193,28 +198,43 @@ def make_plan(session: Session, options: PlanOptions) -> Plan:
     # As in DVC, -f forces every selected stage: the targets and the upstream they bring along.
     forced = frozenset(selection.order) if options.force else frozenset()
     decisions: dict[str, Decision] = {}
+    adoption = Adoption(project, hasher)
     for name in selection.order:
         waiting = {
             u
             for u in project.graph.upstream[name]
             if u in decisions and decisions[u].action != Action.UP_TO_DATE
         }
+        env = envs.for_stage(project.stages[name])
         decisions[name] = decide(
             project,
             project.stages[name],
-            lock.stages.get(name),
+            adoption.lock_entry(project.stages[name], lock, forced=name in forced, env=env),
             hasher,
             forced=name in forced,
             waiting=waiting,
             run_cache=session.run_cache if options.run_cache else None,
-            env=envs.for_stage(project.stages[name]),
+            env=env,
             store=session.store,
         )
-    data = tuple(_data_changes(lock, hasher))
+        if decisions[name].action is Action.UP_TO_DATE and name in adoption.adopted:
+            decisions[name] = replace(decisions[name], reasons=(Reason(ReasonKind.ADOPTED),))
+    pointers = read_pointers(project.root, hasher.memo)
+    data = (*_data_changes(lock, hasher), *_pointers_missing(pointers, lock, hasher))
     used = {d.env.digest: d.env for d in decisions.values() if d.env is not None}
     unstored = tuple(_unstored_data(lock, hasher, session.store))
     envs_used = tuple(used.values())
-    return Plan(selection.order, decisions, forced, options, data, envs_used, unstored)
+    return Plan(
+        selection.order,
+        decisions,
+        forced,
+        options,
+        data,
+        envs_used,
+        unstored,
+        adopted=adoption.adopted,
+        imports=pointers.imports,
+    )
 
 
 def _data_changes(lock: Lock, hasher: Hasher) -> list[Reason]:
@@ -226,6 +246,16 @@ def _data_changes(lock: Lock, hasher: Hasher) -> list[Reason]:
         elif current.hash != info.hash:
             reasons.append(Reason(ReasonKind.DATA_MODIFIED, path))
     return reasons
+
+
+def _pointers_missing(pointers: DvcPointers, lock: Lock, hasher: Hasher) -> list[Reason]:
+    """`.dvc` data the workspace lacks (`pipeline pull` brings it); once pulled, the lock's
+    `data:` tracks it. Only presence is checked: DVC's md5 is not memoised, xxh3 is."""
+    return [
+        Reason(ReasonKind.DATA_MISSING, p.path)
+        for p in pointers.data
+        if p.path not in lock.data and hasher.hash(p.path) is None
+    ]
 
 
 def _unstored_data(lock: Lock, hasher: Hasher, store: ObjectStore) -> list[LockedPath]:

@@ -17,7 +17,7 @@ from pipeline.core.lockfile import Lock, read_lock
 from pipeline.core.paths import check_state_dir
 from pipeline.core.statmemo import StatMemo
 from pipeline.core.syserrors import blocked_directory
-from pipeline.load.project import STATE_DIR, Project, find_manifest, load_project
+from pipeline.load.project import STATE_DIR, Project, load_project, project_root
 from pipeline.store.objects import ObjectStore
 from pipeline.store.runcache import RunCache
 
@@ -40,12 +40,12 @@ class Session:
 @contextlib.contextmanager
 def open_session(root: Path | str = ".") -> Iterator[Session]:
     """Load the project at `root` and keep the stat memo open until the block ends."""
-    manifest = find_manifest(Path(root))
-    state_dir = manifest.parent / STATE_DIR
-    check_state_dir(manifest.parent, state_dir)  # before anything in it is opened
+    top = project_root(root)  # the repository, not the folder of the nearest manifest
+    state_dir = top / STATE_DIR
+    check_state_dir(top, state_dir)  # before anything in it is opened
     state = StatMemo(state_dir / "state.db")
     try:
-        project = load_project(manifest, memo=state)
+        project = load_project(root, memo=state)
         lock = read_lock(project.root, memo=state)
         config = load_config(state_dir, memo=state)
         store = _usable(ObjectStore(state_dir / "cache"))

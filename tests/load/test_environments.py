@@ -77,9 +77,9 @@ def test_declarations_survive_the_project_memo(
     resolved: list[Path] = []
     real = pipeline.load.project._read_project
 
-    def counting(manifest: Path, memo: object) -> object:
-        resolved.append(manifest)
-        return real(manifest, memo)  # type: ignore[arg-type]
+    def counting(top: Path, manifests: tuple[str, ...], memo: object) -> object:
+        resolved.append(top / manifests[0])
+        return real(top, manifests, memo)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline.load.project, "_read_project", counting)
     for _ in range(2):  # the second load is recalled from the memo

@@ -43,7 +43,7 @@ def memoised(project: Project) -> bool:
     try:
         from pipeline.load.projectmemo import recall
 
-        return recall(state, project.root / "MLproject") is not None
+        return recall(state, project.root, ("MLproject",)) is not None
     finally:
         state.close()
 
@@ -103,7 +103,7 @@ def test_a_recently_written_input_is_not_trusted(p: Project) -> None:
     state = StatMemo(p.root / ".pipeline" / "state.db")
     try:
         manifest = p.root / "MLproject"
-        stored = state.get_document(memo_key(manifest), os.stat(manifest))
+        stored = state.get_document(memo_key(("MLproject",)), os.stat(manifest))
     finally:
         state.close()
     assert stored is not None
@@ -156,9 +156,9 @@ def test_project_memo_is_used_when_unchanged_and_dropped_when_an_input_changes(
     resolved: list[Path] = []
     real = pipeline.load.project._read_project
 
-    def counting(manifest: Path, memo: object) -> object:
-        resolved.append(manifest)
-        return real(manifest, memo)  # type: ignore[arg-type]
+    def counting(root: Path, manifests: tuple[str, ...], memo: object) -> object:
+        resolved.append(root / manifests[0])
+        return real(root, manifests, memo)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline.load.project, "_read_project", counting)
     assert project.plan().stale == []
