@@ -141,8 +141,11 @@ def _current(project: Project, file: str, key: str) -> Any:
         )
     params = load_params_file(project.root, file)
     if params is None:
+        other = _holding(project, file, key)
+        hint = f"it is in {other}: write --param {other}:{key}=VALUE" if other else None
         raise UsageError(
-            f"--param {file}:{key}: {file} does not exist", "name a params file of the project"
+            f"--param {file}:{key}: {file} does not exist",
+            hint or "name a params file of the project",
         )
     try:
         return lookup(params.data, key)
@@ -152,7 +155,24 @@ def _current(project: Project, file: str, key: str) -> Any:
         hint = suggest_name(key, known, "known: " + ", ".join(known[:12]) or "none")
         if key in known:  # a key with a dot in its own name
             hint = f"a key whose name contains a dot is written in brackets: [{key}]"
+        other = _holding(project, file, key)
+        if other is not None:  # e.g. a subfolder pipeline's own params.yaml
+            hint = f"it is in {other}: write --param {other}:{key}=VALUE"
         raise UsageError(f"unknown param {prefix}{key} (not in {file})", hint) from None
+
+
+def _holding(project: Project, file: str, key: str) -> str | None:
+    """Another params file of the project (one its stages read) that has `key`, if any."""
+    files = {f for stage in project.stages.values() for f in stage.params}
+    for other in sorted(files | set(project.params_files)):
+        params = load_params_file(project.root, other) if other != file else None
+        try:
+            if params is not None:
+                lookup(params.data, key)
+                return other
+        except KeyError:
+            continue
+    return None
 
 
 def _typed(name: str, value: Any, current: Any, declared: dict[str, Any] | None) -> Any:

@@ -137,3 +137,18 @@ def test_a_path_leaving_the_repository_is_refused(repo: Project) -> None:
     )
     assert first.endswith("path 'pipelines/bad/../../../outside.txt' is outside the project root")
     assert not (repo.root.parent / EXECUTIONS).exists()  # nothing ran
+
+
+def test_a_param_of_a_subfolder_pipeline_is_pointed_to_by_its_file(repo: Project) -> None:
+    repo.write("pipelines/train/params.yaml", "lr: 0.1\n")
+    repo.write(
+        "pipelines/train/dvc.yaml", TRAIN.replace("> model.txt", "> model.txt && echo ${lr}")
+    )
+    repo.commit()
+    assert run(repo, "", "repro").returncode == 0
+    repo.commit()
+    done = run(repo, "pipelines/train", "run", "--param", "lr=0.5")
+    assert done.returncode == 2
+    assert "write --param pipelines/train/params.yaml:lr=VALUE" in done.stderr
+    done = run(repo, "pipelines/train", "run", "--param", "pipelines/train/params.yaml:lr=0.5")
+    assert done.returncode == 0, done.stderr
