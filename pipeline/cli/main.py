@@ -141,7 +141,11 @@ def _handle(exc: Exception, verbose: bool) -> NoReturn:
 
     # A full, read-only or failing disk is the user's to fix; a write that names no file is
     # placed by the directory the command ran in (`-C` changed into it).
-    refused = disk_error(exc, below=os.getcwd())
+    try:
+        here: str | None = os.getcwd()
+    except OSError:  # the directory itself was removed
+        here = None
+    refused = disk_error(exc, below=here)
     if refused is not None:
         fail(refused.message, refused.hint, refused.exit_code)
     fail(

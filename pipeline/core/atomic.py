@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from pipeline.core.syserrors import naming
+
 
 @functools.cache
 def _umask() -> int:
@@ -29,18 +31,14 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
     temp file, leaves `path` as it was, and raises an `OSError` naming `path`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with naming(path):  # a failed write names no file: say which one it was
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _naming(exc, path) from exc
-    try:
-        _fill(fd, text.encode("utf-8"), durable)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a failed write names no file
-            raise _naming(exc, path) from exc
-        raise
+        try:
+            _fill(fd, text.encode("utf-8"), durable)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _fill(fd: int, data: bytes, durable: bool) -> None:
@@ -54,8 +52,3 @@ def _fill(fd: int, data: bytes, durable: bool) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _naming(exc: OSError, path: Path) -> OSError:
-    """`exc` about `path` (same errno, so the same OSError subclass)."""
-    return OSError(exc.errno, exc.strerror, os.fspath(path))

@@ -138,6 +138,7 @@ class Hasher:
         """Drop memoised results that a write to `relpath` may have changed."""
         with self._lock:
             stale = {p for p in self._known if is_within(p, relpath)} | set(ancestors(relpath))
+            stale |= {p for p in self._outside if is_within(p, relpath)}  # links met in walks
             for path in stale:
                 self._known.pop(path, None)
                 self._trees.pop(path, None)

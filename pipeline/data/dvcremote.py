@@ -70,6 +70,7 @@ def pull_pointers(session: Session, wanted: list[DvcPath], settings: RemoteSetti
     remote = Remote(settings, root)
     brought = []
     for pointer in wanted:
+        session.hasher.bounds.path(pointer.path, follow=False)  # a cloned repo's links: refused
         if _bring(remote, root, pointer, report):
             brought.append(str(root / pointer.path))
     if brought:

@@ -72,11 +72,12 @@ def collect(
     report.runs_dropped, needed = drop_runs(state_dir, store, drop or RunDrop(), dry=dry)
     keep |= needed
     fresh = fresh_objects(store, live.since) - keep
-    report.runs_removed = _prune_runs(RunCache(store), keep | fresh, dry)
+    report.kept_for_live = len(fresh)
+    keep |= fresh
+    report.runs_removed = _prune_runs(RunCache(store), keep, dry)  # adds the kept entries' logs
     if not dry:
         _clear_stale_temps(store)
-    report.kept_for_live = len(fresh)
-    _free(store, keep | fresh, report, dry)
+    _free(store, keep, report, dry)
     return report
 
 

@@ -23,7 +23,7 @@ from pipeline.data.checkout import CheckoutReport, checkout, wanted
 from pipeline.data.dvcremote import dvc_remote, pull_pointers, stale_pointers
 from pipeline.data.history import locks_in
 from pipeline.data.options import SyncOptions
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UsageError
 from pipeline.load.dvcfiles import read_pointers
 from pipeline.plan.options import PlanOptions
 from pipeline.plan.selection import select
@@ -297,7 +297,12 @@ def _pull_dvc(session: Session, options: SyncOptions) -> SyncReport | None:
     if not wanted:
         return None
     name = options.remote if options.remote and not session.config.remotes else None
-    settings = dvc_remote(session.project.root, name)
+    try:
+        settings = dvc_remote(session.project.root, name)
+    except UsageError:
+        if session.config.remotes:  # no DVC remote: the project's own remotes may hold it
+            return None
+        raise
     report = SyncReport(f"{settings.name} (dvc)", settings.url)
     report.objects = pull_pointers(session, wanted, settings)
     report.paths = {p.md5: p.path for p in wanted}

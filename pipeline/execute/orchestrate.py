@@ -65,7 +65,8 @@ def execute(
     cache = StageCache(session.store, run_cache, session.hasher, session.config)
     state_dir = how.store_dir or session.project.state_dir
     kill_leftovers(state_dir)  # no stage of a killed run may still be writing
-    recorder = _recorder(state_dir, session, how.record)
+    quiet = how.record is not None and how.record.kind == "repro" and not plan.stale
+    recorder = _recorder(state_dir, session, None if quiet else how.record)  # see `_no_op`
     rows = StageRows(session.project, session.store, session.run_cache)
     recorded: set[str] = set()
 

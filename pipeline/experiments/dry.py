@@ -8,14 +8,13 @@ no run is recorded, and the user's files are never written.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from pipeline.data.checkout import checkout
 from pipeline.experiments.isolate import (
+    isolated_session,
     make_workspace,
     remove_workspace,
-    with_outside_specs,
     workspace_dir,
 )
 from pipeline.experiments.options import RunOptions
@@ -51,11 +50,7 @@ def _plan_point(session: Session, point: Point, options: RunOptions) -> PointPla
         try:
             make_workspace(session.project, session.lock, name)
             apply(root, point.overrides)
-            manifest = root / session.project.manifest.relative_to(session.project.root)
-            with open_session(manifest) as opened:
-                isolated = dataclasses.replace(
-                    opened, project=with_outside_specs(opened.project, session.project)
-                )
+            with isolated_session(session, root) as isolated:
                 checkout(isolated, ())  # as a run starts: the lock's outputs in place
                 return PointPlan(point, make_plan(isolated, options))
         finally:

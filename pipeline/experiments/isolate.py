@@ -9,6 +9,7 @@ computes lands in the one cache (and run-cache) every later run and `checkout RU
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,7 +19,9 @@ from pathlib import Path
 from pipeline.core.config import FILES as CONFIG_FILES
 from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME, Lock
+from pipeline.errors import DataError
 from pipeline.load.project import STATE_DIR, Project
+from pipeline.plan.session import Session, open_session
 from pipeline.runs.workspaces import runs_dir
 
 
@@ -137,3 +140,15 @@ def with_outside_specs(isolated: Project, original: Project) -> Project:
 
 def remove_workspace(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def isolated_session(session: Session, root: Path) -> Iterator[Session]:
+    """The session of the workspace `make_workspace` made at `root`, with env specs outside the
+    project where the original has them. It is refused unless it really is that workspace's:
+    whatever runs there must never run in the user's project."""
+    manifest = root / session.project.manifest.relative_to(session.project.root)
+    with open_session(manifest) as opened:
+        if opened.project.root.resolve() != root.resolve():
+            raise DataError(f"the isolated workspace {root} holds no copy of the manifest")
+        yield replace(opened, project=with_outside_specs(opened.project, session.project))

@@ -22,7 +22,7 @@ from pipeline.core.lockfile import LOCK_NAME, LockWriter
 from pipeline.core.options import values_of
 from pipeline.core.waiting import wait_all
 from pipeline.data.checkout import checkout
-from pipeline.errors import DataError, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.execute.command import ProcessTracker
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.orchestrate import Execution, execute
@@ -34,9 +34,9 @@ from pipeline.execute.scheduler import (
     RunResult,
 )
 from pipeline.experiments.isolate import (
+    isolated_session,
     make_workspace,
     remove_workspace,
-    with_outside_specs,
     workspace_dir,
 )
 from pipeline.experiments.options import RunOptions
@@ -184,13 +184,7 @@ def _run_isolated(
     try:
         make_workspace(session.project, session.lock, run_id)
         changed = apply(root, point.overrides)
-        manifest = root / session.project.manifest.relative_to(session.project.root)
-        with open_session(manifest) as opened:
-            if opened.project.root.resolve() != root.resolve():  # never run anywhere else
-                raise DataError(f"the isolated workspace {root} holds no copy of the manifest")
-            isolated = dataclasses.replace(
-                opened, project=with_outside_specs(opened.project, session.project)
-            )
+        with isolated_session(session, root) as isolated:
             checkout(isolated, ())
             plan = make_plan(isolated, options)
             name = point.name if options.name is None else _named(options.name, point)

@@ -33,16 +33,16 @@ from pipeline.errors import DataError, PipelineError
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.scheduler import Events, Executor, Outcome, QuietEvents
 from pipeline.experiments.isolate import (
+    isolated_session,
     make_workspace,
     remove_workspace,
-    with_outside_specs,
     workspace_dir,
 )
 from pipeline.load.project import STATE_DIR
 from pipeline.plan.decisions import make_plan
 from pipeline.plan.options import PlanOptions
 from pipeline.plan.selection import select
-from pipeline.plan.session import Session, open_session
+from pipeline.plan.session import Session
 from pipeline.runs.record import new_run_id
 from pipeline.runs.workspaces import leased
 from pipeline.store.restore import Restorer
@@ -146,12 +146,8 @@ def _workspace(session: Session) -> Iterator[Session]:
         try:
             make_workspace(project, session.lock, run_id)
             _unshare_tree(root)
-            with open_session(root / project.manifest.relative_to(project.root)) as opened:
-                if opened.project.root.resolve() != root.resolve():  # never run anywhere else
-                    raise DataError(f"the isolated workspace {root} holds no copy of the manifest")
-                yield dataclasses.replace(
-                    opened, project=with_outside_specs(opened.project, project)
-                )
+            with isolated_session(session, root) as isolated:
+                yield isolated
         finally:
             remove_workspace(root)
 

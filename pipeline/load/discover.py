@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 from pipeline.core.git import git
+from pipeline.core.lockfile import LOCK_NAME  # at the root: a project that ran keeps it
 from pipeline.core.statmemo import RACY_MARGIN_NS
 from pipeline.core.yamlio import DocumentMemo
 from pipeline.errors import UsageError
 
 MANIFEST_NAMES = ("MLproject", "dvc.yaml")
-LOCK_NAME = "pipeline.lock"  # written at the root: a project that ran keeps its root
 _WALK_KEY = "manifests:walk"  # the memo's row for the last walk (no file has this name)
 _SKIPPED = frozenset({"__pycache__", "node_modules"})
 
@@ -90,9 +90,19 @@ def list_manifests(root: Path, memo: DocumentMemo | None = None) -> tuple[str, .
     by_dir: dict[str, str] = {}
     for relpath in sorted(found, key=_manifest_order):
         folder = os.path.dirname(relpath)
-        if folder not in by_dir and (root / relpath).is_file():
+        if folder not in by_dir and (root / relpath).is_file() and not _nested(root, folder):
             by_dir[folder] = relpath
     return tuple(sorted(by_dir.values(), key=lambda p: (p.count("/"), p)))
+
+
+def _nested(root: Path, folder: str) -> bool:
+    """True if `folder` lies in a project of its own below `root` (as `find_root` marks one)."""
+    parts = folder.split("/") if folder else []
+    for depth in range(1, len(parts) + 1):
+        below = root.joinpath(*parts[:depth])
+        if (below / ".dvc").is_dir() or (below / LOCK_NAME).is_file():
+            return True
+    return False
 
 
 def _manifest_order(relpath: str) -> tuple[str, int]:

@@ -65,7 +65,8 @@ def _dvc_files(root: Path) -> list[Path]:
         return []  # not a DVC repository: nothing to look for (one stat per status)
     listed = git(root, "ls-files", "-co", "--exclude-standard", "-z", "--", "*.dvc", timeout=30)
     if listed is not None:
-        return [root / name for name in sorted(listed.split("\0")) if name]
+        names = sorted(n for n in listed.split("\0") if n)
+        return [root / n for n in names if (root / n).is_file()]  # git lists a deleted file
     found = []
     for parent, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP)

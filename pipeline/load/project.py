@@ -23,7 +23,6 @@ from pipeline.load.discover import (
     MANIFEST_NAMES,
     find_root,
     list_manifests,
-    manifest_in,
     nearest_manifest,
 )
 from pipeline.load.environments import EnvDecl
@@ -48,7 +47,6 @@ __all__ = [
     "Out",
     "Project",
     "Stage",
-    "find_manifest",
     "load_project",
     "project_root",
 ]
@@ -90,21 +88,6 @@ class Project:
     def metrics_files(self) -> tuple[str, ...]:
         """The top-level `metrics:` files (stage metrics are outs of kind `metrics`)."""
         return self.declared.metrics
-
-
-def find_manifest(start: Path) -> Path:
-    """The manifest in `start` or its nearest parent that has one (MLproject before dvc.yaml)."""
-    start = start.resolve()
-    if start.is_file():
-        return start
-    for directory in (start, *start.parents):
-        found = manifest_in(directory)
-        if found is not None:
-            return found
-    raise UsageError(
-        f"no MLproject or dvc.yaml found in {start} or any parent directory",
-        "create one (see MLproject.example), or point at a project with `pipeline -C DIR`",
-    )
 
 
 def project_root(start: Path | str = ".") -> Path:

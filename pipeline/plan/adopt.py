@@ -23,6 +23,7 @@ from pipeline.env.resolve import ResolvedEnv
 from pipeline.errors import PipelineError
 from pipeline.load.dvclock import DvcPath, DvcStage, read_dvc_lock, under
 from pipeline.load.dvcmd5 import path_md5
+from pipeline.load.params import flatten_all
 from pipeline.load.project import Project
 from pipeline.plan.session import Session
 
@@ -51,6 +52,8 @@ class Adoption:
 
     def entry(self, stage: Stage, env: str | None) -> LockEntry | None:
         """The lock entry `stage` would have had if it ran here; None unless adoptable."""
+        if stage.frozen or stage.missing_params:
+            return None  # never adopted: no md5 of its data is worth reading
         recorded = self._recorded(stage.name)
         if recorded is None or not _same_definition(stage, recorded):
             return None
@@ -92,7 +95,8 @@ def _same_definition(stage: Stage, recorded: DvcStage) -> bool:
 
 
 def _params(wdir: str, params: Mapping[str, Mapping[str, Any]]) -> dict[str | None, bytes]:
-    return {under(wdir, f): canonical_json(dict(v)) for f, v in params.items() if v}
+    """By file, the leaves (`train.lr`): dvc.lock nests a section (`params: [train]`)."""
+    return {under(wdir, f): canonical_json(flatten_all(dict(v))) for f, v in params.items() if v}
 
 
 def _entry(stage: Stage, hasher: Hasher, env: str | None) -> LockEntry | None:

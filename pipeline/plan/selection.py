@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.core.paths import is_within
 from pipeline.errors import UsageError
 from pipeline.load.project import Project
 
@@ -63,13 +64,9 @@ def _in_scope(project: Project) -> set[str]:
     inside = {
         name
         for name, manifest in project.origins.items()
-        if _under(posixpath.dirname(manifest) or ".", project.scope)
+        if is_within(posixpath.dirname(manifest) or ".", project.scope)
     }
     return inside or set(project.stages)
-
-
-def _under(folder: str, scope: str) -> bool:
-    return folder == scope or folder.startswith(scope + "/")
 
 
 def target_stages(project: Project, target: str) -> set[str]:

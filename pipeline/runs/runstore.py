@@ -36,6 +36,7 @@ from pipeline.core.syserrors import disk_error
 from pipeline.errors import AmbiguousRun, DataError, UsageError
 from pipeline.runs import schema
 from pipeline.runs.ingest import ingest_journals
+from pipeline.runs.liveness import pid_exists
 from pipeline.runs.model import (
     STORED_COLUMNS,
     Artifact,
@@ -541,13 +542,7 @@ def _alive(run: RunRow) -> bool:
     """Whether a `running` run's process still exists (other hosts: assume it does)."""
     if run.host != socket.gethostname() or run.pid is None:
         return True
-    try:
-        os.kill(run.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_exists(run.pid)
 
 
 def _stage_row(m: Mapping[Any, Any], files: Sequence[Any]) -> StageRow:

@@ -280,7 +280,7 @@ def store_output(
         store.put_file(path, info.hash, _for_file(path, strategies))
         return
     entries = hasher.tree(relpath)
-    missing = [e for e in entries if not store.has(e.hash)]
+    missing = list({e.hash: e for e in entries if not store.has(e.hash)}.values())
 
     def put(entry: FileEntry) -> None:
         store.put_file(entry.abspath, entry.hash, _for_file(entry.abspath, strategies))

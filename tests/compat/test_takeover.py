@@ -275,3 +275,25 @@ def test_a_repository_dvc_ran_moves_over_with_its_data(project: Project, dvc_bin
     pulled = project.cli("pull")
     assert pulled.returncode == 0, pulled.stderr
     assert (project.root / "data/extra.bin").read_bytes() == extra
+
+
+def test_a_stage_tracking_a_whole_params_section_is_adopted(project: Project) -> None:
+    """dvc.lock nests a section (`params: [train]`) that the stage holds as leaves."""
+    _dvc_ran(project)
+    project.write("params.yaml", "train: {lr: 0.1}\n")
+    text = (project.root / "dvc.yaml").read_text().replace("params: [lr]", "params: [train]")
+    dvc_yaml(project, text)
+    lock = yaml.safe_load(project.read("dvc.lock"))
+    lock["stages"]["train"]["params"] = {"params.yaml": {"train": {"lr": 0.1}}}
+    project.write("dvc.lock", yaml.safe_dump(lock))
+    assert set(project.plan().adopted) == {"prepare", "train"}
+
+
+def test_a_deleted_dvc_file_git_still_lists_is_ignored(project: Project) -> None:
+    _dvc_ran(project)
+    project.write(".dvc/config", "")
+    project.write("data.txt.dvc", "outs:\n- md5: " + _md5(b"d\n") + "\n  path: data.txt\n")
+    project.commit()
+    (project.root / "data.txt.dvc").unlink()  # as `rm`, not `git rm`
+    done = project.cli("status")
+    assert done.returncode == 0, done.stderr

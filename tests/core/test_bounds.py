@@ -104,3 +104,19 @@ def test_links_deeper_in_the_state_directory_are_refused(
     os.symlink(tmp_path / "outside", state / inner)
     with pytest.raises(OutsideProject, match=inner):
         check_state_dir(tree, state)
+
+
+def test_a_link_replaced_by_a_file_is_no_longer_refused_after_forget(tmp_path: Path) -> None:
+    from pipeline.core.hashing import Hasher
+
+    root, outside = tmp_path / "root", tmp_path / "outside.txt"
+    (root / "out").mkdir(parents=True)
+    outside.write_text("x")
+    os.symlink(outside, root / "out" / "link")
+    hasher = Hasher(root, None)
+    with pytest.raises(OutsideProject):
+        hasher.check_inside("out")
+    (root / "out" / "link").unlink()
+    (root / "out" / "link").write_text("mine")  # a stage now writes a plain file there
+    hasher.forget("out")
+    hasher.check_inside("out")

@@ -16,6 +16,7 @@ from pipeline import api
 from pipeline.api import ReproOptions, gc, repro
 from pipeline.core.lockfile import LOCK_NAME
 from pipeline.errors import UsageError
+from pipeline.store.runcache import RunCache
 from tests.conftest import Project
 from tests.experiments.support import PARAMS_TEXT, _run_files, run
 from tests.store.support import _one_stage, lock_hash, store_of
@@ -214,3 +215,14 @@ def _age(project: Project, run_id: str, *, days: float) -> None:
             "UPDATE runs SET started_at = started_at - ? WHERE id = ?", (days * 86400, run_id)
         )
     db.close()
+
+
+def test_run_cache_entries_gc_keeps_keep_their_logs(p: Project) -> None:
+    """A run-cache entry gc keeps still restores with its log, after its run was dropped."""
+    repro(ReproOptions(root=p.root))
+    p.commit()
+    gc(p.root, runs_older_than=0.0)  # every recorded run dropped: only the locks keep objects
+    kept = [entry for _, entry in RunCache(store_of(p)).all_entries() if entry is not None]
+    assert kept
+    for entry in kept:
+        assert entry.log is None or store_of(p).has(entry.log), "gc freed a kept entry's log"

@@ -275,3 +275,13 @@ def test_without_git_the_walk_is_recalled_until_a_folder_changes(
         assert len(walks) == 2
     finally:
         state.close()
+
+
+def test_a_folder_that_is_a_project_of_its_own_is_not_loaded_into_its_parent(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "dvc.yaml").write_text("stages:\n  a:\n    cmd: echo a\n")
+    (tmp_path / "sub" / ".dvc").mkdir(parents=True)
+    (tmp_path / "sub" / "dvc.yaml").write_text("stages:\n  b:\n    cmd: echo b\n")
+    assert list(load_project(tmp_path).stages) == ["a"]
+    assert list(load_project(tmp_path / "sub").stages) == ["b"]
