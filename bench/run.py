@@ -36,8 +36,10 @@ try:
     import envbench
     import gen_grid  # `python bench/run.py` puts bench/ on sys.path
     import runsbench
+    import serve as servebench
 except ModuleNotFoundError:  # imported as `bench.run` from the repository root
     from bench import envbench, gen_grid, runsbench  # type: ignore[no-redef]
+    from bench import serve as servebench  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[1]
 GIB = 1 << 30  # throughput is reported in GB/s with 1 GB = 2**30 bytes (the stricter reading)
@@ -1048,6 +1050,68 @@ def bench_compare(ctx: Context, res: Result) -> None:
         f" {STORE_RUNS} (the rest are sweep rows), 5 params, {len(metrics)} metrics, text table;"
         f" default `compare` (latest 20): {default:.3f} s"
     )
+
+
+# --- serving (issue 15): pipeline serve against mlflow models serve ------------------------------
+
+SERVE_ROUNDS_MIN = 3
+_SERVE_REPORTS: dict[int, Any] = {}
+
+
+def serve_report(ctx: Context) -> Any:
+    """One `bench/serve.py` measurement per run, shared by the four `serve_*` benchmarks."""
+    key = id(ctx)
+    if key not in _SERVE_REPORTS:
+        try:
+            _SERVE_REPORTS[key] = servebench.measure(
+                ctx.workdir / "serve", rounds=max(ctx.repeat, SERVE_ROUNDS_MIN), log=log
+            )
+        except servebench.Unavailable as exc:
+            raise Unavailable(str(exc)) from exc
+    return _SERVE_REPORTS[key]
+
+
+def serve_result(ctx: Context, res: Result, key: str, note: str) -> None:
+    """`res` from the shared report: pipeline's rounds, MLflow's as the baseline."""
+    report = serve_report(ctx)
+    res.samples = report.series("ours", key)
+    res.baseline_samples = report.series("mlflow", key)
+    res.note = f"{note}; {report.clients} clients for throughput; " + "; ".join(report.notes)
+
+
+@register("serve_latency_p50", "ms", 2.0, "mlflow models serve")
+def bench_serve_p50(ctx: Context, res: Result) -> None:
+    """Single-row /invocations latency, one keep-alive client, p50 of each round."""
+    serve_result(ctx, res, "p50_ms", f"{servebench.REQUESTS} sequential requests per round")
+
+
+@register("serve_latency_p99", "ms", 10.0, "mlflow models serve")
+def bench_serve_p99(ctx: Context, res: Result) -> None:
+    """The same requests' p99."""
+    serve_result(ctx, res, "p99_ms", f"{servebench.REQUESTS} sequential requests per round")
+
+
+@register("serve_throughput_vs_mlflow", "x", 2.0, "1.0 = MLflow's req/s", higher_is_better=True)
+def bench_serve_throughput(ctx: Context, res: Result) -> None:
+    """Requests per second with N concurrent keep-alive clients, over MLflow's in the round."""
+    report = serve_report(ctx)
+    ours, theirs = (
+        report.series("ours", "throughput_rps"),
+        report.series("mlflow", "throughput_rps"),
+    )
+    res.samples = [a / b for a, b in zip(ours, theirs, strict=True)]
+    res.baseline_samples = [1.0] * len(res.samples)
+    res.extra = {"pipeline_rps": ours, "mlflow_rps": theirs}
+    res.note = (
+        f"pipeline {statistics.median(ours):.0f} req/s, MLflow {statistics.median(theirs):.0f}"
+        f" req/s; {report.clients} clients share {report.requests} requests per round"
+    )
+
+
+@register("serve_cold_start", "s", 1.5, "mlflow models serve")
+def bench_serve_cold(ctx: Context, res: Result) -> None:
+    """From starting the server (env already built) to its first prediction."""
+    serve_result(ctx, res, "cold_start_s", "command start to first /invocations answer")
 
 
 # --- reporting ----------------------------------------------------------------------------------

@@ -41,11 +41,15 @@ if TYPE_CHECKING:
     from pipeline.experiments.options import RunOptions
     from pipeline.experiments.run import EventsFor, Experiment
     from pipeline.experiments.verify import StageCheck, VerifyReport
+    from pipeline.plots import Chart, Revision
     from pipeline.runs.compare import Table
     from pipeline.runs.diff import Change, Values, Workspace
-    from pipeline.runs.lineage import Node
+    from pipeline.runs.gittags import TagPlan
+    from pipeline.runs.lineage import ModelLineage, Node
     from pipeline.runs.logs import StageLog
+    from pipeline.runs.registry import Event, ModelSummary, Version
     from pipeline.runs.runstore import RunDetail, RunRow, RunStore
+    from pipeline.serve.refs import ModelRef
     from pipeline.store.transfer import Meter
 
 
@@ -205,7 +209,9 @@ def is_run(root: Path | str, ref: str) -> bool:
     with open_session(root) as session:
         if ref in session.project.stages or (Path.cwd() / ref).exists():
             return False
-        if not (session.project.state_dir / "runs.db").exists():
+        from pipeline.runs.runstore import has_store
+
+        if not has_store(session.project.state_dir):
             return False
     try:
         with _run_store(root) as store:
@@ -508,12 +514,12 @@ def default_entry(root: Path | str = ".") -> str | None:
 @contextlib.contextmanager
 def _run_store(root: Path | str) -> Iterator[RunStore]:
     from pipeline.runs.journal import pending
-    from pipeline.runs.runstore import DB_NAME, RunStore
+    from pipeline.runs.runstore import RunStore, has_store
 
     state_dir = project_root(root) / STATE_DIR
     # Reading never creates files (without a store, an empty one in memory answers), unless
     # a killed run's journal must be stored first.
-    exists = (state_dir / DB_NAME).is_file() or pending(state_dir)
+    exists = has_store(state_dir) or pending(state_dir)
     store = RunStore.for_project(state_dir) if exists else RunStore("sqlite://")
     try:
         yield store
@@ -669,3 +675,223 @@ def _project_path(session: Session, path: str) -> str:
             f"{path} is outside the project at {session.project.root}",
             "give a path inside the project",
         ) from None
+
+
+def model_lineage(root: Path | str, ref: str) -> ModelLineage:
+    """`lineage models:/NAME@ALIAS` (or `/N`, `/latest`, `runs:/RUN/PATH`): the run and stage
+    that wrote the package, with commit, params, metrics, env and inputs back to raw data."""
+    from pipeline.runs import modeluri
+    from pipeline.runs.lineage import package_lineage
+    from pipeline.runs.registry import Registry
+
+    uri = modeluri.parse(ref)
+    with _run_store(root) as store:
+        if isinstance(uri, modeluri.ModelUri):
+            found = Registry(store).show(uri.name, uri.spec)
+            where, version = (found.path, found.hash), (found.name, found.version)
+        else:
+            detail = store.detail(uri.run)
+            outs = [o for s in detail.stages for o in s.outs]
+            out = next(
+                (o for o in outs if o.path == uri.path or uri.path.startswith(o.path + "/")), None
+            )
+            if out is None:
+                raise UsageError(
+                    f"run {detail.run.id} wrote no {uri.path}", "see `pipeline runs show RUN`"
+                )
+            where, version = (out.path, out.hash), None
+        return package_lineage(store, ref, where[0], where[1], version)
+
+
+# --- the model registry ---------------------------------------------------------------------
+
+
+def resolve_model(root: Path | str, ref: str) -> ModelRef:
+    """A MODEL reference (package dir, `runs:/`, `models:/`, declared artifact) as a local
+    package directory, materialised read-only from the cache when the workspace lacks it."""
+    from pipeline.serve.refs import resolve_model as resolve
+
+    return resolve(root, ref)
+
+
+def registry_add(
+    root: Path | str, name: str, model: str | None = None, *, message: str | None = None
+) -> tuple[Version, bool]:
+    """Register MODEL (default: the artifact declared as `name`) as the next version of
+    `name`; (the version, whether it is new). The package goes into the cache if it is not
+    there; the run and stage that produced it are recorded when one did."""
+    from pipeline.runs.registry import Registry, check_name
+    from pipeline.serve.refs import artifact, resolve, store_package
+
+    check_name(name)
+    with open_session(root) as session:
+        if model is None and artifact(session, name) is None:
+            names = [a.name for a in session.project.declared.artifacts]
+            raise UsageError(
+                f"no MODEL given and no artifact is declared as {name!r}",
+                "give MODEL: a package dir, runs:/RUN/PATH or models:/NAME/N"
+                + (f"; declared artifacts: {', '.join(names)}" if names else ""),
+            )
+        ref = resolve(session, model or name)
+        if ref.path is not None and (session.project.root / ref.path) == ref.dir:
+            store_package(session, ref)
+        assert ref.hash is not None
+        with _store_for_writing(root) as store:
+            found = store.producer(ref.hash, ref.path) if ref.path else None
+            run_id, stage = (found[0].id, found[1].stage) if found else (ref.run_id, None)
+            return Registry(store).add(
+                name, ref.hash, path=ref.path, run_id=run_id, stage=stage, message=message
+            )
+
+
+def registry_list(root: Path | str = ".") -> list[ModelSummary]:
+    """Every registered model: versions, latest, aliases, tags."""
+    from pipeline.runs.registry import Registry
+
+    with _run_store(root) as store:
+        return Registry(store).names()
+
+
+def registry_versions(root: Path | str, name: str) -> list[Version]:
+    """Every version of `name`, newest first."""
+    from pipeline.runs.registry import Registry
+
+    with _run_store(root) as store:
+        return Registry(store).versions(name)
+
+
+def registry_show(root: Path | str, name: str, version: int | str | None = None) -> Version:
+    """One version of `name`: a number, an alias or `latest` (None: the latest)."""
+    from pipeline.runs.registry import Registry
+
+    with _run_store(root) as store:
+        return Registry(store).show(name, version)
+
+
+def registry_alias(
+    root: Path | str, name: str, alias: str, version: int, *, message: str | None = None
+) -> Event:
+    """Point `alias` of `name` at `version` (recorded in the history with `message`)."""
+    from pipeline.runs.registry import Registry
+
+    with _store_for_writing(root) as store:
+        return Registry(store).alias(name, alias, version, message)
+
+
+def registry_unalias(
+    root: Path | str, name: str, alias: str, *, message: str | None = None
+) -> Event:
+    """Remove `alias` from `name`."""
+    from pipeline.runs.registry import Registry
+
+    with _store_for_writing(root) as store:
+        return Registry(store).unalias(name, alias, message)
+
+
+def registry_tag(
+    root: Path | str,
+    name: str,
+    version: int | None,
+    key: str,
+    value: str | None,
+    *,
+    message: str | None = None,
+) -> Event:
+    """Set tag `key` of a version of `name` (None: of the model); `value` None removes it."""
+    from pipeline.runs.registry import Registry
+
+    with _store_for_writing(root) as store:
+        registry = Registry(store)
+        if value is None:
+            return registry.untag(name, version, key, message)
+        return registry.tag(name, version, key, value, message)
+
+
+def registry_history(root: Path | str, name: str | None = None) -> list[Event]:
+    """Every change of `name` (None: of every model), oldest first."""
+    from pipeline.runs.registry import Registry
+
+    with _run_store(root) as store:
+        return Registry(store).history(name)
+
+
+def registry_export_tags(root: Path | str = ".", *, dry: bool = False) -> TagPlan:
+    """GTO-style annotated git tags from the registry's history (existing tags are kept)."""
+    from pipeline.runs.gittags import export_tags
+
+    with _run_store(root) as store:
+        return export_tags(project_root(root), store, dry=dry)
+
+
+@contextlib.contextmanager
+def _store_for_writing(root: Path | str) -> Iterator[RunStore]:
+    from pipeline.runs.runstore import RunStore
+
+    store = RunStore.for_project(project_root(root) / STATE_DIR)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+WORKSPACE = "workspace"
+
+
+def plots_charts(
+    root: Path | str, targets: Sequence[str] = (), refs: Sequence[str] = (WORKSPACE,)
+) -> tuple[Path, list[Chart]]:
+    """`plots show`/`plots diff`: the charts of `targets` at each REF (the project's root too).
+
+    A REF is `workspace`, a recorded run (its outputs from the cache) or a git revision. The
+    metrics a run's code logged are drawn too, one chart per key with a line per run; for
+    the workspace, those of the latest run.
+    """
+    from pipeline import plots
+    from pipeline.runs.tracking import reading
+
+    with open_session(root) as session, reading(root) as store:
+        revisions = [_plot_revision(session, store, ref) for ref in refs]
+        charts = plots.collect(session.project, revisions, targets)
+        charts += _logged_charts(store, refs, targets)
+        return session.project.root, charts
+
+
+def _plot_revision(session: Session, store: RunStore, ref: str) -> Revision:
+    """`workspace`, else a recorded run's outputs from the cache, else a git revision."""
+    from pipeline import plots
+
+    if ref == WORKSPACE:
+        return plots.workspace_revision(session.project.root)
+    try:
+        run = store.find(ref)
+    except AmbiguousRun:
+        raise
+    except UsageError:
+        return plots.git_revision(session.project.root, ref)
+    outs = {a.path: a.hash for s in store.detail(run.id).stages for a in s.outs}
+    return plots.cached_revision(run.name or run.id, outs, session.store.path)
+
+
+def _logged_charts(store: RunStore, refs: Sequence[str], targets: Sequence[str]) -> list[Chart]:
+    """A chart per logged metric key, with a line per run (and stage) that logged it."""
+    from pipeline import plots
+    from pipeline.runs.tracking import history
+
+    series: dict[str, list[plots.Series]] = {}
+    for label, run_id in _logged_runs(store, refs):
+        for found in history(store, run_id, targets):
+            rows = [{"step": step, found.key: value} for step, _, value in found.points]
+            rev = label if found.stage in ("", "script") else f"{label} ({found.stage})"
+            series.setdefault(found.key, []).append(plots.Series(rev, found.key, rows))
+    return [plots.chart(plots.logged_plot(key), lines) for key, lines in sorted(series.items())]
+
+
+def _logged_runs(store: RunStore, refs: Sequence[str]) -> list[tuple[str, str]]:
+    """(label, run id) of each REF that is a run; the latest run stands for the workspace."""
+    found = []
+    for ref in refs:
+        name = "latest" if ref == WORKSPACE else ref
+        with contextlib.suppress(UsageError):  # a git revision, or no run at all: no logged values
+            run = store.find(name)
+            found.append((run.name or run.id, run.id))
+    return found

@@ -57,6 +57,11 @@ class EnvironmentSetupError(PipelineError):
     exit_code = 3
 
 
+class ModelError(PipelineError):
+    """A model cannot be saved, loaded or served as asked: pickle without trust, untrusted
+    skops types, a package without `MLmodel`, input that does not fit its signature."""
+
+
 class DataError(PipelineError):
     """Missing or corrupt data, cache or remote objects, an unreadable lock file."""
 

@@ -32,6 +32,10 @@ settings.register_profile(
 )
 settings.load_profile("pipeline")
 
+# A developer's shared run store must never receive the suite's runs: the PostgreSQL tests set
+# their own URL per test (tests/pg.py).
+os.environ.pop("PIPELINE_RUNS_URL", None)
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
     "GIT_AUTHOR_EMAIL": "author@example.com",

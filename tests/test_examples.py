@@ -138,13 +138,15 @@ def test_quickstart_example_is_a_valid_project() -> None:
     assert list(project.stages) == ["prepare", "train", "evaluate"]
     train = project.stages["train"]
     assert train.deps == ("data/prepared", "src/train.py")
-    assert train.out_paths == ("models/model.pkl",)
+    assert train.out_paths == ("models/model",)
     assert train.params == {
         "params.yaml": {"train.max_depth": 5, "train.n_estimators": 100, "train.seed": 0}
     }
     assert [(o.path, o.kind) for o in project.stages["evaluate"].outs] == [
         ("metrics/scores.json", "metrics")
     ]
+    [wine] = project.declared.artifacts  # what `pipeline serve wine` and the registry name
+    assert (wine.name, wine.path, wine.type) == ("wine", "models/model", "model")
 
 
 # -- examples/dvc-get-started: a plain dvc.yaml, run in the env README's Install block makes ------

@@ -26,6 +26,10 @@ How the clone and venv are made, installing no dependency, in about 30 s (warm u
   network when it is warm.
 - The S3 blocks start moto on 127.0.0.1:5555, as README shows; the session runs in its own
   process group, which the test kills at the end, moto included.
+- "From run to service" starts `pipeline serve` in the background on 127.0.0.1:5002, waits for
+  its /ping (curl's retries), and stops it by its PID (`kill $SERVER && wait $SERVER`); the test
+  checks the port is free before the session and again after it, before it kills the group: the
+  README's own way of stopping the server works.
 
 Skipped blocks (marked in README): Install (this test makes the clone and venv itself: README's
 `<this repository>` is a placeholder) and Development (it runs this test suite).
@@ -52,18 +56,25 @@ README = REPO / "README.md"
 NOT_RUN = re.compile(r"^<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->$")
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
 MOTO_PORT = 5555  # the port README's S3 blocks use
+SERVE_PORT = 5002  # the port README's `pipeline serve` listens on
 MARK = "@@README.md:"  # printed before each block, to split the transcript by block
 
 # What README's comments promise, checked in the output of the block holding the first string.
 PROMISES = {
     "pipeline status                    # train is stale": ["param train.max_depth 5→2"],
     "pipeline checkout                  # the first model is back": [
-        "restored: models/model.pkl",
+        "restored: models/model",
         "Everything is up to date",
     ],
     "pipeline push ": ["pushed "],
     "pipeline pull ": ["Everything is up to date", "HELLO\nWORLD"],
-    "pipeline checkout train.n_estimators=50": ["restored: models/model.pkl"],
+    "pipeline checkout train.n_estimators=50": ["restored: models/model"],
+    "pipeline registry add wine": ["registered models:/wine/1"],
+    "pipeline registry history wine": ["champion"],
+    "curl -s http://127.0.0.1:5002/invocations": ['{"predictions":[0]}'],
+    "import requests": ["{'predictions': [2]}"],
+    "pipeline lineage models:/wine@champion": ["params", "train.n_estimators=50", "rebuild"],
+    "pipeline model build models:/wine@champion": ["wrote build context", "docker build -t wine"],
 }
 
 
@@ -114,7 +125,9 @@ def session_script(blocks: list[Block], clone: Path) -> str:
         '[ "$(command -v python)" = "$VIRTUAL_ENV/bin/python" ]',
     ]
     for block in blocks:
-        parts += [f"README_BLOCK={block.line}", f"echo {MARK}{block.line}", 'cd "$README_CLONE"']
+        # On a line of its own even after output without a final newline (curl's answer).
+        mark = f"printf '\\n%s\\n' {MARK}{block.line}"
+        parts += [f"README_BLOCK={block.line}", mark, 'cd "$README_CLONE"']
         if block.lang == "python":
             parts.append(f"python - <<'README_PYTHON'\n{block.text}\nREADME_PYTHON")
         else:
@@ -252,8 +265,9 @@ def test_promises_are_checked_in_their_own_block() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_readme_runs_top_to_bottom(tmp_path: Path) -> None:
-    if not _port_free(MOTO_PORT):
-        pytest.fail(f"port {MOTO_PORT}, which README's S3 blocks use, is taken")
+    for port, what in ((MOTO_PORT, "S3 blocks"), (SERVE_PORT, "`pipeline serve`")):
+        if not _port_free(port):
+            pytest.fail(f"port {port}, which README's {what} uses, is taken")
     clone = copy_working_tree(tmp_path / "pipeline")
     venv = fresh_venv(tmp_path / "venv", clone)
     blocks = runnable(readme_blocks(README.read_text(encoding="utf-8")))
@@ -273,9 +287,11 @@ def test_readme_runs_top_to_bottom(tmp_path: Path) -> None:
         _kill_group(session.pid)
         pytest.fail("README's blocks still ran after 9 minutes:\n" + session.communicate()[0])
     finally:
+        server_stopped = _port_free(SERVE_PORT)  # by README's `kill $SERVER`, not by this test
         _kill_group(session.pid)  # moto_server, started in the background, ends here
     (tmp_path / "session.log").write_text(output)  # the whole transcript, for a failure
     assert session.returncode == 0, output[-6000:]
+    assert server_stopped, "README's last serving block left `pipeline serve` running"
     assert broken_promises(blocks, outputs_by_block(output)) == []
     _assert_no_outputs_committed(tmp_path / "tmp", clone)
 

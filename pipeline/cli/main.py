@@ -43,8 +43,13 @@ COMMANDS = {
     "metrics": "runs",
     "params": "runs",
     "lineage": "runs",
+    "registry": "registry",
+    "model": "model",
     "init": "init",
     "completion": "init",
+    "serve": "serve",
+    "plots": "plots",
+    "ui": "ui",
 }
 
 

@@ -248,7 +248,11 @@ def sync_text(verb: str, reports: list[SyncReport]) -> None:
             line += f"; {plural(found.runs, 'run-cache entry')}"
         if found.records:
             line += f"; {plural(found.records, 'run record')}"
+        if found.events:
+            line += f"; {plural(found.events, 'registry event')}"
         echo(line + ".")
+        for warning in found.warnings:
+            echo(f"warning: {warning}", fg="yellow", err=True)
         for digest in moved.missing:
             echo(f"not on {found.remote}: {_named(found, digest)}", fg="red")
         for digest in moved.corrupt:

@@ -1,4 +1,5 @@
-"""Reading the run store: `pipeline runs [show|log]`, `compare`, `metrics`, `params`, `lineage`.
+"""Reading the run store: `pipeline runs [show|log|metrics|export]`, `compare`, `metrics`,
+`params`, `lineage`.
 
 Commands import `pipeline.api` and the renderers when they run, so that `--help` and
 `--version` load only click and the options objects.
@@ -35,7 +36,9 @@ def runs(ctx: click.Context, limit: int, everything: bool, as_json: bool) -> Non
         return
     from pipeline import api
     from pipeline.cli import report, tables
+    from pipeline.runs.tracking import settle
 
+    settle(ctx.obj.directory)
     found = api.runs(ctx.obj.directory, None if everything else limit)
     if as_json:
         rows = [{**r.to_json(), "missing_objects": r.missing_objects} for r in found]
@@ -54,9 +57,12 @@ def runs_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
     its points')."""
     from pipeline import api
     from pipeline.cli import report, tables
+    from pipeline.runs.tracking import run_logged, settle
 
+    settle(opts.directory)
     detail = api.run_detail(opts.directory, ref)
     failures = api.failed_logs(opts.directory, detail.run.id)
+    logged = run_logged(opts.directory, detail.run.id)
     if as_json:
         data = {
             **detail.run.to_json(),
@@ -69,10 +75,109 @@ def runs_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
                 {"run": f.run.id, "stage": f.stage.stage, "error": f.stage.error, "tail": f.tail()}
                 for f in failures
             ],
+            "logged": logged.to_json(),
         }
         click.echo(report.to_json(data))
     else:
         tables.detail_text(detail, failures)
+        _logged_text(logged)
+
+
+def _logged_text(logged: Any) -> None:
+    """The part of `runs show` about values logged from code (the latest metric values are
+    among the run's metrics above)."""
+    from pipeline.cli import report
+
+    lines = [f"  param {k} = {v!r}" for k, v in sorted(logged.params.items())]
+    lines += [f"  tag {k} = {v}" for tags in logged.tags.values() for k, v in sorted(tags.items())]
+    lines += [f"  artifact {a['path']} ({a['stage'] or 'script'})" for a in logged.artifacts]
+    counts = logged.metric_counts
+    if counts:
+        lines.append(f"  {len(counts)} metric(s), {sum(counts.values())} points")
+    lines += [f"  error ({e['stage'] or 'script'}): {e['message']}" for e in logged.errors]
+    if lines:
+        report.echo(
+            "\nlogged from code (`pipeline runs metrics RUN KEY` for a history):", bold=True
+        )
+        for line in lines:
+            report.echo(line)
+
+
+@runs.command("metrics")
+@click.argument("ref", metavar="RUN")
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@json_flag
+@click.pass_obj
+def runs_metrics(opts: GlobalOptions, ref: str, keys: tuple[str, ...], as_json: bool) -> None:
+    """Metrics RUN's code logged (`pipeline.track`, DVCLive, MLflow).
+
+    Without KEY: one line per stage and metric, with its points, steps, last, min and max.
+    With KEY: every point of that metric (step, time, value), oldest step first.
+    """
+    from pipeline.cli import report
+    from pipeline.runs.tracking import run_history
+
+    run, found = run_history(opts.directory, ref, keys)
+    if as_json:
+        click.echo(report.to_json({"run": run.id, "metrics": [s.to_json() for s in found]}))
+        return
+    if not found:
+        report.echo(f"run {run.id} logged no metrics from code")
+    for series in found:
+        if keys:
+            report.echo(f"{series.key} ({series.stage or 'script'})", bold=True)
+            for step, ts, value in series.points:
+                report.echo(f"  {step:>8}  {_clock(ts)}  {_num(value)}")
+        else:
+            report.echo(_summary(series))
+
+
+@runs.command("export")
+@click.argument("refs", nargs=-1, metavar="[RUN]...")
+@click.option("--mlflow", "uri", required=True, metavar="URI", help="The MLflow tracking URI.")
+@click.option("--experiment", default="pipeline", show_default=True, help="MLflow experiment.")
+@json_flag
+@click.pass_obj
+def runs_export(
+    opts: GlobalOptions, refs: tuple[str, ...], uri: str, experiment: str, as_json: bool
+) -> None:
+    """Copy runs (default: all; a sweep: its points) into an MLflow tracking store.
+
+    URI is a `file:` path (MLflow's file-store layout), an `http(s)://` MLflow server (its REST
+    API), or a database URI such as `sqlite:///mlflow.db` (needs `pip install mlflow`). Runs
+    exported there before are skipped.
+    """
+    from pipeline.cli import report
+    from pipeline.runs.mlflowexport import export_refs
+
+    done = export_refs(opts.directory, refs, uri, experiment)
+    if as_json:
+        click.echo(report.to_json([{"run": r, "mlflow_run": m} for r, m in done]))
+        return
+    for run, mlflow_run in done:
+        report.echo(f"{run} -> {mlflow_run}")
+    report.echo(f"exported {len(done)} run(s) to {uri} (experiment {experiment})")
+
+
+def _summary(series: Any) -> str:
+    values = [v for _, _, v in series.points if v is not None]
+    last = series.points[-1]
+    low, high = (min(values), max(values)) if values else (None, None)
+    where = series.stage or "script"
+    return (
+        f"{series.key}  [{where}]  {len(series.points)} points, steps {series.points[0][0]}"
+        f"..{last[0]}, last {_num(last[2])}, min {_num(low)}, max {_num(high)}"
+    )
+
+
+def _num(value: float | None) -> str:
+    return "NaN" if value is None else f"{value:.6g}"
+
+
+def _clock(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
 @runs.command("log")
@@ -141,7 +246,9 @@ def compare(opts: GlobalOptions, /, refs: tuple[str, ...], fmt: str | None, **fl
     """
     from pipeline import api
     from pipeline.cli.tables import render
+    from pipeline.runs.tracking import settle
 
+    settle(opts.directory)
     table = api.compare(opts.directory, refs, **flags)
     click.echo(render(table, fmt or "text"), nl=False)
 
@@ -231,15 +338,51 @@ def lineage(opts: GlobalOptions, path: str, as_json: bool) -> None:
 
     Found by content: the file's hash is looked up among the outputs of recorded runs, with
     the commit, params and command at each step.
+
+    PATH may also be a model: `models:/NAME@ALIAS`, `models:/NAME/N`, `models:/NAME/latest` or
+    `runs:/RUN/PATH`. Then the run (commit and dirty flag), params, metrics and environment
+    (name, digest, packages) that made the package are shown too, with the commands that
+    build it again.
     """
     from pipeline import api
     from pipeline.cli import report, tables
+    from pipeline.runs.modeluri import is_uri
 
+    if is_uri(path):
+        found = api.model_lineage(opts.directory, path)
+        if as_json:
+            click.echo(report.to_json(found.to_json()))
+        else:
+            _model_lineage_text(found)
+        return
     node = api.lineage(".", path) if opts.directory == "." else api.lineage(opts.directory, path)
     if as_json:
         click.echo(report.to_json(node.to_json()))
     else:
         tables.lineage_text(node)
+
+
+def _model_lineage_text(found: Any) -> None:
+    """A model's provenance: its run, code, params, metrics, env, rebuild; then its inputs."""
+    from pipeline.cli import tables
+    from pipeline.cli.report import echo, plural
+
+    data, run, stage = found.to_json(), found.node.run, found.node.stage
+    label = f"{data['name']} v{data['version']}" if data["name"] else found.path
+    echo(f"{found.ref}: {label}  {found.hash}", bold=True)
+    echo(f"  run      {run.id}" + (f" ({run.name})" if run.name else "") + f", stage {stage.stage}")
+    echo(f"  code     {tables.commit(run)}" + (" (uncommitted changes)" if run.git_dirty else ""))
+    for title, values in (("params", stage.params), ("metrics", found.metrics)):
+        if values:
+            echo(f"  {title:8} " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    if stage.env_name:
+        count = plural(len(stage.packages), "package") if stage.packages else "packages unknown"
+        echo(f"  env      {stage.env_name} {stage.env_digest or ''} ({count})")
+    for command in found.rebuild:
+        echo(f"  rebuild  {command}")
+    echo("  inputs")
+    for child in found.node.inputs:
+        tables.lineage_text(child, 2)
 
 
 COMMANDS = {c.name: c for c in (runs, compare, metrics, params, lineage)}

@@ -24,6 +24,11 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """`atomic_write_bytes` of the text encoded as UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write via a temp file in the same directory and `os.replace`, so readers never see half.
 
     `durable` also fsyncs the data before the rename (a power cut then leaves the old file or
@@ -34,7 +39,7 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
     with naming(path):  # a failed write names no file: say which one it was
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            _fill(fd, text.encode("utf-8"), durable)
+            _fill(fd, data, durable)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,8 @@
       origin:
         url: s3://bucket/project
         endpoint_url: http://localhost:9000
+    runs:
+      url: postgresql://alice@db.example/pipeline   # the run store (default: .pipeline/runs.db)
 
 The local file wins key by key (a remote's keys one by one, so its secrets can live there
 alone). Secrets are refused in the committed file. Only what a feature reads is validated; an
@@ -19,6 +21,7 @@ unknown section is kept for later versions, an unknown value is an error naming 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +81,7 @@ class Config:
     env: EnvSettings = EnvSettings()
     remotes: dict[str, RemoteSettings] = field(default_factory=dict, hash=False)
     default_remote: str | None = None
+    runs_url: str | None = None  # None: the project's SQLite file (runs/runstore.py)
 
     def remote(self, name: str | None = None) -> RemoteSettings:
         """The remote `name`, or the default one (a single configured remote is the default)."""
@@ -104,13 +108,7 @@ class Config:
 
 def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
     """Merge the project's config files (missing files are fine)."""
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}  # "section.key" -> the file that set it, for messages
-    for name in FILES:
-        path = state_dir / name
-        if path.is_file():
-            doc = load_yaml(path, memo, f".pipeline/{name}")
-            _merge(doc, merged, origin, f"{state_dir.name}/{name}")
+    merged, origin = _merged(state_dir, memo)
     env = merged.get("env", {})
     return Config(
         cache_type=_cache_type(merged.get("cache", {}).get("type"), state_dir),
@@ -120,7 +118,25 @@ def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
         ),
         remotes=_remotes(merged.get("remotes", {}), origin),
         default_remote=_default_remote(merged, origin),
+        runs_url=_runs_url(merged.get("runs", {}), origin),
     )
+
+
+def runs_url(state_dir: Path) -> str | None:
+    """Only `runs.url`: opening the run store must not fail on another section's mistake."""
+    merged, origin = _merged(state_dir, None)
+    return _runs_url(merged.get("runs", {}), origin)
+
+
+def _merged(state_dir: Path, memo: DocumentMemo | None) -> tuple[dict[str, Any], dict[str, str]]:
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # "section.key" -> the file that set it, for messages
+    for name in FILES:
+        path = state_dir / name
+        if path.is_file():
+            doc = load_yaml(path, memo, f".pipeline/{name}")
+            _merge(doc, merged, origin, f"{state_dir.name}/{name}")
+    return merged, origin
 
 
 def _merge(doc: YamlDoc, merged: dict[str, Any], origin: dict[str, str], where: str) -> None:
@@ -186,6 +202,35 @@ def _default_remote(merged: dict[str, Any], origin: dict[str, str]) -> str | Non
             "pipeline remote default NAME, or pipeline remote add NAME URL",
         )
     return str(name)
+
+
+# A shared run store for a team (`runs.url`); the environment wins over both files, so one
+# shell (or CI job) can point at another store without editing them.
+RUNS_URL_ENV = "PIPELINE_RUNS_URL"
+RUNS_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
+_URL_PASSWORD = re.compile(r"^[a-z0-9+]+://[^/@:]*:[^/@]*@")  # user:password@ in a URL
+
+
+def _runs_url(section: dict[str, Any], origin: dict[str, str]) -> str | None:
+    """`runs.url` (or $PIPELINE_RUNS_URL): the run store's SQLAlchemy URL, if not the default."""
+    env = os.environ.get(RUNS_URL_ENV, "").strip()
+    value, where = section.get("url"), origin.get("runs.url", ".pipeline/config.yaml")
+    if env:
+        value, where = env, RUNS_URL_ENV
+    if value is None or value == "":
+        return None
+    scheme = str(value).split("://", 1)[0] if "://" in str(value) else ""
+    if not isinstance(value, str) or scheme not in RUNS_SCHEMES:  # SQLite: leave it unset
+        raise ManifestError(
+            f"{where}: runs.url must be a postgresql:// URL",  # not echoed: it may hold secrets
+            "e.g. `runs: {url: postgresql://user@host/dbname}`",
+        )
+    if where.endswith(FILES[0]) and _URL_PASSWORD.match(value):
+        raise ManifestError(
+            f"{where}: runs.url has a password and {FILES[0]} is committed to git",
+            f"put runs.url in .pipeline/{FILES[1]}, or the password in ~/.pgpass or PGPASSWORD",
+        )
+    return value.strip()
 
 
 REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -19,6 +19,9 @@ class Out:
     remote: str | None = None
     kind: str = "outs"  # "outs", "metrics" or "plots"
     loc: Loc = field(default=(), compare=False)
+    # How a `plots` out is drawn (x, y, template, titles), sorted `(key, value)` pairs: drawing
+    # is not running, so it takes no part in equality (nor in any fingerprint).
+    plot: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

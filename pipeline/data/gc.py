@@ -26,7 +26,7 @@ from pipeline.core.hashing import HashInfo
 from pipeline.core.lockfile import Lock
 from pipeline.data.history import SCOPES, locks_in
 from pipeline.data.runkeep import RunDrop, drop_runs, fresh_objects, live_experiments
-from pipeline.data.sync import connect, lock_outputs, remote_documents
+from pipeline.data.sync import connect, lock_outputs, remote_documents, remote_registered
 from pipeline.errors import UsageError
 from pipeline.plan.session import Session
 from pipeline.runs.workspaces import clear_dead
@@ -167,6 +167,7 @@ def _remote_keep(session: Session, transfer: Transfer, locks: list[Lock]) -> set
     infos += [HashInfo(d, 0, 1) for doc in docs for d in doc.objects()]
     transfer.download([HashInfo(d, 0, 1) for doc in docs for d in doc.objects()])
     infos += [o for doc in docs for o in lock_outputs(session, doc)]
+    infos += [HashInfo(d, 0, 0, isdir=True) for d in remote_registered(session, transfer)]
     trees = [i.hash for i in infos if i.isdir and not session.store.has(i.hash)]
     transfer.download([HashInfo(t, 0, 1) for t in trees])  # listings only: small
     keep: set[str] = set()

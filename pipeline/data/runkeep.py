@@ -2,8 +2,8 @@
 
 A recorded run needs its stages' outputs (a directory's listing and the files it lists), the
 params files and lock an experiment kept (and every output that lock names, for
-`checkout RUN`), and its logs. Runs leave only when dropped explicitly (`--runs-older-than`,
-`--drop-runs`).
+`checkout RUN`), and its logs. Packages in the model registry are kept too. Runs leave only
+when dropped explicitly (`--runs-older-than`, `--drop-runs`).
 
 `pipeline run` does not hold the project lock, so `gc` may run while an experiment writes.
 Its leases (`runs/workspaces.py`) say so: while one is live, every object at least as new as
@@ -26,7 +26,7 @@ from pipeline.core.hashing import HashInfo
 from pipeline.core.lockfile import LOCK_NAME, Lock, parse_lock, read_lock
 from pipeline.errors import PipelineError, UsageError
 from pipeline.runs.model import Artifact, RunObjects, RunStatus
-from pipeline.runs.runstore import DB_NAME, RunStore
+from pipeline.runs.runstore import RunStore, has_store
 from pipeline.runs.workspaces import Owner, live_owners, runs_dir
 from pipeline.store.objects import ObjectStore
 
@@ -75,7 +75,16 @@ def runs_to_drop(store: RunStore, drop: RunDrop) -> list[str]:
 
 def open_runs(state_dir: Path) -> RunStore | None:
     """The project's run store, if it has one (gc never creates it)."""
-    return RunStore.for_project(state_dir) if (state_dir / DB_NAME).is_file() else None
+    return RunStore.for_project(state_dir) if has_store(state_dir) else None
+
+
+def registered(store: ObjectStore, runs: RunStore) -> set[str]:
+    """Every package the model registry names, with its files: a registered version stays
+    servable even after the run that made it is dropped."""
+    from pipeline.runs.registry import Registry  # noqa: PLC0415 - only when a store exists
+
+    keep = Registry(runs).hashes()
+    return keep.union(*(_listed(store, digest) for digest in keep))
 
 
 def run_needs(store: ObjectStore, runs: Iterable[RunObjects]) -> set[str]:
@@ -190,6 +199,6 @@ def drop_runs(
         gone = set(dropped)
         needs = runs.objects_of()
         remaining: Sequence[RunObjects] = [r for i, r in needs.items() if i not in gone]
-        return dropped, run_needs(store, remaining)
+        return dropped, run_needs(store, remaining) | registered(store, runs)
     finally:
         runs.close()

@@ -2,7 +2,8 @@
 
 What moves: the objects the lock refers to (cached outputs, tracked data; with `--all-commits`
 every commit's lock), the run-cache entries of the lock's stages with their logs, and, with
-`--runs`, run records with the files they kept. An output declared `push: false` stays local;
+`--runs`, run records with the files they kept and the model registry's events (with the
+packages they register). An output declared `push: false` stays local;
 one with `remote: NAME` goes to that remote unless `-r` names another. `pull` is `fetch` and
 then `checkout`. Every object fetched is verified before it enters the cache (`store/transfer`).
 """
@@ -49,6 +50,8 @@ class SyncReport:
     checkout: CheckoutReport | None = None
     paths: dict[str, str] = field(default_factory=dict)  # missing or corrupt digest → its path
     never_pushed: list[str] = field(default_factory=list)  # `push: false` outs a pull skipped
+    events: int = 0  # model registry events moved (--runs)
+    warnings: list[str] = field(default_factory=list)  # e.g. versions renumbered by a merge
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,6 +80,7 @@ def push(session: Session, options: SyncOptions, meter: Meter | None = None) -> 
             report = _push_objects(session, transfer, chosen, entries if index == 0 else {})
             if options.runs and index == 0:
                 report.records = _push_records(session, transfer)
+                report.events = _push_registry(session, transfer)
             reports.append(report)
     return reports
 
@@ -136,10 +140,9 @@ def _push_entries(session: Session, transfer: Transfer, entries: dict[str, RunEn
 def _push_records(session: Session, transfer: Transfer) -> int:
     """Every finished run not on the remote yet: its objects first, then its record."""
     from pipeline.runs.exchange import export_run, shareable  # noqa: PLC0415 - SQLAlchemy
-    from pipeline.runs.runstore import DB_NAME, RunStore  # noqa: PLC0415 - only with --runs
+    from pipeline.runs.runstore import RunStore, has_store  # noqa: PLC0415 - only with --runs
 
-    path = session.project.state_dir / DB_NAME
-    if not path.is_file():
+    if not has_store(session.project.state_dir):
         return 0
     project = _project_id(session)
     on_remote = _remote_records(transfer, project)
@@ -205,6 +208,7 @@ def fetch(session: Session, options: SyncOptions, meter: Meter | None = None) ->
             report.paths = _paths_of(session, {p: infos[p] for p in paths}, report.objects)
             if options.runs and index == 0:
                 report.records = _fetch_records(session, transfer)
+                report.events, report.warnings = _fetch_registry(session, transfer)
             reports.append(report)
     return reports
 
@@ -385,6 +389,94 @@ def remote_documents(
 def _remote_records(transfer: Transfer, project: str) -> set[str]:
     names = transfer.remote.find(f"records/{project}")
     return {n.rsplit("/", 1)[-1].removesuffix(".json") for n in names if n.endswith(".json")}
+
+
+# --- the model registry (--runs) ----------------------------------------------------------
+
+
+def _push_registry(session: Session, transfer: Transfer) -> int:
+    """Registry events the remote lacks: the packages they register first, then the events
+    (one document each, named by the event's id)."""
+    from pipeline.runs.exchange import event_bytes  # noqa: PLC0415 - SQLAlchemy
+    from pipeline.runs.registry import Registry  # noqa: PLC0415 - only with --runs
+    from pipeline.runs.runstore import RunStore, has_store  # noqa: PLC0415 - only with --runs
+
+    if not has_store(session.project.state_dir):
+        return 0
+    project = _project_id(session)
+    on_remote = _remote_events(transfer, project)
+    store = RunStore.for_project(session.project.state_dir)
+    try:
+        events = [e for e in Registry(store).history() if e.id not in on_remote]
+    finally:
+        store.close()
+    packages = {e.hash for e in events if e.action == "register" and e.hash}
+    files, trees, _ = _expand(session, [HashInfo(h, 0, 0, isdir=True) for h in packages])
+    transfer.upload(files, trees)
+    remote = transfer.remote
+
+    def send(data: bytes, path: str) -> None:
+        remote.write_bytes(path, data)
+
+    transfer.parallel(
+        {
+            e.id: functools.partial(send, event_bytes(e), _event_path(transfer, project, e.id))
+            for e in events
+        }
+    )
+    return len(events)
+
+
+def _fetch_registry(session: Session, transfer: Transfer) -> tuple[int, list[str]]:
+    """Teammates' registry events this store lacks, imported and replayed; (how many, the
+    warnings of the merge: versions that got another number)."""
+    from pipeline.runs.exchange import read_event  # noqa: PLC0415 - SQLAlchemy
+    from pipeline.runs.registry import Registry  # noqa: PLC0415 - only with --runs
+    from pipeline.runs.runstore import RunStore  # noqa: PLC0415 - only with --runs
+
+    project = _project_id(session)
+    store = RunStore.for_project(session.project.state_dir)
+    try:
+        registry = Registry(store)
+        local = {e.id for e in registry.history()}
+        wanted_ids = sorted(_remote_events(transfer, project) - local)
+        raw = transfer.parallel(
+            {
+                i: functools.partial(transfer.remote.read_bytes, _event_path(transfer, project, i))
+                for i in wanted_ids
+            }
+        )
+        events = [read_event(data, f"registry event {i}") for i, data in raw.items()]
+        count, warnings = registry.import_events(events)
+    finally:
+        store.close()
+    return count, warnings
+
+
+def remote_registered(session: Session, transfer: Transfer) -> set[str]:
+    """The packages this project's registry events on the remote register (remote `gc` keeps
+    them)."""
+    from pipeline.runs.exchange import read_event  # noqa: PLC0415 - SQLAlchemy
+
+    project = _project_id(session)
+    ids = sorted(_remote_events(transfer, project))
+    raw = transfer.parallel(
+        {
+            i: functools.partial(transfer.remote.read_bytes, _event_path(transfer, project, i))
+            for i in ids
+        }
+    )
+    events = [read_event(data, f"registry event {i}") for i, data in raw.items()]
+    return {e.hash for e in events if e.action == "register" and e.hash}
+
+
+def _remote_events(transfer: Transfer, project: str) -> set[str]:
+    names = transfer.remote.find(f"registry/{project}")
+    return {n.rsplit("/", 1)[-1].removesuffix(".json") for n in names if n.endswith(".json")}
+
+
+def _event_path(transfer: Transfer, project: str, event_id: str) -> str:
+    return f"{transfer.remote.base}/registry/{project}/{event_id}.json"
 
 
 def _project_id(session: Session) -> str:

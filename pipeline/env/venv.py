@@ -65,7 +65,8 @@ def pip_install(
     uv = uv_binary() if installer == "uv" else None
     if uv is not None:
         index = pip_index_options().uv_args()
-        argv = [uv, "pip", "install", "--no-config", "--python", str(python), *index, *args]
+        argv = [uv, "pip", "install", "--no-config", "--python", str(python), *_COMPILE, *index]
+        argv += args
         run_tool(argv, what, env=tool_env(), log=log, cwd=cwd)
     else:
         argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", *args]
@@ -74,12 +75,18 @@ def pip_install(
         run_tool(argv, what, env=tool_env(), log=log, cwd=cwd)
 
 
+# Bytecode is compiled once at build time, as pip does: an env is read by every stage and model
+# server started in it, and where PYTHONDONTWRITEBYTECODE is set nothing would ever cache it
+# (importing scikit-learn from source costs seconds each time).
+_COMPILE = ("--compile-bytecode",)
+
+
 def install_lock(python: Path, lock: Path, log: Log, *, installer: str) -> None:
     """Install exactly what a `pylock.toml` lists (no resolution)."""
     uv = uv_binary() if installer == "uv" else None
     if uv is not None:
-        argv = [uv, "pip", "install", "--no-config", "--python", str(python), "--no-deps"]
-        argv += ["--preview-features", "pylock", "-r", str(lock)]
+        argv = [uv, "pip", "install", "--no-config", "--python", str(python), *_COMPILE]
+        argv += ["--no-deps", "--preview-features", "pylock", "-r", str(lock)]
         run_tool(argv, f"installing {lock.name}", env=tool_env(), log=log)
         return
     # Written inside the env being built: a shared, read-only envs/ folder stays untouched.

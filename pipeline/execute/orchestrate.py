@@ -32,6 +32,7 @@ from pipeline.execute.scheduler import (
     Outcome,
     RunResult,
     StageResult,
+    TrackTarget,
 )
 from pipeline.execute.stagegroups import GroupRegistry, kill_leftovers
 from pipeline.execute.stagerows import StageRows
@@ -39,6 +40,7 @@ from pipeline.plan.decisions import Plan
 from pipeline.plan.session import Session
 from pipeline.runs.model import Artifact, RunStatus
 from pipeline.runs.record import RunInfo, RunRecorder, effective_params, read_metrics
+from pipeline.runs.trackfile import run_track_dir
 from pipeline.store.remoteruns import RemoteRunCache
 from pipeline.store.runcache import RunCache
 
@@ -74,6 +76,7 @@ def execute(
         if recorder is not None:
             recorder.stage(rows.row(result, entry))
             recorded.add(result.stage)
+            _track(recorder, executor, result, entry)
 
     executor = Executor(
         session.project,
@@ -86,6 +89,9 @@ def execute(
         on_result=on_result,
         gate=how.gate,
         tracker=_tracker(how.tracker, state_dir),
+        track=None
+        if recorder is None
+        else TrackTarget(recorder.id, run_track_dir(state_dir, recorder.id)),
     )
     if recorder is not None:
         recorder.begin(effective_params(session.project))
@@ -94,6 +100,7 @@ def execute(
     except BaseException as exc:
         executor.tracker.stop_all()  # whatever path the interrupt took: no stage outlives us
         if recorder is not None:  # bounded: Ctrl-C ends the tool within seconds
+            _track_stopped(recorder, executor, plan.order, recorded)
             _finish(recorder, session, ended_by(exc), set(), wait=_RECORD_WAIT_SECONDS)
         raise
     finally:
@@ -116,6 +123,26 @@ def execute(
     produced = {r.stage for r in result.results if r.outcome in _PRODUCED}
     error = _finish(recorder, session, status, produced)
     return dataclasses.replace(result, run_id=recorder.id, record_error=error), executor
+
+
+def _track(
+    recorder: RunRecorder, executor: Executor, result: StageResult, entry: LockEntry | None
+) -> None:
+    """Have the recorder store what the stage logged: its track file if it ran (or failed:
+    a failed stage's points are kept), the producing run's values if it was restored."""
+    if result.outcome in (Outcome.RAN, Outcome.FAILED):
+        recorder.track(result.stage, executor.track_file(result.stage))
+    elif result.outcome is Outcome.RESTORED and entry is not None:
+        recorder.track(result.stage, None, restored_from=entry.fingerprint)
+
+
+def _track_stopped(
+    recorder: RunRecorder, executor: Executor, order: tuple[str, ...], recorded: set[str]
+) -> None:
+    """After an interrupt: the points of stages stopped mid-way are kept too."""
+    for name in order:
+        if name not in recorded and executor.track_file(name).exists():
+            recorder.track(name, executor.track_file(name))
 
 
 def _no_op(result: RunResult) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
+import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,12 +32,15 @@ from pipeline.core.textenum import TextEnum
 from pipeline.core.waiting import wait_any
 from pipeline.env.provision import Provisioner, activate
 from pipeline.env.resolve import ResolvedEnv
+from pipeline.env.stagepath import stage_pythonpath
 from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.execute.command import CommandResult, ProcessTracker, run_commands
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.outputs import StageCache, unshare_persistent
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Action, Decision, Plan, Reason, ReasonKind, decide
+from pipeline.runs.trackfile import TRACK_DIR, stage_file
+from pipeline.runs.trackimport import DVCLIVE_DIR, foreign_lines
 from pipeline.store.restore import clear
 
 
@@ -133,6 +138,7 @@ class Executor:
         on_result: Callable[[StageResult, LockEntry | None], None] | None = None,
         gate: FingerprintGate | None = None,
         tracker: ProcessTracker | None = None,
+        track: TrackTarget | None = None,
     ) -> None:
         self.project = project
         self.lock = lock
@@ -148,6 +154,13 @@ class Executor:
         self.lock_writer = LockWriter(project.root)
         self.logs = init_state_dir(project.state_dir) / "logs"
         self.logs.mkdir(exist_ok=True)
+        # Where stages log values (`pipeline.track`); a run without a record logs into a
+        # hidden folder that is dropped after the run (leftover ingestion skips hidden ones).
+        self.track = track or TrackTarget(
+            "",
+            project.state_dir / TRACK_DIR / f".unrecorded-{os.getpid()}-{secrets.token_hex(4)}",
+            keep=False,
+        )
 
     def run(self, plan: Plan) -> RunResult:
         """Execute `plan`; on Ctrl-C every running command's process group is stopped."""
@@ -161,6 +174,9 @@ class Executor:
             except BaseException:
                 self.tracker.stop_all()
                 raise
+            finally:
+                if not self.track.keep:
+                    shutil.rmtree(self.track.folder, ignore_errors=True)
         return RunResult(tuple(schedule.results[name] for name in plan.order))
 
     def _loop(self, schedule: _Schedule, pool: ThreadPoolExecutor, jobs: int) -> None:
@@ -286,7 +302,9 @@ class Executor:
         self.events.stage_started(stage, decision, attempt)
         with self._environ(stage, decision) as environ:
             self._clear_outs(stage)
+            since = time.time()
             result = self._command(stage, environ)
+        self._import_tracked(stage, since)
         try:
             if result.code != 0 or result.timed_out:  # a stage may trap SIGTERM and exit 0
                 raise StageFailed(
@@ -328,17 +346,80 @@ class Executor:
 
     @contextlib.contextmanager
     def _environ(self, stage: Stage, decision: Decision) -> Iterator[dict[str, str]]:
-        """The stage's environment variables: its env built if need be, activated, and held."""
+        """The stage's environment variables: its env built if need be, activated, and held.
+
+        PYTHONPATH gains (last) a directory holding only `pipeline`, so stage code can
+        `import pipeline.models` in its own env; PIPELINE_ENV_LOCK/KIND say what the env was
+        built from, for the model package. None of it enters a fingerprint.
+        """
         base = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
+        base.update(self._track_environ(stage))
+
+        def with_stagepath(environ: dict[str, str]) -> dict[str, str]:
+            try:
+                extra = str(stage_pythonpath())
+            except OSError:  # an unwritable cache costs `import pipeline.models`, not the stage
+                return environ
+            paths = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            environ["PYTHONPATH"] = os.pathsep.join([*paths, extra])  # the user's own first
+            return environ
+
         if decision.env is None:
-            yield base
+            yield with_stagepath(base)
             return
 
         def say(text: str) -> None:
             self.events.stage_output(stage, text.encode())
 
-        with self.envs.activated(decision.env, say) as built:
-            yield activate(base, built)
+        env = decision.env
+        with self.envs.activated(env, say) as built:
+            environ = with_stagepath(activate(base, built))
+            environ["PIPELINE_ENV_KIND"] = str(env.kind)
+            if env.lock is not None:
+                environ["PIPELINE_ENV_LOCK"] = str(env.lock.absolute())
+            yield environ
+
+    def track_file(self, stage: str) -> Path:
+        """Where `stage` appends the values it logs (`PIPELINE_TRACK_FILE`)."""
+        return stage_file(self.track.folder, stage)
+
+    def _track_environ(self, stage: Stage) -> dict[str, str]:
+        """PIPELINE_RUN_ID/TRACK_FILE, and a per-stage MLflow file store unless the user set
+        a tracking URI. Each attempt starts with an empty track file: a retry's values are
+        the stage's values. None of it enters a fingerprint."""
+        path = self.track_file(stage.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        shutil.rmtree(_mlruns(path), ignore_errors=True)
+        found = {"PIPELINE_RUN_ID": self.track.run_id, "PIPELINE_TRACK_FILE": str(path)}
+        if "MLFLOW_TRACKING_URI" not in os.environ:
+            found["MLFLOW_TRACKING_URI"] = _mlruns(path).as_uri()
+            found["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 3 refuses file stores without
+        return found
+
+    def _import_tracked(self, stage: Stage, since: float) -> None:
+        """Append what the stage logged with DVCLive or MLflow to its track file."""
+        cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root
+        path = self.track_file(stage.name)
+        mlruns = None if "MLFLOW_TRACKING_URI" in os.environ else _mlruns(path)
+        try:
+            lines = foreign_lines(cwd, mlruns, since, dvclive=self._reads_dvclive(stage))
+            if lines:
+                with path.open("a") as fh:
+                    fh.write("".join(lines))
+        except (OSError, ValueError):  # a half-written DVCLive file costs its values only
+            return
+
+    def _reads_dvclive(self, stage: Stage) -> bool:
+        """Whether `stage` takes DVCLive's folder in its wdir: it is declared as an out of
+        this stage, or of none (then a stage takes what was written while it ran)."""
+        folder = DVCLIVE_DIR if stage.wdir == "." else f"{stage.wdir}/{DVCLIVE_DIR}"
+
+        def declares(other: Stage) -> bool:
+            return any(o.path == folder or o.path.startswith(folder + "/") for o in other.outs)
+
+        owners = [s.name for s in self.project.stages.values() if declares(s)]
+        return not owners or stage.name in owners
 
     def _command(self, stage: Stage, env: dict[str, str]) -> CommandResult:
         cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root
@@ -501,6 +582,22 @@ def _duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{seconds / 60:g}m"
     return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class TrackTarget:
+    """Where a run's stages log values: the run's id and its track folder.
+
+    `keep`: the folder is the recorder's to ingest and remove; otherwise the executor drops it.
+    """
+
+    run_id: str
+    folder: Path
+    keep: bool = True
+
+
+def _mlruns(track_file: Path) -> Path:
+    return track_file.with_suffix(".mlruns")
 
 
 def _tee(*sinks: Callable[[bytes], object]) -> Callable[[bytes], None]:

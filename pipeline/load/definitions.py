@@ -20,7 +20,7 @@ from pipeline.load.context import INLINE, Context, ContextError
 from pipeline.load.dvcparsing import CONFIG_FILES, read_parsing
 from pipeline.load.environments import EnvDecl, stage_env
 from pipeline.load.generators import Definition
-from pipeline.load.manifest import OutSpec, StageSpec, validate_stage
+from pipeline.load.manifest import OutSpec, PlotSpec, StageSpec, validate_stage
 from pipeline.load.params import (
     DEFAULT_PARAMS_FILE,
     ParamsFile,
@@ -341,9 +341,18 @@ def _outs(doc: YamlDoc, loc: Loc, spec: StageSpec, wdir: str) -> tuple[Out, ...]
                     remote=entry.remote,
                     kind=kind,
                     loc=where,
+                    plot=_plot_props(entry),
                 )
             )
     return tuple(outs)
+
+
+def _plot_props(entry: OutSpec) -> tuple[tuple[str, Any], ...]:
+    """The drawing settings of a stage's `plots:` entry (none for other outs)."""
+    if not isinstance(entry, PlotSpec):
+        return ()
+    names = ("template", "x", "y", "x_label", "y_label", "title")
+    return tuple((k, v) for k in names if (v := getattr(entry, k)) is not None)
 
 
 def _under(wdir: str, path: str) -> str:

@@ -27,7 +27,7 @@ from pipeline.core.yamlio import DocumentMemo, json_exact
 # quoted flag keys (a project resolved by older rules may hold what they now refuse);
 # 6: top-level metrics, plots and artifacts as one `declared` section; 7: every manifest under
 # the project root (`manifests`, `origins`), inputs relative to the root
-FORMAT = 7
+FORMAT = 8
 Stat = tuple[int, int, int] | None
 
 
@@ -139,4 +139,5 @@ def stages_from_json(data: dict[str, Any]) -> dict[str, Stage]:
 
 def _out(values: list[Any]) -> Out:
     kwargs = dict(zip([f.name for f in fields(Out)], values, strict=True))
-    return Out(**{**kwargs, "loc": tuple(kwargs["loc"])})
+    plot = tuple((k, v) for k, v in kwargs["plot"])
+    return Out(**{**kwargs, "loc": tuple(kwargs["loc"]), "plot": plot})

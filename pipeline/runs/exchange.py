@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pipeline.errors import DataError
 from pipeline.runs.model import Artifact, RunDetail, RunRow, RunStatus, StageRow
+from pipeline.runs.registry import Event
 from pipeline.runs.runstore import RunStore
 
 FORMAT = "pipeline-run 1"
@@ -82,3 +83,25 @@ def import_run(store: RunStore, document: RunDocument) -> None:
 def shareable(run: RunRow) -> bool:
     """Finished runs are shared; a running one is not a record yet."""
     return run.status is not RunStatus.RUNNING
+
+
+# --- registry events ----------------------------------------------------------------------------
+# The registry travels as its events, one document each, named by the event's unique id: a
+# teammate imports those it lacks and replays (runs/registry.py), so histories merge by union.
+
+EVENT_FORMAT = "pipeline-registry-event 1"
+
+
+def event_bytes(event: Event) -> bytes:
+    return json.dumps({"format": EVENT_FORMAT, **event.to_json()}, sort_keys=True).encode()
+
+
+def read_event(data: bytes, where: str) -> Event:
+    """Parse a shared registry event; anything malformed is a `DataError` naming `where`."""
+    try:
+        body = json.loads(data)
+        if body.get("format") != EVENT_FORMAT:
+            raise ValueError(f"format {body.get('format')!r}")
+        return Event.from_json(body)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DataError(f"{where} is not a registry event ({exc})", "it was skipped") from None

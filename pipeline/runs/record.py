@@ -17,6 +17,7 @@ import getpass
 import os
 import queue
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -31,6 +32,7 @@ from pipeline.load.project import Project
 from pipeline.runs.gitinfo import git_state
 from pipeline.runs.journal import Journal
 from pipeline.runs.model import Artifact, RunRow, RunStatus, StageRow
+from pipeline.runs.trackfile import run_track_dir
 
 if TYPE_CHECKING:
     from pipeline.runs.runstore import RunStore, Writer
@@ -131,6 +133,7 @@ class RunRecorder:
         self.info = info
         self.root = root
         self._journal = None if journal_dir is None else Journal(journal_dir, self.id)
+        self.state_dir = journal_dir
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._error: BaseException | None = None
         self._open = open_store
@@ -164,6 +167,20 @@ class RunRecorder:
             self._journal.stage(row)
         self._jobs.put(lambda store: store.record_stage(self.id, row))
 
+    def track(self, stage: str, path: Path | None, restored_from: str | None = None) -> None:
+        """Ingest the values `stage` logged (its track file), or, for a stage restored from the
+        run-cache, copy those of the run that ran it (`restored_from`: its fingerprint)."""
+
+        def job(writer: Writer) -> None:
+            from pipeline.runs import tracking  # noqa: PLC0415 - SQLAlchemy loads off-thread
+
+            if restored_from is not None:
+                tracking.copy_restored(writer.conn, self.id, stage, restored_from, self.root)
+            elif path is not None and path.exists():
+                tracking.ingest_file(writer.conn, self.id, stage, path, self.root)
+
+        self._jobs.put(job)
+
     def files(self, artifacts: list[Artifact]) -> None:
         """Files the run wrote that belong to no stage: its params files and lock."""
         if self._journal is not None:
@@ -192,6 +209,8 @@ class RunRecorder:
         stored = not self._thread.is_alive() and self._error is None
         if self._journal is not None:
             self._journal.close(remove=stored)
+        if stored and self.state_dir is not None:  # the store holds every logged value now
+            shutil.rmtree(run_track_dir(self.state_dir, self.id), ignore_errors=True)
         if self._error is not None:
             raise self._error
 
@@ -202,6 +221,8 @@ class RunRecorder:
         self._thread.join()
         if self._journal is not None:
             self._journal.close(remove=True)
+        if self.state_dir is not None:
+            shutil.rmtree(run_track_dir(self.state_dir, self.id), ignore_errors=True)
         if self._error is not None:
             raise self._error
 
@@ -211,6 +232,7 @@ class RunRecorder:
         done = False
         try:
             store = self._open()
+            self._leftovers(store)
             while not done:
                 jobs = self._pending()
                 done = jobs[-1] is None
@@ -225,6 +247,13 @@ class RunRecorder:
         finally:
             if store is not None:
                 store.close()
+
+    def _leftovers(self, store: RunStore) -> None:
+        """What killed runs and plain scripts logged, recorded before this run's rows."""
+        if self.state_dir is not None:
+            from pipeline.runs.tracking import ingest_leftovers  # noqa: PLC0415 - off-thread
+
+            ingest_leftovers(store, self.state_dir, self.root)
 
     def _pending(self) -> list[Job | None]:
         """The next job (waiting for one) and every job queued behind it."""

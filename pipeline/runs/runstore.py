@@ -10,6 +10,12 @@ A damaged database file (SQLite says "malformed" or "not a database", on opening
 later query) is moved aside as `runs.db.corrupt-<time>` with a warning on stderr, and a new
 store takes its place: the runs recorded so far stay readable by SQLite's own tools, and no
 command fails or loses its record because of it.
+
+A team shares one store on PostgreSQL instead: `runs.url: postgresql://…` in the project's
+config (or `$PIPELINE_RUNS_URL`), through psycopg 3. The same tables and queries serve it;
+what differs is kept here: SQLite's PRAGMAs and file healing, the exclusive write transaction
+(`BEGIN IMMEDIATE` there, an advisory lock here), and errors that name the server with its
+password masked. Opening either one stamps, checks or upgrades its schema (runs/migrate.py).
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from filelock import FileLock
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, make_url, select, update
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from pipeline.core.config import RUNS_URL_ENV, runs_url
 from pipeline.core.paths import display_path
 from pipeline.core.syserrors import disk_error
 from pipeline.errors import AmbiguousRun, DataError, UsageError
-from pipeline.runs import schema
+from pipeline.runs import migrate, schema
 from pipeline.runs.ingest import ingest_journals
 from pipeline.runs.liveness import pid_exists
 from pipeline.runs.model import (
@@ -47,10 +54,12 @@ from pipeline.runs.model import (
     StageRow,
 )
 
-__all__ = ["Artifact", "RunDetail", "RunRow", "RunStore", "StageRow"]
+__all__ = ["Artifact", "RunDetail", "RunRow", "RunStore", "StageRow", "has_store"]
 
 DB_NAME = "runs.db"
 LATEST = ("latest", "last", "@")  # names of the latest top-level run
+# Any fixed 64-bit number: PostgreSQL's advisory lock that serialises exclusive writes.
+WRITE_LOCK = 0x72756E73_77726974  # "runswrit"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,40 +96,33 @@ class RunStore:
         except SQLAlchemyError as exc:
             if path is not None and _damaged(exc):
                 raise _Damaged(_reason(exc)) from None
-            raise _error(exc, path) from None
+            raise _error(exc, path, url) from None
 
     def _open(self) -> None:
         self.engine = _engine(self.url)
         try:
-            schema.metadata.create_all(self.engine)
-            self._check_version()
+            migrate.prepare(self.engine, self.path)
         except BaseException:
             self.engine.dispose()
             raise
         if self.path is not None:
             self._inode = os.stat(self.path).st_ino
 
-    def _check_version(self) -> None:
-        """Stamp a new store with the schema version; refuse one written by another version."""
-        table = schema.info
-        with self.engine.begin() as conn:
-            found = conn.execute(select(table.c.value).where(table.c.key == "schema")).scalar()
-            if found is None:
-                conn.execute(insert(table).values(key="schema", value=str(schema.SCHEMA_VERSION)))
-            elif found != str(schema.SCHEMA_VERSION):
-                raise DataError(
-                    f"the run store has schema {found}; this version of pipeline reads"
-                    f" {schema.SCHEMA_VERSION}",
-                    "upgrade pipeline, or move .pipeline/runs.db aside to start a new store",
-                )
-
     @classmethod
     def for_project(cls, state_dir: Path) -> RunStore:
-        """The project's SQLite store; the first opener creates the schema, the others wait.
+        """The project's store: `runs.url` if set, else its SQLite file, where the first
+        opener creates the schema and the others wait.
 
         A damaged file is moved aside (with a warning) and a new store is started.
         """
         state_dir.mkdir(parents=True, exist_ok=True)
+        url = runs_url(state_dir)
+        store = cls(server_url(url)) if url is not None else cls._file(state_dir)
+        ingest_journals(store, state_dir)  # runs whose process died before they were stored
+        return store
+
+    @classmethod
+    def _file(cls, state_dir: Path) -> RunStore:
         path = state_dir / DB_NAME
         with FileLock(str(state_dir / f"{DB_NAME}.lock")):
             try:
@@ -128,7 +130,6 @@ class RunStore:
             except _Damaged as exc:
                 _set_aside(path, exc.reason)
                 store = cls(f"sqlite:///{path}", path)
-        ingest_journals(store, state_dir)  # runs whose process died before they were stored
         return store
 
     def heal(self, exc: SQLAlchemyError) -> bool:
@@ -148,8 +149,24 @@ class RunStore:
         return True
 
     def unhealed(self, exc: SQLAlchemyError) -> Exception:
-        """What to raise for `exc` when healing does not apply: a refusing disk as one line."""
+        """What to raise for `exc` when healing does not apply: a refusing disk, or a server
+        gone away, as one line."""
+        if self.path is None and isinstance(exc, OperationalError):
+            return _unreachable(exc, self.url)
         return disk_error(exc, self.path) or exc
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[Any]:
+        """One write transaction that holds the store's write lock from its first statement,
+        so what it reads is still true when it writes: SQLite's `BEGIN IMMEDIATE` (waiting
+        on its busy timeout), PostgreSQL's transaction-scoped advisory lock `WRITE_LOCK`."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK)))
+            yield conn
+            conn.commit()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -240,6 +257,11 @@ class RunStore:
                     .limit(1)
                 )
             else:
+                # A full id is the common case (sweeps, `compare` of many runs): its primary
+                # key lookup spares the scan a prefix or a name needs.
+                row = conn.execute(select(table).where(table.c.id == ref)).first()
+                if row is not None:
+                    return _run_row(row._mapping)
                 query = (
                     select(table)
                     .where(
@@ -442,14 +464,53 @@ class Writer:
             self.conn.execute(insert(schema.metrics), rows)
 
     def drop(self, run_ids: Sequence[str]) -> None:
-        tables = (schema.artifacts, schema.stage_runs, schema.params, schema.metrics)
+        tables = (
+            schema.artifacts,
+            schema.stage_runs,
+            schema.params,
+            schema.metrics,
+            *schema.TRACK_TABLES,
+        )
         for chunk in _chunks(list(run_ids), 500):
             for table in tables:
                 self.conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
             self.conn.execute(delete(schema.runs).where(schema.runs.c.id.in_(chunk)))
 
 
+def has_store(state_dir: Path) -> bool:
+    """Whether the project has a run store to read (a configured server always counts)."""
+    return runs_url(state_dir) is not None or (state_dir / DB_NAME).is_file()
+
+
+def server_url(url: str) -> str:
+    """`url` for SQLAlchemy: a bare `postgresql://` means psycopg 3, which must be installed."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            url = "postgresql+psycopg://" + url[len(bare) :]
+    if url.startswith("postgresql+psycopg://"):
+        try:
+            import psycopg  # noqa: F401, PLC0415 - the driver, only for a server store
+        except ImportError:
+            raise DataError(
+                f"the run store {masked(url)} is on PostgreSQL, and psycopg is not installed",
+                "pip install 'pipeline[postgres]'",
+            ) from None
+    return url
+
+
+def masked(url: str) -> str:
+    """`url` as shown to people: the password replaced by `***`."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        return shown.replace("postgresql+psycopg://", "postgresql://", 1)  # as the user wrote it
+    except ArgumentError:
+        return url.rsplit("@", maxsplit=1)[-1]  # unparseable: never show what precedes the host
+
+
 def _engine(url: str) -> Engine:
+    if url.startswith("postgresql"):
+        # A team's server may be away: say so within seconds rather than hang on TCP.
+        return create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
 
@@ -511,8 +572,23 @@ def _set_aside(path: Path, reason: str) -> Path:
     return aside
 
 
-def _error(exc: SQLAlchemyError, path: Path | None) -> DataError:
+def _unreachable(exc: SQLAlchemyError, url: str) -> DataError:
+    """A server store that cannot be reached or used: which one (password masked), and why."""
+    password = make_url(url).password
+    reason = _reason(exc)
+    if password:
+        reason = reason.replace(str(password), "***")
+    return DataError(
+        f"the run store {masked(url)} cannot be reached: {reason}",
+        f"check that the server is up and runs.url (.pipeline/config.yaml, config.local.yaml"
+        f" or ${RUNS_URL_ENV}) names it",
+    )
+
+
+def _error(exc: SQLAlchemyError, path: Path | None, url: str) -> DataError:
     """Why the store cannot be opened: a refusing disk (full, read-only) says so in one line."""
+    if path is None and url.startswith("postgresql"):
+        return _unreachable(exc, url)
     refused = disk_error(exc, path)
     if refused is not None:
         return refused

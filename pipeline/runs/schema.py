@@ -21,7 +21,9 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+# Stamped in `info` (key `schema`); runs/migrate.py upgrades older stores step by step.
+# 1: runs, params, metrics, stages, artifacts. 2: + the model registry and tracking tables.
+SCHEMA_VERSION = 2
 metadata = MetaData()
 
 info = Table(
@@ -102,3 +104,119 @@ artifacts = Table(
     Column("nfiles", Integer),
     Index("artifacts_hash", "hash"),
 )
+
+# --- the model registry -----------------------------------------------------------------------
+# `registry_events` is the truth: append-only, one row per change, each with a unique id so two
+# teammates' logs merge by union (`push`/`pull --runs`). The other three tables are derived from
+# it (rebuilt by replaying a name's events) and answer queries in one lookup.
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("hash", String(64), nullable=False),  # the package directory's content hash
+    Column("path", String(1000)),  # where it was in the workspace when registered
+    Column("run_id", String(40)),  # the producing run and stage, when one is known
+    Column("stage", String(400)),
+    Column("created_at", Float, nullable=False),
+    Column("user", String(200)),
+    Column("description", Text),
+    Column("status", String(32), nullable=False),  # READY (MLflow's word)
+    Index("model_versions_hash", "hash"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("alias", String(200), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),  # 0: a tag of the model itself
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+registry_events = Table(
+    "registry_events",
+    metadata,
+    Column("id", String(40), primary_key=True),  # unique across machines (uuid4 hex)
+    Column("at", Float, nullable=False),
+    Column("actor", String(200)),
+    Column("name", String(200), nullable=False),
+    Column("action", String(16), nullable=False),  # register, alias, unalias, tag, untag
+    Column("alias", String(200)),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("key", String(250)),
+    Column("value", Text),  # a tag's value; for `register`, JSON {path, run_id, stage}
+    Column("message", Text),
+    # The package the event concerns: versions are renumbered when merged logs clash, so an
+    # event names its version by content and the number is looked up on replay.
+    Column("hash", String(64)),
+    Index("registry_events_name", "name", "at"),
+)
+
+# --- values logged from stage code (`pipeline.track`, DVCLive, MLflow; `runs/tracking.py`) ----
+# Every row names the stage that logged it, so ingesting a stage again (a killed run replayed)
+# first deletes that stage's rows. The latest value of each metric also goes into `metrics`
+# under its bare key (logged keys never contain ':', file metrics always do).
+
+track_metrics = Table(
+    "track_metrics",
+    metadata,
+    Column("run_id", String(40), nullable=False),
+    Column("stage", String(400), nullable=False),
+    Column("key", String(400), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),  # UNIX seconds
+    Column("seq", Integer, nullable=False),  # line number: orders equal (step, ts)
+    Column("value", Float),  # NULL: NaN
+    Index("track_metrics_key", "run_id", "key", "step", "ts"),
+)
+
+track_params = Table(
+    "track_params",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("key", String(400), primary_key=True),
+    Column("stage", String(400), nullable=False),
+    Column("value", Text, nullable=False),  # JSON
+)
+
+track_tags = Table(
+    "track_tags",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("stage", String(400), primary_key=True),
+    Column("key", String(400), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+track_artifacts = Table(
+    "track_artifacts",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("stage", String(400), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("hash", String(64)),  # None: the file was gone when the stage was ingested
+    Column("size", BigInteger),
+)
+
+track_errors = Table(
+    "track_errors",
+    metadata,
+    Column("run_id", String(40), nullable=False),
+    Column("stage", String(400), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("track_errors_run", "run_id"),
+)
+
+# Values logged from code, by run: `gc --drop-runs` removes a run's rows from each.
+TRACK_TABLES = (track_metrics, track_params, track_tags, track_artifacts, track_errors)

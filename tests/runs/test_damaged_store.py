@@ -31,11 +31,16 @@ def _filled(state: Path, count: int = 200) -> Path:
 
 
 def _damage_pages(db: Path) -> bytes:
-    """Overwrite every page after the schema and the small tables: opening still works, reading
-    the runs finds the file malformed."""
+    """Overwrite every page after the schema and the tables' root pages (rows inserted later
+    live after them): opening still works, reading the runs finds the file malformed."""
+    with sqlite3.connect(db) as conn:
+        (last_root,) = conn.execute("SELECT max(rootpage) FROM sqlite_master").fetchone()
+    conn.close()
     data = bytearray(db.read_bytes())
-    page = int.from_bytes(data[16:18], "big")
-    data[16 * page :] = b"\xab" * (len(data) - 16 * page)
+    size = int.from_bytes(data[16:18], "big")
+    start = last_root * size  # pages count from 1: page n ends at byte n * size
+    assert start < len(data), "no row page to damage"
+    data[start:] = b"\xab" * (len(data) - start)
     db.write_bytes(bytes(data))
     return bytes(data)
 
