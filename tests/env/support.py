@@ -326,3 +326,11 @@ def _pipeline(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+def only_stage_path(value: str | None) -> bool:
+    """Whether a stage's PYTHONPATH is just the tool's stage path: one folder holding only the
+    `pipeline` link (`env/stagepath.py`), nothing of the parent's PYTHONPATH."""
+    if value is None or os.pathsep in value:
+        return False
+    return sorted(p.name for p in Path(value).iterdir()) == ["pipeline"]
