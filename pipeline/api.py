@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pipeline.data.sync import RemoteStatus, SyncReport
     from pipeline.env.envstore import BuiltEnv
     from pipeline.env.manage import EnvReport, Pruned
+    from pipeline.execute.dispatch import JobBackend
     from pipeline.execute.scheduler import Events, RunResult
     from pipeline.experiments.dry import PointPlan
     from pipeline.experiments.entry import EntryRun
@@ -75,10 +76,13 @@ def repro(
     options: ReproOptions | None = None,
     events: Events | None = None,
     on_wait: Callable[[str], None] | None = None,
+    backend: JobBackend | None = None,
 ) -> RunResult:
     """Bring the workspace up to date: run every stale selected stage, upstream first.
 
     Only one `repro` runs per project at a time; `on_wait` hears about the one we wait for.
+    With a `backend`, stages that must run leave this process as stage jobs (data through
+    the default remote); planning, the lock and the records stay here.
     """
     # Imported here so that `status` never pays for the executor, threads and file locks.
     from pipeline.data.add import tracked_paths
@@ -93,6 +97,7 @@ def repro(
     how = Execution(
         **values_of(ExecOptions, options),
         record=RunInfo(kind="repro", command=options.command) if options.record else None,
+        backend=backend,
     )
     try:
         with (

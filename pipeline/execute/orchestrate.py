@@ -23,6 +23,7 @@ from pipeline.core.lockfile import LockEntry
 from pipeline.env.provision import Provisioner
 from pipeline.errors import Interrupted
 from pipeline.execute.command import ProcessTracker
+from pipeline.execute.dispatch import JobBackend, JobRunner
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.outputs import StageCache
 from pipeline.execute.scheduler import (
@@ -57,6 +58,7 @@ class Execution(ExecOptions):
     gate: FingerprintGate | None = None  # shared by a sweep's points
     after: Callable[[Executor], list[Artifact]] | None = None  # files to record with the run
     tracker: ProcessTracker | None = None  # shared by a sweep's points, to stop them all
+    backend: JobBackend | None = None  # stages run as stage jobs there (None: here)
 
 
 def execute(
@@ -92,6 +94,7 @@ def execute(
         track=None
         if recorder is None
         else TrackTarget(recorder.id, run_track_dir(state_dir, recorder.id)),
+        runner=_runner(session, cache, how.backend),
     )
     if recorder is not None:
         recorder.begin(effective_params(session.project))
@@ -162,6 +165,13 @@ def _run_cache(session: Session, plan: Plan) -> RunCache:
         return session.run_cache
     settings = session.config.remote()
     return RemoteRunCache(session.store, settings, session.project.root)
+
+
+def _runner(session: Session, cache: StageCache, backend: JobBackend | None) -> JobRunner | None:
+    """Stages leave this process through `backend`, their data through the default remote."""
+    if backend is None:
+        return None
+    return JobRunner(session.project, cache, session.config.remote(), backend)
 
 
 def _tracker(shared: ProcessTracker | None, state_dir: Path) -> ProcessTracker:

@@ -32,11 +32,12 @@ from pipeline.core.textenum import TextEnum
 from pipeline.core.waiting import wait_any
 from pipeline.env.provision import Provisioner, activate
 from pipeline.env.resolve import ResolvedEnv
-from pipeline.env.stagepath import stage_pythonpath
 from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.execute.command import CommandResult, ProcessTracker, run_commands
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.outputs import StageCache, unshare_persistent
+from pipeline.execute.stageenv import base_environ, with_stagepath
+from pipeline.execute.stageenv import mlruns as stage_mlruns
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Action, Decision, Plan, Reason, ReasonKind, decide
 from pipeline.runs.trackfile import TRACK_DIR, stage_file
@@ -122,6 +123,25 @@ class QuietEvents:
 Work = tuple[StageResult, LockEntry | None]
 
 
+@dataclass(frozen=True)
+class StageSlot:
+    """Where a stage's side files go in the driver: its log and its track file."""
+
+    root: Path
+    log: Path
+    track_file: Path
+    run_id: str
+
+
+class StageRunner(Protocol):
+    """Runs one stage somewhere other than this process (`dispatch.py`): its lock entry, and
+    the attempts it took; a failed command raises `StageFailed`."""
+
+    def run(
+        self, stage: Stage, decision: Decision, slot: StageSlot, events: Events
+    ) -> tuple[LockEntry, int]: ...
+
+
 class Executor:
     """Runs a plan's stages on a thread pool and records each success in the lock."""
 
@@ -139,6 +159,7 @@ class Executor:
         gate: FingerprintGate | None = None,
         tracker: ProcessTracker | None = None,
         track: TrackTarget | None = None,
+        runner: StageRunner | None = None,
     ) -> None:
         self.project = project
         self.lock = lock
@@ -149,6 +170,7 @@ class Executor:
         self.envs = envs or Provisioner()
         self.on_result = on_result
         self.gate = gate
+        self.runner = runner  # None: stages run here, as subprocesses
         self.plan_envs: dict[str, ResolvedEnv | None] = {}
         self.tracker = tracker or ProcessTracker()
         self.lock_writer = LockWriter(project.root)
@@ -253,7 +275,7 @@ class Executor:
             )
         try:
             _check_runnable(stage, decision)
-            lock_entry, attempts = self._run_with_retries(stage, decision)
+            lock_entry, attempts = self._run_stage(stage, decision)
         except PipelineError as exc:
             seconds = time.monotonic() - started
             code = exc.returncode if isinstance(exc, StageFailed) else None
@@ -286,6 +308,14 @@ class Executor:
             return None
         seconds = time.monotonic() - started
         return StageResult(stage.name, Outcome.RESTORED, decision, seconds, started_at=wall), entry
+
+    def _run_stage(self, stage: Stage, decision: Decision) -> tuple[LockEntry, int]:
+        if self.runner is None:
+            return self._run_with_retries(stage, decision)
+        slot = StageSlot(
+            self.project.root, self._log_path(stage), self.track_file(stage.name), self.track.run_id
+        )
+        return self.runner.run(stage, decision, slot, self.events)
 
     def _run_with_retries(self, stage: Stage, decision: Decision) -> tuple[LockEntry, int]:
         for attempt in range(1, stage.retries + 1):
@@ -352,18 +382,9 @@ class Executor:
         `import pipeline.models` in its own env; PIPELINE_ENV_LOCK/KIND say what the env was
         built from, for the model package. None of it enters a fingerprint.
         """
-        base = {**os.environ, "PIPELINE_ROOT": str(self.project.root), "PIPELINE_STAGE": stage.name}
-        base.update(self._track_environ(stage))
-
-        def with_stagepath(environ: dict[str, str]) -> dict[str, str]:
-            try:
-                extra = str(stage_pythonpath())
-            except OSError:  # an unwritable cache costs `import pipeline.models`, not the stage
-                return environ
-            paths = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-            environ["PYTHONPATH"] = os.pathsep.join([*paths, extra])  # the user's own first
-            return environ
-
+        base = base_environ(
+            self.project.root, stage.name, self.track.run_id, self.track_file(stage.name)
+        )
         if decision.env is None:
             yield with_stagepath(base)
             return
@@ -383,25 +404,11 @@ class Executor:
         """Where `stage` appends the values it logs (`PIPELINE_TRACK_FILE`)."""
         return stage_file(self.track.folder, stage)
 
-    def _track_environ(self, stage: Stage) -> dict[str, str]:
-        """PIPELINE_RUN_ID/TRACK_FILE, and a per-stage MLflow file store unless the user set
-        a tracking URI. Each attempt starts with an empty track file: a retry's values are
-        the stage's values. None of it enters a fingerprint."""
-        path = self.track_file(stage.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        shutil.rmtree(_mlruns(path), ignore_errors=True)
-        found = {"PIPELINE_RUN_ID": self.track.run_id, "PIPELINE_TRACK_FILE": str(path)}
-        if "MLFLOW_TRACKING_URI" not in os.environ:
-            found["MLFLOW_TRACKING_URI"] = _mlruns(path).as_uri()
-            found["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 3 refuses file stores without
-        return found
-
     def _import_tracked(self, stage: Stage, since: float) -> None:
         """Append what the stage logged with DVCLive or MLflow to its track file."""
         cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root
         path = self.track_file(stage.name)
-        mlruns = None if "MLFLOW_TRACKING_URI" in os.environ else _mlruns(path)
+        mlruns = None if "MLFLOW_TRACKING_URI" in os.environ else stage_mlruns(path)
         try:
             lines = foreign_lines(cwd, mlruns, since, dvclive=self._reads_dvclive(stage))
             if lines:
@@ -594,10 +601,6 @@ class TrackTarget:
     run_id: str
     folder: Path
     keep: bool = True
-
-
-def _mlruns(track_file: Path) -> Path:
-    return track_file.with_suffix(".mlruns")
 
 
 def _tee(*sinks: Callable[[bytes], object]) -> Callable[[bytes], None]:

@@ -186,4 +186,3 @@ def _unique(name: str, taken: set[str]) -> str:
         candidate = f"{stem}-{n}{dot}{ext}"
     taken.add(candidate)
     return candidate
-

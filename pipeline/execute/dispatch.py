@@ -1,0 +1,249 @@
+"""Stages run elsewhere: the driver's half of a stage job (`stagejob.py`).
+
+`JobRunner` is the executor's stage runner when stages leave this process. Once per run it
+ships the project's source (the files `git ls-files -co --exclude-standard` lists, minus every
+stage's outs and the state directory) to the remote as content-addressed objects plus one tree
+object, so only what changed since the last run travels. For each stage it builds a
+`StageJob`, hands it to a `JobBackend` (in this process, or a Dask cluster), and on success
+fetches the outs into the cache, verified, checks them out into the workspace and commits
+the lock entry and run-cache entry exactly as for a local stage. A non-zero exit is a failed
+stage (retried only as `retries:` says); a backend raises only for system failures.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from pipeline.core.config import SECRET_KEYS, RemoteSettings
+from pipeline.core.fingerprint import fingerprint
+from pipeline.core.git import git
+from pipeline.core.hashing import HashInfo, digest_bytes, file_digest, tree_manifest
+from pipeline.core.lockfile import LockedPath, LockEntry
+from pipeline.core.paths import is_within
+from pipeline.errors import DataError, StageFailed, UsageError
+from pipeline.execute.outputs import StageCache
+from pipeline.execute.scheduler import Events, StageSlot
+from pipeline.execute.stagejob import JobEnv, JobPath, JobResult, StageJob, expand, run_job
+from pipeline.load.project import Project, Stage
+from pipeline.plan.decisions import Decision
+from pipeline.store.objects import store_strategies
+from pipeline.store.remote import Remote
+from pipeline.store.transfer import Report, Transfer, connected
+
+
+class JobBackend(Protocol):
+    """Runs stage jobs somewhere; raises only for system failures (after its own retries)."""
+
+    def run(self, job: StageJob, stage: Stage) -> JobResult: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class InProcessBackend:
+    """Runs each job in this process, in a scratch directory under `home` (tests, debugging)."""
+
+    home: Path
+
+    def run(self, job: StageJob, stage: Stage) -> JobResult:
+        return run_job(StageJob.from_json(job.to_json()), self.home)  # as a worker receives it
+
+    def close(self) -> None:
+        pass
+
+
+class JobRunner:
+    """Runs each stage as a stage job through `backend`, data through the remote `settings`."""
+
+    def __init__(
+        self, project: Project, cache: StageCache, settings: RemoteSettings, backend: JobBackend
+    ) -> None:
+        self.project = project
+        self.cache = cache
+        self.settings = _portable(settings, project.root)
+        self.backend = backend
+        self._source: JobPath | None = None
+        self._shipping = threading.Lock()
+
+    def run(
+        self, stage: Stage, decision: Decision, slot: StageSlot, events: Events
+    ) -> tuple[LockEntry, int]:
+        """Run `stage` as a job (again, as its `retries:` allow, while its command fails)."""
+        job = self.job(stage, decision, slot.run_id)
+        attempts = stage.retries + 1
+        for attempt in range(1, attempts + 1):
+            events.stage_started(stage, decision, attempt)
+            result = self.backend.run(job, stage)
+            self._take_side_files(stage, result, slot, events)
+            if result.succeeded:
+                return self._accept(stage, decision, result, slot), attempt
+            if attempt == attempts:
+                raise _failure(stage, result, slot, attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def job(self, stage: Stage, decision: Decision, run_id: str) -> StageJob:
+        """The self-contained job for `stage` as `decision` planned it."""
+        if any(o.persist for o in stage.outs):
+            raise UsageError(
+                f"stage {stage.name}: `persist` outputs cannot run on another machine yet",
+                "run this stage locally (without --executor)",
+            )
+        return StageJob(
+            fingerprint=fingerprint(stage, decision.deps, decision.env_digest),
+            stage=stage.name,
+            cmd=stage.cmd,
+            wdir=stage.wdir,
+            deps=tuple(JobPath.of(p, i) for p, i in decision.deps.items() if i is not None),
+            outs=stage.out_paths,
+            source=self.source(),
+            remote=self.settings,
+            run_id=run_id,
+            timeout=stage.timeout,
+            env=self._env(decision),
+        )
+
+    def source(self) -> JobPath:
+        """The project's source as one tree object on the remote (shipped once per runner)."""
+        with self._shipping:
+            if self._source is None:
+                self._source = ship_source(self.project, self.cache)
+            return self._source
+
+    def _env(self, decision: Decision) -> JobEnv | None:
+        env = decision.env
+        if env is None:
+            return None
+        decl = env.decl
+        settings = self.cache.config.env
+        kind = str(decl.kind)
+        return JobEnv(
+            decl.name, kind, decl.file, decl.python, env.digest, settings.installer, settings.conda
+        )
+
+    def _take_side_files(
+        self, stage: Stage, result: JobResult, slot: StageSlot, events: Events
+    ) -> None:
+        """The job's log (into `.pipeline/logs/`, shown as output) and its tracked values."""
+        slot.log.unlink(missing_ok=True)
+        if result.log is not None:
+            with self._transfer() as transfer:
+                _check(transfer.download([HashInfo(result.log, 0, 1)]), stage, "its log")
+            data = self.cache.store.path(result.log).read_bytes()
+            slot.log.write_bytes(data)
+            events.stage_output(stage, data)
+        slot.track_file.parent.mkdir(parents=True, exist_ok=True)
+        slot.track_file.write_text(result.tracked, encoding="utf-8")
+
+    def _accept(
+        self, stage: Stage, decision: Decision, result: JobResult, slot: StageSlot
+    ) -> LockEntry:
+        """Bring the outs into the cache and workspace, then commit as a local stage does."""
+        with self._transfer() as transfer:
+            _check(transfer.download([o.info for o in result.outs]), stage, "its outputs")
+        restorer, plain = self.cache.restorer(), self.cache.restorer(["copy"])
+        in_git = {o.path for o in stage.outs if not o.cache}
+        for out in result.outs:
+            (plain if out.path in in_git else restorer).restore(out.path, out.info)
+        entry = LockEntry(
+            cmd=stage.cmd,
+            fingerprint=result.fingerprint,
+            params=stage.params,
+            deps=tuple(LockedPath(p, i) for p, i in decision.deps.items() if i is not None),
+            outs=tuple(LockedPath(o.path, o.info) for o in result.outs),
+            env=decision.env_digest,
+        )
+        self.cache.commit(stage, entry, slot.log)
+        return entry
+
+    def _transfer(self) -> _Connected:
+        return _Connected(self.cache, self.settings, self.project.root)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class _Connected:
+    """`connected(...)` for the driver's cache, as a reusable context manager."""
+
+    def __init__(self, cache: StageCache, settings: RemoteSettings, root: Path) -> None:
+        self._context = connected(cache.store, settings, root)
+
+    def __enter__(self) -> Transfer:
+        return self._context.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._context.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def ship_source(project: Project, cache: StageCache) -> JobPath:
+    """Store the project's source files and their tree object, and push them to the remote."""
+    files = source_files(project)
+    strategies = store_strategies(cache.config.cache_type)
+    rows = []
+    for rel in files:
+        path = project.root / rel
+        digest = file_digest(path)
+        cache.store.put_file(str(path), digest, strategies)
+        rows.append((rel, digest, os.access(path, os.X_OK)))
+    manifest = tree_manifest(rows)
+    tree = HashInfo(digest_bytes(manifest), len(manifest), len(rows), isdir=True)
+    cache.store.put_bytes(manifest, tree.hash)
+    settings = _portable(cache.config.remote(), project.root)  # the default remote
+    with connected(cache.store, settings, project.root) as transfer:
+        report = transfer.upload(*expand(cache.store, [tree]))
+    if report.not_local or report.missing:
+        raise DataError("could not ship the project's source to the remote", "check the remote")
+    return JobPath.of(".", tree)
+
+
+def source_files(project: Project) -> list[str]:
+    """What git lists (tracked and untracked, not ignored), minus outs and the state dir."""
+    listed = git(project.root, "ls-files", "-z", "-co", "--exclude-standard")
+    if listed is None:
+        raise UsageError(
+            "stages on other machines need the project's source as git lists it",
+            "make the project a git repository (git init)",
+        )
+    outs = [o.path for s in project.stages.values() for o in s.outs]
+    state = project.state_dir.relative_to(project.root).as_posix()
+    kept = []
+    for rel in sorted(set(filter(None, listed.split("\0")))):
+        if is_within(rel, state) or any(is_within(rel, out) for out in outs):
+            continue
+        if (project.root / rel).is_file():  # listed, but deleted in the working tree
+            kept.append(rel)
+    return kept
+
+
+def _portable(settings: RemoteSettings, root: Path) -> RemoteSettings:
+    """The remote as a worker elsewhere reaches it: a directory by absolute path, no secrets
+    (workers use the backend's own credential chain)."""
+    remote = Remote(settings, root)
+    url = remote.base if remote.protocol == "file" else settings.url
+    options = {k: v for k, v in settings.options.items() if k not in SECRET_KEYS}
+    return replace(settings, url=url, options=options)
+
+
+def _check(report: Report, stage: Stage, what: str) -> None:
+    lost = [*report.missing, *report.corrupt]
+    if lost:
+        raise DataError(
+            f"stage {stage.name}: could not fetch {what} from the remote ({lost[0]})",
+            "the worker pushed them: check the remote",
+        )
+
+
+def _failure(stage: Stage, result: JobResult, slot: StageSlot, attempt: int) -> StageFailed:
+    if result.timed_out:
+        message = f"stage {stage.name} timed out on {result.host}"
+    elif result.exit_code != 0:
+        message = f"stage {stage.name} failed with exit code {result.exit_code} on {result.host}"
+    else:
+        message = f"stage {stage.name} did not create {result.missing[0]}"
+    if attempt > 1:
+        message += f" (attempt {attempt} of {stage.retries + 1})"
+    hint = f"full output in {slot.log.relative_to(slot.root)}"
+    return StageFailed(stage.name, message, hint, returncode=result.exit_code)
