@@ -91,6 +91,7 @@ def _column(rows: list[list[Any]], index: int, name: str, dtype: str | None) -> 
         raise ModelError(f"column {name!r}: values do not fit {dtype}: {exc}") from None
 
 
+
 def to_json(value: Any) -> list[Any]:
     """Predictions as plain lists: numpy via `.tolist()`, frames as records."""
     if hasattr(value, "to_dict") and hasattr(value, "columns"):

@@ -186,3 +186,4 @@ def _unique(name: str, taken: set[str]) -> str:
         candidate = f"{stem}-{n}{dot}{ext}"
     taken.add(candidate)
     return candidate
+
