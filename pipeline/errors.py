@@ -76,6 +76,13 @@ class DiskError(DataError):
     """
 
 
+class ClusterError(PipelineError):
+    """The cluster that runs stages failed us: its scheduler cannot be reached, or a stage
+    kept losing its workers beyond `executor.retries`."""
+
+    exit_code = 4
+
+
 class Interrupted(PipelineError):
     """The run was stopped by Ctrl-C or SIGTERM."""
 

@@ -24,7 +24,18 @@ from pipeline.experiments.options import RunOptions
 
 
 @click.command("run")
-@from_fields(RunOptions, "targets", "params", "sweeps", "jobs", "name", "keep_going", "run_cache")
+@from_fields(
+    RunOptions,
+    "targets",
+    "params",
+    "sweeps",
+    "jobs",
+    "name",
+    "keep_going",
+    "run_cache",
+    "executor",
+    "scheduler",
+)
 @click.option("-e", "--entry-point", metavar="NAME", help="Run this MLflow entry point instead.")
 @click.option(
     "-P", "entry_params", multiple=True, metavar="KEY=VALUE", help="An entry point parameter."

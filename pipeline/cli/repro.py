@@ -41,6 +41,8 @@ from pipeline.execute.options import ReproOptions
     "run_cache",
     "pull",
     "env_manager",
+    "executor",
+    "scheduler",
 )
 @click.pass_obj
 def repro(opts: GlobalOptions, /, dry: bool, **values: Any) -> None:

@@ -49,6 +49,19 @@ class EnvSettings:
     conda: str = CONDA_TOOLS[0]
 
 
+EXECUTORS = ("local", "dask")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """The `executor:` section: where stages run (`local`, or a Dask scheduler's `address`),
+    and how often a system failure (a worker lost or killed) is retried on another worker."""
+
+    kind: str = EXECUTORS[0]
+    address: str | None = None
+    retries: int = 2
+
+
 # Remote options that are secrets: only in config.local.yaml (or the backend's own chain).
 SECRET_KEYS = frozenset(
     {
@@ -82,6 +95,7 @@ class Config:
     remotes: dict[str, RemoteSettings] = field(default_factory=dict, hash=False)
     default_remote: str | None = None
     runs_url: str | None = None  # None: the project's SQLite file (runs/runstore.py)
+    executor: ExecutorSettings = ExecutorSettings()
 
     def remote(self, name: str | None = None) -> RemoteSettings:
         """The remote `name`, or the default one (a single configured remote is the default)."""
@@ -119,6 +133,7 @@ def load_config(state_dir: Path, memo: DocumentMemo | None = None) -> Config:
         remotes=_remotes(merged.get("remotes", {}), origin),
         default_remote=_default_remote(merged, origin),
         runs_url=_runs_url(merged.get("runs", {}), origin),
+        executor=_executor(merged.get("executor", {}), origin),
     )
 
 
@@ -234,6 +249,23 @@ def _runs_url(section: dict[str, Any], origin: dict[str, str]) -> str | None:
 
 
 REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _executor(section: dict[str, Any], origin: dict[str, str]) -> ExecutorSettings:
+    """`executor: {kind: dask, address: tcp://HOST:PORT, retries: 2}`."""
+    kind = section.get("kind", EXECUTORS[0])
+    address, retries = section.get("address"), section.get("retries", 2)
+    where = origin.get("executor.kind", ".pipeline/config.yaml")
+    if kind not in EXECUTORS:
+        raise ManifestError(
+            f"{where}: executor.kind {kind!r} is not one of " + ", ".join(EXECUTORS),
+            "e.g. `executor: {kind: dask, address: tcp://scheduler:8786}`",
+        )
+    if address is not None and not isinstance(address, str):
+        raise ManifestError(f"{where}: executor.address must be a string", "tcp://HOST:PORT")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ManifestError(f"{where}: executor.retries must be a whole number >= 0", "e.g. 2")
+    return ExecutorSettings(str(kind), address, retries)
 
 
 def _choice(

@@ -45,6 +45,7 @@ class Stage:
     missing_params: tuple[str, ...] = ()  # `file:key` in `params:` but not in the file: fails
     wdir: str = "."
     cpus: int = 1
+    resources: dict[str, float] = field(default_factory=dict)  # gpus, memory, custom: a worker's
     timeout: float | None = None
     retries: int = 0
     frozen: bool = False

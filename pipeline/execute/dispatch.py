@@ -26,7 +26,7 @@ from pipeline.core.lockfile import LockedPath, LockEntry
 from pipeline.core.paths import is_within
 from pipeline.errors import DataError, StageFailed, UsageError
 from pipeline.execute.outputs import StageCache
-from pipeline.execute.scheduler import Events, StageSlot
+from pipeline.execute.scheduler import Events, Ran, StageSlot
 from pipeline.execute.stagejob import JobEnv, JobPath, JobResult, StageJob, expand, run_job
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Decision
@@ -38,7 +38,9 @@ from pipeline.store.transfer import Report, Transfer, connected
 class JobBackend(Protocol):
     """Runs stage jobs somewhere; raises only for system failures (after its own retries)."""
 
+    def open(self) -> None: ...
     def run(self, job: StageJob, stage: Stage) -> JobResult: ...
+    def cancel(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -48,8 +50,14 @@ class InProcessBackend:
 
     home: Path
 
+    def open(self) -> None:
+        pass
+
     def run(self, job: StageJob, stage: Stage) -> JobResult:
         return run_job(StageJob.from_json(job.to_json()), self.home)  # as a worker receives it
+
+    def cancel(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -68,9 +76,7 @@ class JobRunner:
         self._source: JobPath | None = None
         self._shipping = threading.Lock()
 
-    def run(
-        self, stage: Stage, decision: Decision, slot: StageSlot, events: Events
-    ) -> tuple[LockEntry, int]:
+    def run(self, stage: Stage, decision: Decision, slot: StageSlot, events: Events) -> Ran:
         """Run `stage` as a job (again, as its `retries:` allow, while its command fails)."""
         job = self.job(stage, decision, slot.run_id)
         attempts = stage.retries + 1
@@ -79,7 +85,7 @@ class JobRunner:
             result = self.backend.run(job, stage)
             self._take_side_files(stage, result, slot, events)
             if result.succeeded:
-                return self._accept(stage, decision, result, slot), attempt
+                return Ran(self._accept(stage, decision, result, slot), attempt, result.host)
             if attempt == attempts:
                 raise _failure(stage, result, slot, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -160,6 +166,9 @@ class JobRunner:
 
     def _transfer(self) -> _Connected:
         return _Connected(self.cache, self.settings, self.project.root)
+
+    def cancel(self) -> None:
+        self.backend.cancel()
 
     def close(self) -> None:
         self.backend.close()

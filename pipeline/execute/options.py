@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pipeline.core.config import EXECUTORS
 from pipeline.core.options import option
 from pipeline.plan.options import PlanOptions
 
@@ -30,6 +31,19 @@ class ExecOptions:
         "--keep-going",
         default=False,
         help="After a failure, go on with independent stages.",
+    )
+    executor: str | None = option(
+        "--executor",
+        default=None,
+        choices=EXECUTORS,
+        help="Where stages run: `local`, or `dask` (a Dask cluster; data moves through the "
+        "default remote) [default: executor.kind in .pipeline/config.yaml, else local].",
+    )
+    scheduler: str | None = option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="The Dask scheduler, e.g. tcp://HOST:8786 [default: executor.address].",
     )
 
 

@@ -19,10 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.core.config import Config
 from pipeline.core.lockfile import LockEntry
 from pipeline.env.provision import Provisioner
-from pipeline.errors import Interrupted
+from pipeline.errors import Interrupted, UsageError
 from pipeline.execute.command import ProcessTracker
+from pipeline.execute.daskexec import DaskBackend
 from pipeline.execute.dispatch import JobBackend, JobRunner
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.outputs import StageCache
@@ -37,7 +39,7 @@ from pipeline.execute.scheduler import (
 )
 from pipeline.execute.stagegroups import GroupRegistry, kill_leftovers
 from pipeline.execute.stagerows import StageRows
-from pipeline.plan.decisions import Plan
+from pipeline.plan.decisions import Action, Plan
 from pipeline.plan.session import Session
 from pipeline.runs.model import Artifact, RunStatus
 from pipeline.runs.record import RunInfo, RunRecorder, effective_params, read_metrics
@@ -65,6 +67,8 @@ def execute(
     session: Session, plan: Plan, events: Events, how: Execution
 ) -> tuple[RunResult, Executor]:
     """Run `plan`, recording it unless `how.record` is None."""
+    how = dataclasses.replace(how, backend=how.backend or backend_for(how, session.config))
+    _open_backend(how.backend, plan)
     run_cache = _run_cache(session, plan)
     cache = StageCache(session.store, run_cache, session.hasher, session.config)
     state_dir = how.store_dir or session.project.state_dir
@@ -108,6 +112,7 @@ def execute(
         raise
     finally:
         run_cache.close()
+        _close_backend(how.backend)
     if isinstance(run_cache, RemoteRunCache) and run_cache.error is not None:
         result = dataclasses.replace(result, remote_error=run_cache.error.message)
     if recorder is None:
@@ -174,6 +179,32 @@ def _runner(session: Session, cache: StageCache, backend: JobBackend | None) -> 
     return JobRunner(session.project, cache, session.config.remote(), backend)
 
 
+def backend_for(how: ExecOptions, config: Config) -> JobBackend | None:
+    """The cluster that `--executor`/`--scheduler` (or the config's `executor:`) names."""
+    kind = how.executor or config.executor.kind
+    if kind == "local":
+        return None
+    address = how.scheduler or config.executor.address
+    if not address:
+        raise UsageError(
+            "the dask executor needs the scheduler's address",
+            "give --scheduler tcp://HOST:8786, or set executor.address in .pipeline/config.yaml",
+        )
+    return DaskBackend(address, retries=config.executor.retries)
+
+
+def _open_backend(backend: JobBackend | None, plan: Plan) -> None:
+    """Connect when a stage may run: an unreachable cluster is one error before anything
+    starts, and a run with nothing to do never connects."""
+    if backend is not None and any(d.action in _MAY_RUN for d in plan.decisions.values()):
+        backend.open()
+
+
+def _close_backend(backend: JobBackend | None) -> None:
+    if backend is not None:
+        backend.close()
+
+
 def _tracker(shared: ProcessTracker | None, state_dir: Path) -> ProcessTracker:
     """This run's tracker (or a sweep's shared one), noting its groups under `state_dir`."""
     tracker = shared or ProcessTracker()
@@ -195,6 +226,7 @@ def _recorder(state_dir: Path, session: Session, info: RunInfo | None) -> RunRec
 
 
 _PRODUCED = (Outcome.RAN, Outcome.RESTORED, Outcome.UP_TO_DATE)
+_MAY_RUN = (Action.RUN, Action.AFTER_UPSTREAM)
 # After an interrupt, how long the record may take; the journal completes it if longer.
 _RECORD_WAIT_SECONDS = 1.0
 

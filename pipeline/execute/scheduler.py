@@ -68,6 +68,7 @@ class StageResult:
     attempts: int = 0
     started_at: float | None = None  # wall clock, for run records
     exit_code: int | None = None  # the command's, when it ran
+    host: str | None = None  # the machine it ran on, when not this one
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class QuietEvents:
 
 
 Work = tuple[StageResult, LockEntry | None]
+RUNNER_SLOTS = 64  # stages handed to a runner at once, at least (each waits on a thread)
 
 
 @dataclass(frozen=True)
@@ -133,13 +135,21 @@ class StageSlot:
     run_id: str
 
 
-class StageRunner(Protocol):
-    """Runs one stage somewhere other than this process (`dispatch.py`): its lock entry, and
-    the attempts it took; a failed command raises `StageFailed`."""
+@dataclass(frozen=True)
+class Ran:
+    """A stage that ran: its lock entry, the attempts it took, and where (None: here)."""
 
-    def run(
-        self, stage: Stage, decision: Decision, slot: StageSlot, events: Events
-    ) -> tuple[LockEntry, int]: ...
+    entry: LockEntry
+    attempts: int
+    host: str | None = None
+
+
+class StageRunner(Protocol):
+    """Runs stages somewhere other than this process (`dispatch.py`); a failed command
+    raises `StageFailed`. `cancel` is Ctrl-C: whatever was handed out is called back."""
+
+    def run(self, stage: Stage, decision: Decision, slot: StageSlot, events: Events) -> Ran: ...
+    def cancel(self) -> None: ...
 
 
 class Executor:
@@ -187,6 +197,8 @@ class Executor:
     def run(self, plan: Plan) -> RunResult:
         """Execute `plan`; on Ctrl-C every running command's process group is stopped."""
         jobs = max(1, self.options.jobs)
+        if self.runner is not None:  # the cluster's workers bound how many run at once
+            jobs = max(jobs, RUNNER_SLOTS)
         self.plan_envs = {n: d.env for n, d in plan.decisions.items()}
         self.restore = plan.options.run_cache
         schedule = _Schedule(plan, self.project, jobs)
@@ -194,6 +206,8 @@ class Executor:
             try:
                 self._loop(schedule, pool, jobs)
             except BaseException:
+                if self.runner is not None:
+                    self.runner.cancel()
                 self.tracker.stop_all()
                 raise
             finally:
@@ -275,7 +289,7 @@ class Executor:
             )
         try:
             _check_runnable(stage, decision)
-            lock_entry, attempts = self._run_stage(stage, decision)
+            ran = self._run_stage(stage, decision)
         except PipelineError as exc:
             seconds = time.monotonic() - started
             code = exc.returncode if isinstance(exc, StageFailed) else None
@@ -293,9 +307,16 @@ class Executor:
             return broken, None
         seconds = time.monotonic() - started
         done = StageResult(
-            name, Outcome.RAN, decision, seconds, attempts=attempts, started_at=wall, exit_code=0
+            name,
+            Outcome.RAN,
+            decision,
+            seconds,
+            attempts=ran.attempts,
+            started_at=wall,
+            exit_code=0,
+            host=ran.host,
         )
-        return done, lock_entry
+        return done, ran.entry
 
     def _restore(
         self, stage: Stage, decision: Decision, started: float, wall: float
@@ -309,9 +330,9 @@ class Executor:
         seconds = time.monotonic() - started
         return StageResult(stage.name, Outcome.RESTORED, decision, seconds, started_at=wall), entry
 
-    def _run_stage(self, stage: Stage, decision: Decision) -> tuple[LockEntry, int]:
+    def _run_stage(self, stage: Stage, decision: Decision) -> Ran:
         if self.runner is None:
-            return self._run_with_retries(stage, decision)
+            return Ran(*self._run_with_retries(stage, decision))
         slot = StageSlot(
             self.project.root, self._log_path(stage), self.track_file(stage.name), self.track.run_id
         )

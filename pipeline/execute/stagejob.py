@@ -26,9 +26,9 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pipeline.core.config import EnvSettings, RemoteSettings
 from pipeline.core.hashing import Hasher, HashInfo, file_digest
@@ -127,11 +127,19 @@ class JobResult:
     started_at: float = 0.0
     seconds: float = 0.0
     tracked: str = ""  # the lines the stage logged with `pipeline.track`
-    notes: tuple[str, ...] = field(default=())
+    worker: str = ""  # the engine's name for the worker that ran it
 
     @property
     def succeeded(self) -> bool:
         return self.exit_code == 0 and not self.timed_out and not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobResult:
+        outs = tuple(JobPath(**o) for o in data["outs"])
+        return cls(**{**data, "outs": outs, "missing": tuple(data["missing"])})
 
 
 def run_job(job: StageJob, home: Path) -> JobResult:

@@ -151,6 +151,7 @@ def build_stage(
         cmd_style=raw.style if raw is not None else "",
         wdir=wdir,
         cpus=spec.resources.cpus,
+        resources=spec.resources.requests(),
         timeout=spec.timeout,
         retries=spec.retries,
         frozen=spec.frozen,

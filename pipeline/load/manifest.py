@@ -120,10 +120,52 @@ class PlotSpec(OutSpec):
     header: bool | None = None
 
 
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+_AMOUNT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+
+
+def _memory(value: Any) -> Any:
+    """`8GB`, `512MiB`, `1e9` → bytes; anything else is left for the type check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str):
+        return value
+    found = _AMOUNT.fullmatch(value)
+    if found is None or found.group(2).lower() not in _UNITS:
+        raise ValueError(f"not an amount of memory: {value!r} (say e.g. 8GB or 512MiB)")
+    return int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+
+
 class Resources(_Model):
-    """What a stage holds while it runs; counted against `-j`."""
+    """What a stage holds while it runs: `cpus` count against `-j`; `gpus`, `memory` (bytes,
+    or a number with a unit: `8GB`, `512MiB`) and any other name are what a cluster worker
+    must declare to take the stage (`dask worker --resources "gpus=1"`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     cpus: Annotated[int, Field(ge=1)] = 1
+    gpus: Annotated[int, Field(ge=0)] = 0
+    memory: Annotated[int, Field(ge=1), BeforeValidator(_memory)] | None = None
+
+    @model_validator(mode="after")
+    def _custom_are_amounts(self) -> Resources:
+        for name, value in (self.model_extra or {}).items():
+            close = difflib.get_close_matches(name, ["cpus", "gpus", "memory"], 1, 0.6)
+            if close:  # `gpu: 1` would otherwise be a custom resource no worker declares
+                raise ValueError(f"unknown resource {name!r}: did you mean {close[0]!r}?")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"resource {name!r} must be a non-negative number")
+        return self
+
+    def requests(self) -> dict[str, float]:
+        """What a worker must have free beyond a thread: gpus, memory, custom names."""
+        found: dict[str, float] = {k: float(v) for k, v in (self.model_extra or {}).items()}
+        if self.gpus:
+            found["gpus"] = float(self.gpus)
+        if self.memory is not None:
+            found["memory"] = float(self.memory)
+        return found
 
 
 Command = Annotated[tuple[str, ...], BeforeValidator(_command)]

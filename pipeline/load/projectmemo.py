@@ -27,7 +27,7 @@ from pipeline.core.yamlio import DocumentMemo, json_exact
 # quoted flag keys (a project resolved by older rules may hold what they now refuse);
 # 6: top-level metrics, plots and artifacts as one `declared` section; 7: every manifest under
 # the project root (`manifests`, `origins`), inputs relative to the root
-FORMAT = 8
+FORMAT = 9
 Stat = tuple[int, int, int] | None
 
 

@@ -1,0 +1,162 @@
+"""Stage jobs on an existing Dask distributed cluster (`repro --executor dask --scheduler …`).
+
+One Dask task per stage run, keyed by the stage's fingerprint (`pure=False`: a shell command is
+never deduplicated by Dask). The task is `run_on_worker`: the stage job as JSON in, its result
+as plain data out; the data moves through the remote, never through the scheduler. A stage's
+`resources:` beyond CPUs (gpus, memory, custom names) become Dask resources, so it lands only
+on a worker that declares them (`dask worker … --resources "gpus=1"`); `cpus` are asked for
+only when some worker declares a `cpus` resource (otherwise a thread is the unit).
+
+A failing command is the job's result, not an error. What raises is a system failure: a
+worker killed or lost (`KilledWorker`, a closed connection, out of memory). Those are
+submitted again, to whichever worker is free, up to `retries` times. An error of the job itself
+(`PipelineError`: the remote, the env build) is not retried. `distributed` is imported only
+when a stage must run, so a no-op `repro` never pays for it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from concurrent.futures import CancelledError
+from dataclasses import replace
+from typing import Any
+
+from pipeline.errors import ClusterError, Interrupted, PipelineError, UsageError
+from pipeline.execute.stagejob import JobResult, StageJob, run_job, worker_home
+from pipeline.load.project import Stage
+
+CONNECT_SECONDS = 10.0
+
+
+class DaskBackend:
+    """Stage jobs as tasks of the Dask scheduler at `address`."""
+
+    def __init__(self, address: str, *, retries: int = 2, timeout: float = CONNECT_SECONDS) -> None:
+        self.address = address
+        self.retries = retries
+        self.timeout = timeout
+        self._client: Any = None
+        self._futures: set[Any] = set()
+        self._guard = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def open(self) -> None:
+        """Connect to the scheduler; one line (exit 4) when it cannot be reached."""
+        if self._client is not None:
+            return
+        distributed = _distributed()
+        try:
+            self._client = distributed.Client(
+                self.address, timeout=self.timeout, set_as_default=False
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {self.address}: {_first_line(exc)}",
+                "start it (`dask scheduler`), or check --scheduler / executor.address",
+            ) from None
+
+    def run(self, job: StageJob, stage: Stage) -> JobResult:
+        """Run `job` on the cluster, again elsewhere after a system failure."""
+        self.open()
+        resources = self._resources(stage)
+        last: BaseException | None = None
+        for attempt in range(1, self.retries + 2):
+            try:
+                return self._once(job, resources, attempt)
+            except PipelineError:
+                raise
+            except Exception as exc:  # the cluster's failure, not the stage's
+                if self._cancelled.is_set():
+                    raise _interrupted() from None
+                last = exc
+        raise ClusterError(
+            f"stage {stage.name}: the cluster failed it {self.retries + 1} times: "
+            f"{type(last).__name__}: {_first_line(last)}",
+            "check the workers' logs (memory, crashes); `executor.retries` sets the count",
+        )
+
+    def _once(self, job: StageJob, resources: dict[str, float], attempt: int) -> JobResult:
+        key = (
+            f"{job.stage}-{job.fingerprint.partition(':')[2][:16]}-{attempt}-{secrets.token_hex(3)}"
+        )
+        future = self._client.submit(
+            run_on_worker, job.to_json(), key=key, pure=False, resources=resources or None
+        )
+        with self._guard:
+            self._futures.add(future)
+        try:
+            data = future.result()
+        except CancelledError as exc:
+            raise _interrupted() from exc
+        finally:
+            with self._guard:
+                self._futures.discard(future)
+        return JobResult.from_dict(data)
+
+    def _resources(self, stage: Stage) -> dict[str, float]:
+        """The stage's requests as Dask resources; one no worker declares is an error."""
+        declared = [w.get("resources", {}) for w in self._workers().values()]
+        wanted = dict(stage.resources)
+        if stage.cpus > 1 and any("cpus" in d for d in declared):
+            wanted["cpus"] = float(stage.cpus)
+        for name, amount in wanted.items():
+            if not any(d.get(name, 0) >= amount for d in declared):
+                raise ClusterError(
+                    f"stage {stage.name} needs {name}={amount:g}, "
+                    f"and no worker of {self.address} declares that much",
+                    f'start one with `dask worker {self.address} --resources "{name}={amount:g}"`',
+                )
+        return wanted
+
+    def _workers(self) -> dict[str, Any]:
+        workers: dict[str, Any] = self._client.scheduler_info().get("workers", {})
+        return workers
+
+    def cancel(self) -> None:
+        """Ctrl-C: cancel every task submitted and not finished."""
+        self._cancelled.set()
+        with self._guard:
+            pending = list(self._futures)
+        if pending and self._client is not None:
+            self._client.cancel(pending)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def run_on_worker(job_json: str) -> dict[str, Any]:
+    """The task every worker runs: one stage job, in this worker's home (`worker_home`)."""
+    result = run_job(StageJob.from_json(job_json), worker_home())
+    return replace(result, worker=_worker_name()).to_dict()
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker  # noqa: PLC0415 - only ever on a Dask worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return ""
+
+
+def _distributed() -> Any:
+    try:
+        import distributed  # noqa: PLC0415 - loaded only when a stage must run on a cluster
+    except ImportError:
+        raise UsageError(
+            "the dask executor needs the `distributed` package",
+            "pip install 'pipeline[dask]'",
+        ) from None
+    return distributed
+
+
+def _interrupted() -> Interrupted:
+    return Interrupted("interrupted; the cluster's tasks were cancelled", "run it again")
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else "no reason given"

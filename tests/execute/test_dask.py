@@ -1,0 +1,223 @@
+"""Stages on a real Dask cluster on loopback: a scheduler and two workers, each its own process
+with its own working directory and HOME, so nothing is shared but the moto S3 remote.
+
+- a 20-stage diamond gives outputs byte-identical to a local `repro`, with equal lock files
+  and run-cache entries; a second `repro` submits nothing;
+- a `gpus: 1` stage lands only on the worker that declares `gpus`;
+- a worker killed mid-stage: the stage runs again on the other one, and the run succeeds;
+- a failing command is not retried; an unreachable scheduler is one error, exit 4.
+
+The cluster is started once per test process and ended by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline import api
+from pipeline.errors import ClusterError
+from pipeline.execute.options import ReproOptions
+from pipeline.execute.scheduler import Outcome
+from pipeline.store.objects import ObjectStore
+from pipeline.store.runcache import RunCache
+from tests.conftest import Project, outcomes
+from tests.servers import CREDENTIALS, RemoteSpec, aws_env, closed_port, configure, free_port
+
+pytestmark = pytest.mark.slow
+STARTUP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str
+    homes: dict[str, Path]  # worker name → its HOME
+
+
+def _spawn(args: list[str], home: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XDG_", "PIPELINE_"))}
+    env.update({**aws_env(home), **CREDENTIALS, "HOME": str(home)})
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """`dask scheduler` and two `dask worker`s (w-gpu declares `gpus=1`), by PID."""
+    import distributed
+
+    base = tmp_path_factory.mktemp("dask")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [
+        _spawn(
+            ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--no-dashboard"],
+            base, base / "scheduler.log",
+        )
+    ]  # fmt: skip
+    homes = {}
+    for name, extra in (("w-cpu", []), ("w-gpu", ["--resources", "gpus=1"])):
+        home = base / name
+        home.mkdir()
+        homes[name] = home
+        args = ["distributed.cli.dask_worker", address, "--nthreads", "2", "--no-dashboard"]
+        args += ["--host", "127.0.0.1", "--name", name, "--local-directory", str(home / "dask")]
+        args += extra
+        procs.append(_spawn(args, home, home / "worker.log"))
+    try:
+        with distributed.Client(address, timeout=STARTUP_SECONDS) as client:
+            client.wait_for_workers(2, timeout=STARTUP_SECONDS)
+        yield Cluster(address, homes)
+    finally:
+        for proc in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def diamond(width: int = 18) -> dict:
+    """`top` → `m0..m{width-1}` → `bottom`: 20 stages; `m3` writes a directory."""
+    stages: dict = {"top": {"cmd": "echo seed ${seed} > top.txt", "params": ["seed"],
+                            "outs": ["top.txt"]}}  # fmt: skip
+    for i in range(width):
+        if i == 3:
+            cmd = "mkdir -p m3 && cat top.txt > m3/a.txt && echo 3 > m3/b.txt"
+            stages[f"m{i}"] = {"cmd": cmd, "deps": ["top.txt"], "outs": ["m3"]}
+        else:
+            cmd = f"{{ cat top.txt; echo {i}; }} > m{i}.txt"
+            stages[f"m{i}"] = {"cmd": cmd, "deps": ["top.txt"], "outs": [f"m{i}.txt"]}
+    deps = [f"m{i}.txt" if i != 3 else "m3" for i in range(width)]
+    cat = " ".join(d if d != "m3" else "m3/a.txt m3/b.txt" for d in deps)
+    stages["bottom"] = {"cmd": f"cat {cat} > bottom.txt", "deps": deps, "outs": ["bottom.txt"]}
+    return {"name": "diamond20", "stages": stages}
+
+
+def setup(
+    make_project: Callable[..., Project], name: str, spec: RemoteSpec, manifest: dict
+) -> Project:
+    project = make_project(name)
+    project.params({"seed": 7})
+    project.manifest(manifest, commit=False)
+    configure(project.root, spec)
+    project.commit(message=name)
+    return project
+
+
+def on_cluster(project: Project, cluster: Cluster, *targets: str) -> api.RunResult:
+    options = ReproOptions(
+        root=project.root, targets=targets, executor="dask", scheduler=cluster.address
+    )
+    return api.repro(options)
+
+
+def files(project: Project) -> dict[str, bytes]:
+    found = {}
+    for path in sorted(project.root.rglob("*")):
+        rel = path.relative_to(project.root).as_posix()
+        if path.is_file() and not rel.startswith((".git/", ".pipeline/")):
+            found[rel] = path.read_bytes()
+    return found
+
+
+def entries(project: Project) -> dict[str, object]:
+    runs = RunCache(ObjectStore(project.root / ".pipeline" / "cache"))
+    found = {}
+    for name, stage in project.lock()["stages"].items():
+        entry = runs.get(stage["fingerprint"])
+        assert entry is not None
+        found[name] = (entry.fingerprint, entry.deps, entry.outs)
+    return found
+
+
+def test_a_20_stage_diamond_on_the_cluster_equals_a_local_repro(
+    cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec
+) -> None:
+    here = setup(make_project, "here", s3_remote, diamond())
+    there = setup(make_project, "there", s3_remote, diamond())
+    assert here.repro().failed is None
+    result = on_cluster(there, cluster)
+    assert result.failed is None
+    assert set(outcomes(result).values()) == {Outcome.RAN}
+    assert {r.host for r in result.results} == {os.uname().nodename}
+    assert files(there) == files(here)
+    assert there.lock() == here.lock()
+    assert entries(there) == entries(here)
+    again = on_cluster(there, cluster)
+    assert set(outcomes(again).values()) == {Outcome.UP_TO_DATE}
+
+
+def test_a_gpu_stage_runs_only_on_the_worker_that_declares_gpus(
+    cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec
+) -> None:
+    stages = {
+        f"s{i}": {"cmd": f'echo "$HOME" > where{i}.txt', "outs": [f"where{i}.txt"],
+                  **({"resources": {"gpus": 1}} if i % 2 == 0 else {})}
+        for i in range(6)
+    }  # fmt: skip
+    project = setup(make_project, "gpu", s3_remote, {"name": "gpu", "stages": stages})
+    assert on_cluster(project, cluster).failed is None
+    for i in range(0, 6, 2):
+        assert project.read(f"where{i}.txt").strip() == str(cluster.homes["w-gpu"])
+
+
+def test_a_worker_killed_mid_stage_reruns_it_on_the_other(
+    cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    tries = tmp_path / "tries.txt"
+    # the first attempt kills its own worker (the stage's parent process), mid-stage
+    first = f"[ $(wc -l < {tries}) -eq 1 ]"
+    cmd = f'echo "$HOME" >> {tries}; if {first}; then kill -9 $PPID; exit 1; fi; echo ok > out.txt'
+    project = setup(
+        make_project, "kill", s3_remote,
+        {"name": "kill", "stages": {"victim": {"cmd": cmd, "outs": ["out.txt"]}}},
+    )  # fmt: skip
+    result = on_cluster(project, cluster)
+    assert result.failed is None
+    homes = tries.read_text().split()
+    assert len(homes) == 2 and homes[0] != homes[1]
+    assert project.read("out.txt") == "ok\n"
+
+
+def test_a_failing_command_is_not_retried(
+    cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    count = tmp_path / "count.txt"
+    project = setup(
+        make_project, "fail", s3_remote,
+        {"name": "fail", "stages": {"bad": {"cmd": f"echo x >> {count}; exit 5",
+                                            "outs": ["never.txt"]}}},
+    )  # fmt: skip
+    result = on_cluster(project, cluster)
+    failed = result.failed
+    assert failed is not None and failed.exit_code == 5
+    assert count.read_text() == "x\n"
+
+
+def test_an_unreachable_scheduler_is_one_error(
+    make_project: Callable[..., Project], s3_remote: RemoteSpec
+) -> None:
+    project = setup(
+        make_project, "nowhere", s3_remote,
+        {"name": "n", "stages": {"s": {"cmd": "echo 1 > o.txt", "outs": ["o.txt"]}}},
+    )  # fmt: skip
+    options = ReproOptions(
+        root=project.root, executor="dask", scheduler=f"tcp://127.0.0.1:{closed_port()}"
+    )
+    with pytest.raises(ClusterError) as caught:
+        api.repro(options)
+    assert caught.value.exit_code == 4
+    assert "cannot reach the Dask scheduler" in caught.value.message
