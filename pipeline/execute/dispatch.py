@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from pipeline.core import sources
 from pipeline.core.config import SECRET_KEYS, RemoteSettings
 from pipeline.core.fingerprint import fingerprint
-from pipeline.core.git import git
 from pipeline.core.hashing import HashInfo, digest_bytes, file_digest, tree_manifest
 from pipeline.core.lockfile import LockedPath, LockEntry
 from pipeline.core.paths import is_within
@@ -30,7 +30,7 @@ from pipeline.execute.scheduler import Events, Ran, StageSlot
 from pipeline.execute.stagejob import JobEnv, JobPath, JobResult, StageJob, expand, run_job
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Decision
-from pipeline.store.objects import store_strategies
+from pipeline.store.objects import store_output, store_strategies
 from pipeline.store.remote import Remote
 from pipeline.store.transfer import Report, Transfer, connected
 
@@ -97,6 +97,7 @@ class JobRunner:
                 f"stage {stage.name}: `persist` outputs cannot run on another machine yet",
                 "run this stage locally (without --executor)",
             )
+        self._ship_deps(decision)
         return StageJob(
             fingerprint=fingerprint(stage, decision.deps, decision.env_digest),
             stage=stage.name,
@@ -117,6 +118,19 @@ class JobRunner:
             if self._source is None:
                 self._source = ship_source(self.project, self.cache)
             return self._source
+
+    def _ship_deps(self, decision: Decision) -> None:
+        """Every dep in the cache (raw data is stored from the workspace) and on the remote."""
+        infos = {p: i for p, i in decision.deps.items() if i is not None}
+        strategies = store_strategies(self.cache.config.cache_type)
+        for path, info in infos.items():
+            if not self.cache.store.complete(info):
+                store_output(self.cache.store, self.cache.hasher, path, info, strategies)
+        with self._transfer() as transfer:
+            report = transfer.upload(*expand(self.cache.store, list(infos.values())))
+        if report.not_local or report.missing:
+            lost = [*report.not_local, *report.missing]
+            raise DataError(f"could not send a dependency to the remote ({lost[0]})", "check it")
 
     def _env(self, decision: Decision) -> JobEnv | None:
         env = decision.env
@@ -209,22 +223,16 @@ def ship_source(project: Project, cache: StageCache) -> JobPath:
 
 
 def source_files(project: Project) -> list[str]:
-    """What git lists (tracked and untracked, not ignored), minus outs and the state dir."""
-    listed = git(project.root, "ls-files", "-z", "-co", "--exclude-standard")
-    if listed is None:
-        raise UsageError(
-            "stages on other machines need the project's source as git lists it",
-            "make the project a git repository (git init)",
-        )
+    """The project's sources (`core/sources.py`) minus every stage's outs."""
     outs = [o.path for s in project.stages.values() for o in s.outs]
-    state = project.state_dir.relative_to(project.root).as_posix()
-    kept = []
-    for rel in sorted(set(filter(None, listed.split("\0")))):
-        if is_within(rel, state) or any(is_within(rel, out) for out in outs):
-            continue
-        if (project.root / rel).is_file():  # listed, but deleted in the working tree
-            kept.append(rel)
-    return kept
+    found = sources.source_files(
+        project.root, project.manifest.relative_to(project.root).as_posix()
+    )
+    return [f for f in found if (project.root / f).is_file() and not _under(f, outs)]
+
+
+def _under(path: str, outs: list[str]) -> bool:
+    return any(is_within(path, out) for out in outs)
 
 
 def _portable(settings: RemoteSettings, root: Path) -> RemoteSettings:

@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.core.config import FILES as CONFIG_FILES
-from pipeline.core.git import git
 from pipeline.core.lockfile import LOCK_NAME, Lock
+from pipeline.core.sources import source_files
 from pipeline.errors import DataError
 from pipeline.load.project import STATE_DIR, Project
 from pipeline.plan.session import Session, open_session
@@ -51,23 +51,6 @@ def make_workspace(project: Project, lock: Lock, run_id: str) -> Path:
     return root
 
 
-def source_files(root: Path, manifest: str) -> Iterator[str]:
-    """Project-relative paths of the files an experiment needs a copy of.
-
-    What git lists, unless git does not list the manifest (an ignored project): then all.
-    """
-    listed = _git_files(root)
-    files = listed if listed is not None and manifest in listed else _walk(root)
-    for relpath in files:
-        first = relpath.split("/")[0]
-        path = root / relpath
-        if first in (STATE_DIR, ".git") or not os.path.lexists(path):
-            continue
-        if path.is_dir() and not path.is_symlink():
-            continue  # a submodule or a nested repository: git lists it as one entry
-        yield relpath
-
-
 def _copy_source(root: Path, relpath: str, target: Path) -> None:
     """A copy; a symlink stays a link unless it leads outside the project (then: absolute)."""
     source = root / relpath
@@ -78,20 +61,6 @@ def _copy_source(root: Path, relpath: str, target: Path) -> None:
         os.symlink(os.readlink(source) if inside else resolved, target)
         return
     shutil.copy2(source, target)
-
-
-def _git_files(root: Path) -> list[str] | None:
-    out = git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    return None if out is None else sorted({p for p in out.split("\0") if p})
-
-
-def _walk(root: Path) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in (STATE_DIR, ".git")]
-        base = Path(dirpath).relative_to(root)
-        found += [(base / name).as_posix() for name in filenames]
-    return sorted(found)
 
 
 def _link_raw_deps(project: Project, root: Path) -> None:

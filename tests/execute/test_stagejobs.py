@@ -180,13 +180,31 @@ def test_a_stage_job_is_plain_json() -> None:
     assert StageJob.from_json(text) == job
 
 
-def test_not_a_git_repository_is_one_clear_error(tmp_path: Path, local_remote: RemoteSpec) -> None:
+def test_without_git_every_file_is_shipped(tmp_path: Path, local_remote: RemoteSpec) -> None:
     root = tmp_path / "plain"
     root.mkdir()
-    (root / "MLproject").write_text("name: p\nstages:\n  s:\n    cmd: echo hi > o.txt\n"
-                                    "    outs: [o.txt]\n")  # fmt: skip
+    (root / "words.txt").write_text("hello\n")
+    manifest = "name: p\nstages:\n  s:\n    cmd: cat words.txt > o.txt\n    outs: [o.txt]\n"
+    (root / "MLproject").write_text(manifest)
     configure(root, local_remote)
     result = api.repro(ReproOptions(root=root), backend=InProcessBackend(tmp_path / "w"))
-    failed = result.failed
-    assert failed is not None and failed.error is not None
-    assert "git" in failed.error.message
+    assert result.failed is None
+    assert (root / "o.txt").read_text() == "hello\n"
+
+
+def test_raw_data_git_ignores_reaches_the_worker_as_a_dep(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    project = make_project("raw")
+    project.write(".gitignore", "data/\n")
+    project.write("data/raw.csv", "a,b\n1,2\n")
+    project.manifest(
+        {"name": "raw", "stages": {"count": {"cmd": "wc -l < data/raw.csv > n.txt",
+                                             "deps": ["data"], "outs": ["n.txt"]}}},
+        commit=False,
+    )  # fmt: skip
+    configure(project.root, local_remote)
+    project.commit(message="raw")
+    result = remote_repro(project, tmp_path / "worker")
+    assert result.failed is None
+    assert project.read("n.txt").strip() == "2"
