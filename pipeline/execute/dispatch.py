@@ -74,6 +74,7 @@ class JobRunner:
         self.settings = _portable(settings, project.root)
         self.backend = backend
         self._source: JobPath | None = None
+        self._env_files: dict[str, tuple[JobPath, ...]] = {}
         self._shipping = threading.Lock()
 
     def run(self, stage: Stage, decision: Decision, slot: StageSlot, events: Events) -> Ran:
@@ -133,15 +134,40 @@ class JobRunner:
             raise DataError(f"could not send a dependency to the remote ({lost[0]})", "check it")
 
     def _env(self, decision: Decision) -> JobEnv | None:
+        """The env's declaration, and its spec's folder and lock shipped by hash."""
         env = decision.env
         if env is None:
             return None
-        decl = env.decl
-        settings = self.cache.config.env
+        decl, settings = env.decl, self.cache.config.env
+        with self._shipping:
+            if env.digest not in self._env_files:
+                wanted = [env.spec, *([env.lock] if env.lock else [])]
+                self._env_files[env.digest] = self._ship_files(wanted + self._beside(env.spec))
+            files = self._env_files[env.digest]
         kind = str(decl.kind)
         return JobEnv(
-            decl.name, kind, decl.file, decl.python, env.digest, settings.installer, settings.conda
-        )
+            decl.name, kind, decl.file, decl.python, env.digest, settings.installer,
+            settings.conda, files,
+        )  # fmt: skip
+
+    def _beside(self, spec: Path) -> list[Path]:
+        """A spec outside the project: the files next to it (what it includes is usually
+        there). Inside, the source tree has them."""
+        if not os.path.relpath(spec, self.project.root).startswith(".."):
+            return []
+        return sorted(p for p in spec.parent.iterdir() if p.is_file())
+
+    def _ship_files(self, paths: list[Path]) -> tuple[JobPath, ...]:
+        """Files (maybe outside the project) into the cache and onto the remote, by hash."""
+        found = {}
+        for path in dict.fromkeys(p.absolute() for p in paths):
+            digest = file_digest(path)
+            self.cache.store.put_file(str(path), digest, ["copy"])
+            rel = os.path.relpath(path, self.project.root).replace(os.sep, "/")
+            found[rel] = JobPath(rel, digest, path.stat().st_size, 1)
+        with self._transfer() as transfer:
+            transfer.upload({f.hash for f in found.values()}, {})
+        return tuple(found[k] for k in sorted(found))
 
     def _take_side_files(
         self, stage: Stage, result: JobResult, slot: StageSlot, events: Events

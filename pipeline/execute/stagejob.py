@@ -19,6 +19,7 @@ remote, the disk, the env build) raises, and the engine may retry those elsewher
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -40,7 +41,7 @@ from pipeline.execute.command import ProcessTracker, run_commands
 from pipeline.execute.stageenv import base_environ, with_stagepath
 from pipeline.load.environments import EnvDecl
 from pipeline.load.envkind import EnvKind
-from pipeline.store.objects import ObjectStore, store_output
+from pipeline.store.objects import ObjectStore, place_object, store_output
 from pipeline.store.restore import Restorer
 from pipeline.store.transfer import Report, Transfer, connected
 
@@ -78,6 +79,12 @@ class JobEnv:
     digest: str  # the driver's digest (part of the fingerprint)
     installer: str
     conda: str
+    files: tuple[JobPath, ...] = ()  # its spec's folder and lock, project-relative (maybe ../)
+
+    @property
+    def depth(self) -> int:
+        """How many folders above the project its files reach (`../../envs/x.yaml`: 2)."""
+        return max([0, *[_ups(f.path) for f in self.files]])
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,10 @@ class StageJob:
         data["deps"] = tuple(JobPath(**d) for d in data["deps"])
         data["source"] = JobPath(**data["source"])
         data["remote"] = RemoteSettings(**data["remote"])
-        data["env"] = JobEnv(**data["env"]) if data["env"] else None
+        env = data["env"]
+        data["env"] = (
+            JobEnv(**{**env, "files": tuple(JobPath(**f) for f in env["files"])}) if env else None
+        )
         return cls(**data)
 
 
@@ -146,19 +156,22 @@ def run_job(job: StageJob, home: Path) -> JobResult:
     """Run `job` in a fresh scratch directory under `home`, whose `cache/` persists."""
     cache = ObjectStore(home / "cache")
     scratch = home / "jobs" / f"{job.stage.replace('/', '_')}-{secrets.token_hex(6)}"
-    work = scratch / "work"
+    depth = job.env.depth if job.env is not None else 0
+    work = scratch.joinpath(*(["up"] * depth), "work")  # room for an env's `../` files
     work.mkdir(parents=True)
     try:
         with connected(cache, job.remote, work) as transfer:
             _materialise(job, transfer, work)
-            return _run(job, transfer, scratch)
+            return _run(job, transfer, scratch, work)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _materialise(job: StageJob, transfer: Transfer, work: Path) -> None:
-    """The source tree, then every dep, fetched by hash and placed in `work`."""
-    wanted = [job.source, *job.deps]
+    """The source tree, then every dep, fetched by hash and placed in `work`; the env's files
+    at their place relative to it."""
+    env_files = job.env.files if job.env is not None else ()
+    wanted = [job.source, *job.deps, *env_files]
     _check(transfer.download([p.info for p in wanted]), "fetch the stage's inputs")
     hasher = Hasher(work, None)
     restorer = Restorer(work, transfer.store, hasher, _COPY)
@@ -170,10 +183,20 @@ def _materialise(job: StageJob, transfer: Transfer, work: Path) -> None:
             target.chmod(0o755)
     for dep in job.deps:
         restorer.restore(dep.path, dep.info)
+    for file in env_files:
+        target = Path(os.path.normpath(work / file.path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        place_object(transfer.store, file.hash, str(target), _COPY)
 
 
-def _run(job: StageJob, transfer: Transfer, scratch: Path) -> JobResult:
-    work, log = scratch / "work", scratch / "stage.log"
+def _ups(path: str) -> int:
+    parts = path.split("/")
+    return len(parts) - len(list(itertools.dropwhile(lambda p: p == "..", parts)))
+
+
+def _run(job: StageJob, transfer: Transfer, scratch: Path, work: Path) -> JobResult:
+    log = scratch / "stage.log"
     track = scratch / "track" / "stage.jsonl"
     base = base_environ(work, job.stage, job.run_id, track)
     started, wall = time.monotonic(), time.time()

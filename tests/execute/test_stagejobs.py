@@ -208,3 +208,33 @@ def test_raw_data_git_ignores_reaches_the_worker_as_a_dep(
     result = remote_repro(project, tmp_path / "worker")
     assert result.failed is None
     assert project.read("n.txt").strip() == "2"
+
+
+@pytest.mark.usefixtures("xdg_cache_home")
+def test_an_env_declared_outside_the_project_is_built_on_the_worker(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    """`../envs/reqs.txt` (a shared envs folder, as the quick start has): shipped by hash and
+    placed beside the scratch workspace, so the worker resolves the same env."""
+
+    def build_env_project(name: str) -> Project:
+        project = make_project(name)
+        (project.root.parent / "envs").mkdir()
+        (project.root.parent / "envs" / "reqs.txt").write_text("# no packages\n")
+        project.manifest(
+            {"name": "e", "environments": {"e": {"requirements": "../envs/reqs.txt"}},
+             "stages": {"s": {"cmd": 'echo "$VIRTUAL_ENV" > venv.txt', "env": "e",
+                              "outs": ["venv.txt"]}}},
+            commit=False,
+        )  # fmt: skip
+        configure(project.root, local_remote)
+        project.commit(message=name)
+        return project
+
+    here, there = build_env_project("here"), build_env_project("there")
+    assert here.repro().failed is None
+    result = remote_repro(there, tmp_path / "worker")
+    failed = result.failed
+    assert failed is None, failed.error
+    assert there.lock() == here.lock()
+    assert there.read("venv.txt").strip() == here.read("venv.txt").strip() != ""
