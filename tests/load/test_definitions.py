@@ -48,6 +48,17 @@ stages:
     assert (stage.frozen, stage.retries) == (True, 2)
 
 
+def test_resources_beyond_cpus_are_what_a_worker_must_declare(dvc: Project) -> None:
+    dvc_yaml(
+        dvc,
+        "stages:\n  s:\n    cmd: echo\n"
+        "    resources: {cpus: 2, gpus: 1, memory: 8GB, licence: 1}\n",
+    )
+    stage = load_project(dvc.root).stages["s"]
+    assert stage.cpus == 2
+    assert stage.resources == {"gpus": 1.0, "memory": 8e9, "licence": 1.0}
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -57,7 +68,9 @@ stages:
         ("    cmd: echo ${nope}\n", "unknown parameter 'nope'"),
         ("    cmd: echo\n    timeout: soon\n", "expected a positive duration"),
         ("    cmd: echo\n    retries: -1\n", "greater than or equal to 0"),
-        ("    cmd: echo\n    resources: {gpus: 1}\n", "unknown key 'gpus'"),
+        ("    cmd: echo\n    resources: {gpu: 1}\n", "unknown resource 'gpu': did you mean 'gpus'"),
+        ("    cmd: echo\n    resources: {memory: lots}\n", "not an amount of memory"),
+        ("    cmd: echo\n    resources: {licence: many}\n", "must be a non-negative number"),
         ("    cmd: echo\n    plots: [{p.csv: {xx: 1}}]\n", "unknown key 'xx'"),
         ("    cmd: echo\n    params: [{conf.json: 5}]\n", "expected a params key"),
     ],
