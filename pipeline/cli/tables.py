@@ -205,7 +205,8 @@ def lineage_text(node: Node, depth: int = 0) -> None:
     run, stage = node.run, node.stage
     echo(f"{pad}{node.path}  {short}", bold=True)
     at = when(stage.started_at or run.started_at)
-    echo(f"{pad}  made by stage {stage.stage} ({stage.outcome}) in run {run.id}, {at}")
+    where = f" on {stage.host}" if stage.host else ""
+    echo(f"{pad}  made by stage {stage.stage} ({stage.outcome}) in run {run.id}{where}, {at}")
     echo(f"{pad}  code {commit(run)}" + (f"  cmd: {' && '.join(stage.cmd)}" if stage.cmd else ""))
     if stage.params:
         echo(f"{pad}  params " + ", ".join(f"{k}={_show(v)}" for k, v in stage.params.items()))

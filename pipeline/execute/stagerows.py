@@ -51,6 +51,7 @@ class StageRows:
             error=result.error.message if result.error else None,
             deps=tuple(Artifact(d.path, *_info(d.info)) for d in entry.deps) if entry else (),
             outs=tuple(Artifact(o.path, *_info(o.info)) for o in entry.outs) if entry else (),
+            host=result.host,
         )
 
     def _packages(self, digest: str | None) -> tuple[tuple[str, ...], ...] | None:

@@ -40,6 +40,7 @@ class Node:
             data["params"] = self.stage.params
             data["cmd"] = list(self.stage.cmd)
             data["started_at"] = self.stage.started_at or self.run.started_at
+            data["host"] = self.stage.host or self.run.host
         data["inputs"] = [n.to_json() for n in self.inputs]
         return data
 

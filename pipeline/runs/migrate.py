@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text, update
 
 from pipeline.core.paths import display_path
 from pipeline.errors import DataError
@@ -141,8 +141,16 @@ def _v1_to_v2(conn: Connection) -> None:
     _add_missing(conn)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """3 added `stage_runs.host`: the worker a stage ran on (`repro --executor dask`)."""
+    _add_missing(conn)
+    columns = {c["name"] for c in inspect(conn).get_columns("stage_runs")}
+    if "host" not in columns:
+        conn.execute(text("ALTER TABLE stage_runs ADD COLUMN host VARCHAR(200)"))
+
+
 # STEPS[n] upgrades a store of version n to n + 1, inside the upgrade's transaction.
-STEPS: dict[int, Callable[[Connection], Any]] = {1: _v1_to_v2}
+STEPS: dict[int, Callable[[Connection], Any]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def backup(path: Path, version: int) -> Path:

@@ -90,6 +90,7 @@ class StageRow:
     error: str | None = None
     deps: tuple[Artifact, ...] = ()
     outs: tuple[Artifact, ...] = ()
+    host: str | None = None  # the machine it ran on, when not the run's (a cluster worker)
 
     def to_json(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -647,4 +647,5 @@ def _stage_row(m: Mapping[Any, Any], files: Sequence[Any]) -> StageRow:
         error=m["error"],
         deps=group("dep"),
         outs=group("out"),
+        host=m["host"],
     )

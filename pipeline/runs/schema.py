@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 # Stamped in `info` (key `schema`); runs/migrate.py upgrades older stores step by step.
 # 1: runs, params, metrics, stages, artifacts. 2: + the model registry and tracking tables.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 metadata = MetaData()
 
 info = Table(
@@ -90,6 +90,7 @@ stage_runs = Table(
     Column("packages", Text),  # JSON list of [name, version, ...]
     Column("log_hash", String(64)),
     Column("error", Text),
+    Column("host", String(200)),  # the machine it ran on, when not the run's (a cluster worker)
 )
 
 artifacts = Table(

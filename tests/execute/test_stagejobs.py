@@ -10,6 +10,7 @@ the driver.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def test_a_diamond_through_stage_jobs_equals_a_local_repro(
     assert there.lock() == here.lock()
     assert entries(there) == entries(here)
     assert (there.root / ".pipeline" / "logs" / "d.log").is_file()
+    node = api.lineage(there.root, "d.txt")
+    assert node.stage is not None and node.stage.host == socket.gethostname()  # the worker's
+    assert node.to_json()["host"] == socket.gethostname()
 
 
 def test_up_to_date_stages_never_leave_the_driver(

@@ -184,7 +184,7 @@ def test_an_old_store_gains_the_registry_tables_in_place(tmp_path: Path) -> None
     assert {"model_versions", "model_aliases", "model_tags", "registry_events"} <= _tables(
         state / "runs.db"
     )
-    assert schema.SCHEMA_VERSION == 2  # upgraded 1 → 2 in place, after a backup
+    assert schema.SCHEMA_VERSION == 3  # upgraded 1 → 3 in place, after a backup
     assert list(state.glob("runs.db.v1-backup-*"))
 
 
