@@ -97,7 +97,7 @@ def test_a_diamond_through_stage_jobs_equals_a_local_repro(
     assert there.lock() == here.lock()
     assert entries(there) == entries(here)
     assert (there.root / ".pipeline" / "logs" / "d.log").is_file()
-    node = api.lineage(there.root, "d.txt")
+    node = api.lineage(there.root, str(there.root / "d.txt"))
     assert node.stage is not None and node.stage.host == socket.gethostname()  # the worker's
     assert node.to_json()["host"] == socket.gethostname()
 
