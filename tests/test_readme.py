@@ -57,6 +57,7 @@ NOT_RUN = re.compile(r"^<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->$")
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
 MOTO_PORT = 5555  # the port README's S3 blocks use
 SERVE_PORT = 5002  # the port README's `pipeline serve` listens on
+DASK_PORT = 8786  # the port of README's Dask scheduler ("Running on a cluster")
 MARK = "@@README.md:"  # printed before each block, to split the transcript by block
 
 # What README's comments promise, checked in the output of the block holding the first string.
@@ -69,6 +70,11 @@ PROMISES = {
     "pipeline push ": ["pushed "],
     "pipeline pull ": ["Everything is up to date", "HELLO\nWORLD"],
     "pipeline checkout train.n_estimators=50": ["restored: models/model"],
+    "pipeline run --sweep train.max_depth=3,4 --executor dask": [
+        "✓ train.max_depth=3",
+        "✓ train.max_depth=4",
+        "Everything is up to date",
+    ],
     "pipeline registry add wine": ["registered models:/wine/1"],
     "pipeline registry history wine": ["champion"],
     "curl -s http://127.0.0.1:5002/invocations": ['{"predictions":[0]}'],
@@ -265,7 +271,8 @@ def test_promises_are_checked_in_their_own_block() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_readme_runs_top_to_bottom(tmp_path: Path) -> None:
-    for port, what in ((MOTO_PORT, "S3 blocks"), (SERVE_PORT, "`pipeline serve`")):
+    ports = ((MOTO_PORT, "S3 blocks"), (SERVE_PORT, "`pipeline serve`"), (DASK_PORT, "cluster"))
+    for port, what in ports:
         if not _port_free(port):
             pytest.fail(f"port {port}, which README's {what} uses, is taken")
     clone = copy_working_tree(tmp_path / "pipeline")
@@ -288,10 +295,12 @@ def test_readme_runs_top_to_bottom(tmp_path: Path) -> None:
         pytest.fail("README's blocks still ran after 9 minutes:\n" + session.communicate()[0])
     finally:
         server_stopped = _port_free(SERVE_PORT)  # by README's `kill $SERVER`, not by this test
+        cluster_stopped = _port_free(DASK_PORT)  # by README's `kill $SCHEDULER`
         _kill_group(session.pid)  # moto_server, started in the background, ends here
     (tmp_path / "session.log").write_text(output)  # the whole transcript, for a failure
     assert session.returncode == 0, output[-6000:]
     assert server_stopped, "README's last serving block left `pipeline serve` running"
+    assert cluster_stopped, "README's cluster blocks left the Dask scheduler running"
     assert broken_promises(blocks, outputs_by_block(output)) == []
     _assert_no_outputs_committed(tmp_path / "tmp", clone)
 

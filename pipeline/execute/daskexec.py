@@ -16,6 +16,7 @@ when a stage must run, so a no-op `repro` never pays for it.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from concurrent.futures import CancelledError
@@ -23,10 +24,12 @@ from dataclasses import replace
 from typing import Any
 
 from pipeline.errors import ClusterError, Interrupted, PipelineError, UsageError
+from pipeline.execute.command import ProcessTracker
 from pipeline.execute.stagejob import JobResult, StageJob, run_job, worker_home
 from pipeline.load.project import Stage
 
 CONNECT_SECONDS = 10.0
+STOP_POLL_SECONDS = 1.0  # how often a running job checks whether the driver stopped the run
 
 
 class DaskBackend:
@@ -40,6 +43,7 @@ class DaskBackend:
         self._futures: set[Any] = set()
         self._guard = threading.Lock()
         self._cancelled = threading.Event()
+        self._stop_name = f"pipeline-stop-{secrets.token_hex(8)}"  # a Dask Event: Ctrl-C
 
     def open(self) -> None:
         """Connect to the scheduler; one line (exit 4) when it cannot be reached."""
@@ -81,7 +85,12 @@ class DaskBackend:
             f"{job.stage}-{job.fingerprint.partition(':')[2][:16]}-{attempt}-{secrets.token_hex(3)}"
         )
         future = self._client.submit(
-            run_on_worker, job.to_json(), key=key, pure=False, resources=resources or None
+            run_on_worker,
+            job.to_json(),
+            self._stop_name,
+            key=key,
+            pure=False,
+            resources=resources or None,
         )
         with self._guard:
             self._futures.add(future)
@@ -119,6 +128,8 @@ class DaskBackend:
         with self._guard:
             pending = list(self._futures)
         if pending and self._client is not None:
+            with contextlib.suppress(Exception):  # a cluster already gone has nothing running
+                _distributed().Event(self._stop_name, client=self._client).set()
             self._client.cancel(pending)
 
     def close(self) -> None:
@@ -127,10 +138,32 @@ class DaskBackend:
             self._client = None
 
 
-def run_on_worker(job_json: str) -> dict[str, Any]:
-    """The task every worker runs: one stage job, in this worker's home (`worker_home`)."""
-    result = run_job(StageJob.from_json(job_json), worker_home())
+def run_on_worker(job_json: str, stop_name: str) -> dict[str, Any]:
+    """The task every worker runs: one stage job, in this worker's home (`worker_home`).
+
+    A running task cannot be cancelled by Dask, so a watcher waits on the driver's stop event
+    (set on Ctrl-C) and stops the stage's command itself."""
+    tracker = ProcessTracker()
+    done = threading.Event()
+    distributed = _distributed()
+    # made here, with the worker's client: only a task's own thread finds them
+    stop = distributed.Event(stop_name, client=distributed.get_client())
+    watcher = threading.Thread(target=_watch, args=(stop, tracker, done), daemon=True)
+    watcher.start()
+    try:
+        result = run_job(StageJob.from_json(job_json), worker_home(), tracker)
+    finally:
+        done.set()
     return replace(result, worker=_worker_name()).to_dict()
+
+
+def _watch(stop: Any, tracker: ProcessTracker, done: threading.Event) -> None:
+    """Until the job is done: stop its command once the driver sets the stop event."""
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            if stop.wait(timeout=STOP_POLL_SECONDS):
+                tracker.stop_all()
+                return
 
 
 def _worker_name() -> str:

@@ -152,8 +152,9 @@ class JobResult:
         return cls(**{**data, "outs": outs, "missing": tuple(data["missing"])})
 
 
-def run_job(job: StageJob, home: Path) -> JobResult:
-    """Run `job` in a fresh scratch directory under `home`, whose `cache/` persists."""
+def run_job(job: StageJob, home: Path, tracker: ProcessTracker | None = None) -> JobResult:
+    """Run `job` in a fresh scratch directory under `home`, whose `cache/` persists;
+    `tracker.stop_all()` (from another thread) stops its command."""
     cache = ObjectStore(home / "cache")
     scratch = home / "jobs" / f"{job.stage.replace('/', '_')}-{secrets.token_hex(6)}"
     depth = job.env.depth if job.env is not None else 0
@@ -162,7 +163,7 @@ def run_job(job: StageJob, home: Path) -> JobResult:
     try:
         with connected(cache, job.remote, work) as transfer:
             _materialise(job, transfer, work)
-            return _run(job, transfer, scratch, work)
+            return _run(job, transfer, scratch, work, tracker or ProcessTracker())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -195,7 +196,9 @@ def _ups(path: str) -> int:
     return len(parts) - len(list(itertools.dropwhile(lambda p: p == "..", parts)))
 
 
-def _run(job: StageJob, transfer: Transfer, scratch: Path, work: Path) -> JobResult:
+def _run(
+    job: StageJob, transfer: Transfer, scratch: Path, work: Path, tracker: ProcessTracker
+) -> JobResult:
     log = scratch / "stage.log"
     track = scratch / "track" / "stage.jsonl"
     base = base_environ(work, job.stage, job.run_id, track)
@@ -203,7 +206,7 @@ def _run(job: StageJob, transfer: Transfer, scratch: Path, work: Path) -> JobRes
     with naming(log), open(log, "wb") as sink, _environ(job, work, base, sink) as environ:
         cwd = work / job.wdir if job.wdir != "." else work
         done = run_commands(
-            job.cmd, cwd, environ, _writer(sink), timeout=job.timeout, tracker=ProcessTracker()
+            job.cmd, cwd, environ, _writer(sink), timeout=job.timeout, tracker=tracker
         )
     seconds = time.monotonic() - started
     outs, missing = _hash_outs(job, transfer.store, work) if done.code == 0 else ((), ())

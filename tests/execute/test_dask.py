@@ -13,7 +13,9 @@ The cluster is started once per test process and ended by PID.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -26,9 +28,10 @@ from pipeline import api
 from pipeline.errors import ClusterError
 from pipeline.execute.options import ReproOptions
 from pipeline.execute.scheduler import Outcome
+from pipeline.runs.model import RunStatus
 from pipeline.store.objects import ObjectStore
 from pipeline.store.runcache import RunCache
-from tests.conftest import Project, outcomes
+from tests.conftest import Project, cli_env, outcomes, wait_gone
 from tests.servers import CREDENTIALS, RemoteSpec, aws_env, closed_port, configure, free_port
 
 pytestmark = pytest.mark.slow
@@ -221,3 +224,52 @@ def test_an_unreachable_scheduler_is_one_error(
         api.repro(options)
     assert caught.value.exit_code == 4
     assert "cannot reach the Dask scheduler" in caught.value.message
+
+
+def test_a_stage_no_worker_can_take_fails_at_once(
+    cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec
+) -> None:
+    stage = {"cmd": "echo 1 > o.txt", "outs": ["o.txt"], "resources": {"licence": 1}}
+    project = setup(make_project, "licence", s3_remote, {"name": "l", "stages": {"s": stage}})
+    failed = on_cluster(project, cluster).failed
+    assert failed is not None and isinstance(failed.error, ClusterError)
+    assert "needs licence=1, and no worker" in failed.error.message
+    assert '--resources "licence=1"' in failed.error.hint
+
+
+def _reset_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_the_stage_on_its_worker_and_records_the_run_interrupted(
+    cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "stage.pid"
+    cmd = f"echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file} && exec sleep 600"
+    project = setup(
+        make_project, "ctrlc", s3_remote,
+        {"name": "c", "stages": {"slow": {"cmd": cmd, "outs": ["never.txt"]}}},
+    )  # fmt: skip
+    args = ["repro", "--executor", "dask", "--scheduler", cluster.address]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "-C", str(project.root), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=cli_env(**s3_remote.env),
+        start_new_session=True,
+        preexec_fn=_reset_sigint,  # noqa: PLW1509 - SIGINT must not be inherited as ignored
+    )
+    try:
+        while not pid_file.exists():  # the stage runs on a worker
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert wait_gone(int(pid_file.read_text()), 30), "the stage's command outlived the run"
+    listed = project.cli("runs", "--json", env=cli_env(**s3_remote.env))
+    assert json.loads(listed.stdout)[0]["status"] == RunStatus.INTERRUPTED.value
