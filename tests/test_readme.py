@@ -73,6 +73,7 @@ PROMISES = {
     "pipeline run --sweep train.max_depth=3,4 --executor dask": [
         "✓ train.max_depth=3",
         "✓ train.max_depth=4",
+        "hosts",
         "Everything is up to date",
     ],
     "pipeline registry add wine": ["registered models:/wine/1"],

@@ -218,12 +218,14 @@ def render(table: Table, fmt: str) -> str:
     """`text` (aligned), `md`, `csv` or `json`."""
     if fmt == "json":
         return to_json(table.to_json()) + "\n"
-    header = ["run", "name", "status", *table.params, *table.metrics]
+    hosts = ["hosts"] if table.on_cluster else []  # where the stages ran: a cluster's workers
+    header = ["run", "name", "status", *hosts, *table.params, *table.metrics]
     rows = [
         [
             r.id,
             r.name or "",
             status(r),
+            *([",".join(table.hosts.get(r.id, ())) or "-"] if hosts else []),
             *(_table_cell(table.values[r.id].get(c)) for c in (*table.params, *table.metrics)),
         ]
         for r in table.runs

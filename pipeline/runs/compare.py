@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError
@@ -28,10 +28,17 @@ class Table:
     params: tuple[str, ...]
     metrics: tuple[str, ...]
     values: dict[str, dict[str, Any]]  # run id -> column -> value
+    hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # run id -> cluster hosts
+
+    @property
+    def on_cluster(self) -> bool:
+        """Whether a run shown ran stages elsewhere: then `hosts` is a column."""
+        return any(self.hosts.values())
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {
+        rows = []
+        for r in self.runs:
+            row: dict[str, Any] = {
                 "id": r.id,
                 "name": r.name,
                 "status": r.status,
@@ -40,8 +47,10 @@ class Table:
                 "params": {k: self.values[r.id].get(k) for k in self.params},
                 "metrics": {k: self.values[r.id].get(k) for k in self.metrics},
             }
-            for r in self.runs
-        ]
+            if self.on_cluster:
+                row["hosts"] = list(self.hosts.get(r.id, ()))
+            rows.append(row)
+        return rows
 
 
 def compare(
@@ -69,7 +78,8 @@ def compare(
     values = {i: {**params[i], **metrics[i]} for i in ids}
     if sort_by is not None:
         runs = _sorted(runs, values, sort_by, [*param_cols, *metric_cols], descending)
-    return Table(tuple(runs), tuple(param_cols), tuple(metric_cols), values)
+    hosts = store.stage_hosts(ids)
+    return Table(tuple(runs), tuple(param_cols), tuple(metric_cols), values, hosts)
 
 
 def _runs(store: RunStore, refs: tuple[str, ...], limit: int) -> list[RunRow]:

@@ -331,6 +331,20 @@ class RunStore:
         return self._pivot(schema.metrics, run_ids)
 
     @_healing
+    def stage_hosts(self, run_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """The machines each run's stages ran on, when not the run's own (cluster workers)."""
+        found: dict[str, set[str]] = {i: set() for i in run_ids}
+        s = schema.stage_runs
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(run_ids), 500):
+                query = select(s.c.run_id, s.c.host).where(
+                    s.c.run_id.in_(chunk), s.c.host.is_not(None)
+                )
+                for run_id, host in conn.execute(query):
+                    found[run_id].add(host)
+        return {i: tuple(sorted(hosts)) for i, hosts in found.items()}
+
+    @_healing
     def _pivot(self, table: Any, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {i: {} for i in run_ids}
         with self.engine.connect() as conn:

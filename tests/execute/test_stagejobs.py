@@ -100,6 +100,10 @@ def test_a_diamond_through_stage_jobs_equals_a_local_repro(
     node = api.lineage(there.root, str(there.root / "d.txt"))
     assert node.stage is not None and node.stage.host == socket.gethostname()  # the worker's
     assert node.to_json()["host"] == socket.gethostname()
+    table = api.compare(there.root)
+    assert table.on_cluster and table.hosts[result.run_id] == (socket.gethostname(),)
+    assert "hosts" in there.cli("compare").stdout.splitlines()[0]
+    assert "hosts" not in here.cli("compare").stdout.splitlines()[0]  # a local run: no column
 
 
 def test_up_to_date_stages_never_leave_the_driver(
