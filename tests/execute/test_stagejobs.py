@@ -80,6 +80,14 @@ def entries(project: Project) -> dict[str, str]:
     return {n: (e.fingerprint, e.deps, e.outs) for n, e in found.items() if e}  # type: ignore[misc]
 
 
+def records(project: Project) -> list[dict[str, object]]:
+    """The latest run's stage records, without what differs between machines and moments."""
+    [latest, *_] = api.runs(project.root)
+    differ = {"started_at", "ended_at", "host"}
+    stages = api.run_detail(project.root, latest.id).stages
+    return [{k: v for k, v in vars(s).items() if k not in differ} for s in stages]
+
+
 @pytest.fixture
 def pair(make_project: Callable[..., Project], local_remote: RemoteSpec) -> tuple[Project, Project]:
     return build(make_project, "here", local_remote), build(make_project, "there", local_remote)
@@ -96,6 +104,8 @@ def test_a_diamond_through_stage_jobs_equals_a_local_repro(
     assert outputs(there) == outputs(here)
     assert there.lock() == here.lock()
     assert entries(there) == entries(here)
+    assert records(there) == records(here)  # apart from host, timings and ids
+    assert len(records(here)) == 4
     assert (there.root / ".pipeline" / "logs" / "d.log").is_file()
     node = api.lineage(there.root, str(there.root / "d.txt"))
     assert node.stage is not None and node.stage.host == socket.gethostname()  # the worker's
