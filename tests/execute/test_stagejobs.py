@@ -85,7 +85,8 @@ def records(project: Project) -> list[dict[str, object]]:
     [latest, *_] = api.runs(project.root)
     differ = {"started_at", "ended_at", "host"}
     stages = api.run_detail(project.root, latest.id).stages
-    return [{k: v for k, v in vars(s).items() if k not in differ} for s in stages]
+    rows = [{k: v for k, v in vars(s).items() if k not in differ} for s in stages]
+    return sorted(rows, key=lambda row: str(row["stage"]))  # in the order they ended
 
 
 @pytest.fixture
