@@ -71,7 +71,8 @@ class JobRunner:
     ) -> None:
         self.project = project
         self.cache = cache
-        self.settings = _portable(settings, project.root)
+        self.settings = settings  # the driver's own transfers: its secrets included
+        self.portable = _portable(settings, project.root)  # what a worker is told
         self.backend = backend
         self._source: JobPath | None = None
         self._env_files: dict[str, tuple[JobPath, ...]] = {}
@@ -107,7 +108,7 @@ class JobRunner:
             deps=tuple(JobPath.of(p, i) for p, i in decision.deps.items() if i is not None),
             outs=stage.out_paths,
             source=self.source(),
-            remote=self.settings,
+            remote=self.portable,
             run_id=run_id,
             timeout=stage.timeout,
             env=self._env(decision),
@@ -240,8 +241,7 @@ def ship_source(project: Project, cache: StageCache) -> JobPath:
     manifest = tree_manifest(rows)
     tree = HashInfo(digest_bytes(manifest), len(manifest), len(rows), isdir=True)
     cache.store.put_bytes(manifest, tree.hash)
-    settings = _portable(cache.config.remote(), project.root)  # the default remote
-    with connected(cache.store, settings, project.root) as transfer:
+    with connected(cache.store, cache.config.remote(), project.root) as transfer:
         report = transfer.upload(*expand(cache.store, [tree]))
     if report.not_local or report.missing:
         raise DataError("could not ship the project's source to the remote", "check the remote")
