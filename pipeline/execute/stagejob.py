@@ -209,7 +209,8 @@ def _run(
             job.cmd, cwd, environ, _writer(sink), timeout=job.timeout, tracker=tracker
         )
     seconds = time.monotonic() - started
-    outs, missing = _hash_outs(job, transfer.store, work) if done.code == 0 else ((), ())
+    ok = done.code == 0 and not done.timed_out  # a stage may trap SIGTERM and exit 0
+    outs, missing = _hash_outs(job, transfer.store, work) if ok else ((), ())
     log_hash = file_digest(log)
     transfer.store.put_file(str(log), log_hash, _COPY)
     _push(transfer, [o.info for o in outs], log_hash)
