@@ -266,3 +266,17 @@ def test_a_worker_is_told_the_remote_by_absolute_path_and_without_secrets(tmp_pa
     assert (told.url, told.options) == (str(tmp_path / "store"), {"jobs": 2})
     s3 = RemoteSettings("origin", "s3://b/p", {"endpoint_url": "http://x", "access_key_id": "k"})
     assert _portable(s3, tmp_path).options == {"endpoint_url": "http://x"}
+
+
+def test_timeout_keeps_its_meaning(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    project = make_project("slow")
+    stage = {"cmd": "touch out.txt && exec sleep 60", "outs": ["out.txt"], "timeout": 1}
+    project.manifest({"name": "t", "stages": {"slow": stage}}, commit=False)
+    configure(project.root, local_remote)
+    project.commit(message="t")
+    failed = remote_repro(project, tmp_path / "worker").failed
+    assert failed is not None and failed.error is not None
+    assert "timed out" in failed.error.message
+    assert not (project.root / "out.txt").exists()  # a timed-out stage's outs are not taken
