@@ -28,6 +28,7 @@ from pipeline import api
 from pipeline.errors import ClusterError
 from pipeline.execute.options import ReproOptions
 from pipeline.execute.scheduler import Outcome
+from pipeline.experiments.options import RunOptions
 from pipeline.runs.model import RunStatus
 from pipeline.store.objects import ObjectStore
 from pipeline.store.runcache import RunCache
@@ -283,3 +284,19 @@ def test_ctrl_c_stops_the_stage_on_its_worker_and_records_the_run_interrupted(
     assert wait_gone(int(pid_file.read_text()), 30), "the stage's command outlived the run"
     listed = project.cli("runs", "--json", env=cli_env(**s3_remote.env))
     assert json.loads(listed.stdout)[0]["status"] == RunStatus.INTERRUPTED.value
+
+
+def test_a_sweep_runs_its_points_on_the_cluster(
+    cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec
+) -> None:
+    stages = {"s": {"cmd": "echo ${seed} > out.txt", "params": ["seed"], "outs": ["out.txt"]}}
+    project = setup(make_project, "sweep", s3_remote, {"name": "sw", "stages": stages})
+    options = RunOptions(
+        root=project.root, sweeps=("seed=1,2",), executor="dask", scheduler=cluster.address
+    )
+    experiment = api.run(options)
+    assert experiment.parent_id is not None
+    table = api.compare(project.root, (experiment.parent_id,))
+    assert len(table.runs) == 2
+    assert all(table.hosts[r.id] == (os.uname().nodename,) for r in table.runs)
+    assert not project.exists("out.txt")  # the points ran in their own workspaces
