@@ -1,5 +1,9 @@
-"""The listening socket of a local server (`pipeline serve`, `pipeline ui`), bound before the
-slow part of starting, so a taken port fails at once with one line."""
+"""What a local server (`pipeline serve`, `pipeline ui`) listens on and answers: its socket,
+bound before the slow part of starting so a taken port fails at once with one line, and the
+Host headers it accepts.
+
+Standard library and `pipeline.errors` only: a model's container image copies this module.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +34,15 @@ def bind(host: str, port: int) -> socket.socket:
 def url_host(host: str) -> str:
     """`host` as it is written in a URL (an IPv6 address in brackets)."""
     return f"[{host}]" if ":" in host else host
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """The Host headers a server listening on `host` answers (others get 400).
+
+    A web page can point its own domain at 127.0.0.1 (DNS rebinding) and read a loopback server
+    as same-origin; its requests still carry that domain as Host, so only the loopback names and
+    the address given are served. Listening on every interface is the user's choice to expose it.
+    """
+    if host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return sorted({"127.0.0.1", "localhost", "[::1]", url_host(host).lower()})

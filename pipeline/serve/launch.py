@@ -136,6 +136,7 @@ def serve(options: ServeOptions, log: Log) -> None:
             options.max_body,
             found.source,
             _example(found.path),
+            options.host,
         )
         _run(options, config, log, env.description)
 
@@ -171,7 +172,6 @@ def _run(options: ServeOptions, config: Any, log: Log, where: str) -> None:
     _uvicorn(uvicorn, app, options, sock)
 
 
-
 def _uvicorn(uvicorn: Any, app: Any, options: ServeOptions, sock: socket.socket) -> None:
     """Run uvicorn on `sock` until a signal; SIGTERM ends it as cleanly as Ctrl-C."""
     config = uvicorn.Config(
@@ -200,5 +200,3 @@ def _uvicorn(uvicorn: Any, app: Any, options: ServeOptions, sock: socket.socket)
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM, once uvicorn has shut down and raises it again: a clean stop like Ctrl-C."""
     raise KeyboardInterrupt
-
-

@@ -45,7 +45,8 @@ def serve(options: UiOptions | None = None, log: Log | None = None) -> None:
 
         threading.Thread(target=warm, args=(source,), daemon=True).start()
 
-        config = uvicorn.Config(create_app(source), log_level="warning", access_log=False,
+        app = create_app(source, options.host)
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3)  # fmt: skip
         url = f"http://{url_host(options.host)}:{sock.getsockname()[1]}/"
         server = _announcing(uvicorn)(config, lambda: _announce(url, options, say))
@@ -93,9 +94,6 @@ def _run(server: Any, sock: socket.socket) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-
 
 
 def _quiet(_: str) -> None:

@@ -79,7 +79,7 @@ def test_context_holds_the_image_and_only_the_serving_code(context: Path, packag
     assert top >= {"Dockerfile", "requirements.txt", ".dockerignore", "README.txt", "serve.py"}
     code = {f for f in files if f.startswith("pipeline/")}
     assert code >= SERVING_CODE
-    assert {f.split("/")[1] for f in code if f.count("/") > 1} == {"models", "serve"}
+    assert {f.split("/")[1] for f in code if f.count("/") > 1} == {"core", "models", "serve"}
     assert "pipeline/serve/launch.py" not in code  # the tool's side of serving stays out
     for name in (p.name for p in package.iterdir()):
         assert (context / "model" / name).read_bytes() == (package / name).read_bytes()
