@@ -28,7 +28,6 @@ import os
 import socket
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -37,6 +36,7 @@ from filelock import FileLock
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, make_url, select, update
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from pipeline.core.atomic import stamped_sibling
 from pipeline.core.config import RUNS_SECRETS, RUNS_URL_ENV, runs_url
 from pipeline.core.paths import display_path
 from pipeline.core.syserrors import disk_error
@@ -571,12 +571,7 @@ def _reason(exc: SQLAlchemyError) -> str:
 
 def _set_aside(path: Path, reason: str) -> Path:
     """Move a damaged database (and its WAL files) to `runs.db.corrupt-<time>`; say so."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-    count = 1
-    while aside.exists():
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{count}")
-        count += 1
+    aside = stamped_sibling(path, "corrupt")
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.replace(f"{path}{suffix}", f"{aside}{suffix}")
