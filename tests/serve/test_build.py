@@ -16,12 +16,12 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from tests import servekit
+from tests.venvs import borrowing_venv
 
 SERVING_CODE = {
     "pipeline/__init__.py",
@@ -144,16 +144,7 @@ def _healthcheck(dockerfile: str) -> list[str]:
 def _venv_without_pipeline(venv: Path) -> Path:
     """A new venv that imports this env's libraries but not `pipeline` (its install is an
     editable finder in a .pth file, which a path listed in another .pth does not run)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    ours = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
-    (Path(site) / "zz_tool_libraries.pth").write_text("\n".join(ours) + "\n")
+    python = borrowing_venv(venv)
     found = subprocess.run(
         [str(python), "-c", "import pipeline"],
         capture_output=True,
