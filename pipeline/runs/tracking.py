@@ -38,7 +38,7 @@ from filelock import FileLock
 from sqlalchemy import delete, func, insert, select, update
 
 from pipeline.core.hashing import file_digest
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import UsageError
 from pipeline.load.project import STATE_DIR, project_root
 from pipeline.runs import schema
 from pipeline.runs.journal import JOURNAL_DIR
@@ -425,13 +425,16 @@ def logged(store: RunStore, run_id: str) -> Logged:
 
 @contextlib.contextmanager
 def reading(root: Path | str) -> Iterator[RunStore]:
-    """The project's run store for reading, after recording what dead runs left."""
+    """The project's run store for reading (every command's), after recording what dead runs
+    and finished scripts left. Reading never creates files: without a store an empty one in
+    memory answers, unless a killed run's journal must be stored first."""
+    from pipeline.runs.journal import pending  # noqa: PLC0415 - with the store
     from pipeline.runs.runstore import RunStore, has_store  # noqa: PLC0415 - SQLAlchemy on demand
 
     top = project_root(Path(root))
     state_dir = top / STATE_DIR
     ingest_pending(state_dir, top)
-    exists = has_store(state_dir)
+    exists = has_store(state_dir) or pending(state_dir)
     store = RunStore.for_project(state_dir) if exists else RunStore("sqlite://")
     try:
         yield store
@@ -459,10 +462,3 @@ def run_logged(root: Path | str, ref: str) -> Logged:
     """What RUN's code logged besides metric histories (for `runs show`)."""
     with reading(root) as store:
         return logged(store, store.find(ref).id)
-
-
-def settle(root: Path | str) -> None:
-    """Before a reading command: record what dead runs and finished scripts left."""
-    with contextlib.suppress(PipelineError):  # not a project: the command itself will say so
-        top = project_root(Path(root))
-        ingest_pending(top / STATE_DIR, top)
