@@ -518,18 +518,10 @@ def default_entry(root: Path | str = ".") -> str | None:
 
 @contextlib.contextmanager
 def _run_store(root: Path | str) -> Iterator[RunStore]:
-    from pipeline.runs.journal import pending
-    from pipeline.runs.runstore import RunStore, has_store
+    from pipeline.runs.tracking import reading
 
-    state_dir = project_root(root) / STATE_DIR
-    # Reading never creates files (without a store, an empty one in memory answers), unless
-    # a killed run's journal must be stored first.
-    exists = has_store(state_dir) or pending(state_dir)
-    store = RunStore.for_project(state_dir) if exists else RunStore("sqlite://")
-    try:
+    with reading(root) as store:
         yield store
-    finally:
-        store.close()
 
 
 def runs(root: Path | str = ".", limit: int | None = 20) -> list[RunRow]:

@@ -45,11 +45,12 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.venvs import borrowing_venv
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -188,17 +189,7 @@ def copy_working_tree(dest: Path) -> Path:
 
 def fresh_venv(venv: Path, clone: Path) -> Path:
     """A new venv with `clone` installed in it, its dependencies taken from this venv."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    ours = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
-    # Appended after the new venv's own site-packages: the clone's install comes first.
-    (Path(site) / "zz_test_dependencies.pth").write_text("\n".join(ours) + "\n")
+    python = borrowing_venv(venv)  # the clone, installed below, comes before them
     pip = venv / "bin" / "pip"
     pip.write_text(
         f"#!{python}\nimport sys\nfrom pip._internal.cli.main import main\nsys.exit(main())\n"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 import click
@@ -121,9 +123,32 @@ def run() -> NoReturn:
     os._exit(code if isinstance(code, int) else (1 if code else 0))
 
 
+class _Interrupts:
+    """Whether Ctrl-C was pressed during this command.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be, and a `with lock:`
+    it lands in can then fail with "release unlocked lock" instead: after an interrupt, any
+    error is reported as the interruption it is (exit 130), not as an internal error.
+    """
+
+    seen = False
+
+    @classmethod
+    def install(cls) -> None:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, cls._heard)
+
+    @classmethod
+    def _heard(cls, signum: int, frame: FrameType | None) -> None:
+        cls.seen = True
+        signal.default_int_handler(signum, frame)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The command line as a function: user errors become one line and an exit code."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. a test): leave it be
+        _Interrupts.install()
     try:
         cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -140,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
 def _handle(exc: Exception, verbose: bool) -> NoReturn:
     if verbose:
         raise exc
+    if _Interrupts.seen and not isinstance(exc, PipelineError):
+        fail("interrupted", None, EXIT_INTERRUPTED)
     if isinstance(exc, PipelineError):
         fail(exc.message, exc.hint, exc.exit_code)
     from pipeline.core.syserrors import disk_error

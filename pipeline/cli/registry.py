@@ -123,9 +123,9 @@ def registry_alias(
 ) -> None:
     """Point ALIAS of NAME at VERSION (moving it if it points elsewhere); with --rm, remove it.
 
-    Aliases are letters, digits, `_` and `-`; `latest` and `v<N>` are reserved. Each change is
-    kept in the history; when two people move an alias at once both changes are recorded and
-    the later one wins.
+    Aliases are letters, digits, `_` and `-`, not digits alone; `latest` and `v<N>` are
+    reserved. Each change is kept in the history; when two people move an alias at once both
+    changes are recorded and the later one wins.
 
     \b
     Examples:
@@ -169,13 +169,15 @@ def registry_tag(opts: GlobalOptions, /, ref: str, pair: str, **flags: Any) -> N
     from pipeline.cli import report
 
     name, spec = _split(ref)
-    if spec is not None and not spec.isdigit():
+    if spec is not None and not (spec.isascii() and spec.isdigit()):  # `²` is a digit too
         raise click.UsageError(f"{ref}: tag NAME (the model) or NAME/N (a version)")
     remove, message = flags["remove"], flags["message"]
     key, has_value, value = pair.partition("=")
     if remove == bool(has_value):
         raise click.UsageError("give KEY=VALUE, or --rm with KEY alone")
-    version = int(spec) if spec else None
+    from pipeline.runs.modeluri import check_version
+
+    version = int(check_version(spec)) if spec else None
     event = api.registry_tag(
         opts.directory, name, version, key, None if remove else value, message=message
     )

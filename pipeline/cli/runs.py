@@ -36,9 +36,6 @@ def runs(ctx: click.Context, limit: int, everything: bool, as_json: bool) -> Non
         return
     from pipeline import api
     from pipeline.cli import report, tables
-    from pipeline.runs.tracking import settle
-
-    settle(ctx.obj.directory)
     found = api.runs(ctx.obj.directory, None if everything else limit)
     if as_json:
         rows = [{**r.to_json(), "missing_objects": r.missing_objects} for r in found]
@@ -57,9 +54,8 @@ def runs_show(opts: GlobalOptions, ref: str, as_json: bool) -> None:
     its points')."""
     from pipeline import api
     from pipeline.cli import report, tables
-    from pipeline.runs.tracking import run_logged, settle
+    from pipeline.runs.tracking import run_logged
 
-    settle(opts.directory)
     detail = api.run_detail(opts.directory, ref)
     failures = api.failed_logs(opts.directory, detail.run.id)
     logged = run_logged(opts.directory, detail.run.id)
@@ -246,9 +242,6 @@ def compare(opts: GlobalOptions, /, refs: tuple[str, ...], fmt: str | None, **fl
     """
     from pipeline import api
     from pipeline.cli.tables import render
-    from pipeline.runs.tracking import settle
-
-    settle(opts.directory)
     table = api.compare(opts.directory, refs, **flags)
     click.echo(render(table, fmt or "text"), nl=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from pipeline.core.syserrors import naming
@@ -57,3 +58,15 @@ def _fill(fd: int, data: bytes, durable: bool) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def stamped_sibling(path: Path, label: str) -> Path:
+    """A name beside `path` that nothing uses yet: `<name>.<label>-<time>` (then `-1`, `-2`…),
+    for keeping an old copy of a file (a damaged store moved aside, a backup)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{label}-{stamp}")
+    count = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.{label}-{stamp}-{count}")
+        count += 1
+    return target

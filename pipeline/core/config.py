@@ -223,7 +223,9 @@ def _default_remote(merged: dict[str, Any], origin: dict[str, str]) -> str | Non
 # shell (or CI job) can point at another store without editing them.
 RUNS_URL_ENV = "PIPELINE_RUNS_URL"
 RUNS_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
-_URL_PASSWORD = re.compile(r"^[a-z0-9+]+://[^/@:]*:[^/@]*@")  # user:password@ in a URL
+# libpq's connection keywords whose values are secrets: a URL's query passes them to the server
+# as `user:password@` does (matched without case: no spelling of them may slip through).
+RUNS_SECRETS = ("password", "sslpassword")
 
 
 def _runs_url(section: dict[str, Any], origin: dict[str, str]) -> str | None:
@@ -240,12 +242,30 @@ def _runs_url(section: dict[str, Any], origin: dict[str, str]) -> str | None:
             f"{where}: runs.url must be a postgresql:// URL",  # not echoed: it may hold secrets
             "e.g. `runs: {url: postgresql://user@host/dbname}`",
         )
-    if where.endswith(FILES[0]) and _URL_PASSWORD.match(value):
+    value = value.strip()
+    url = _server_url(value, where)
+    secret = url.password is not None or any(k.lower() in RUNS_SECRETS for k in url.query)
+    if where.endswith(FILES[0]) and secret:
         raise ManifestError(
             f"{where}: runs.url has a password and {FILES[0]} is committed to git",
             f"put runs.url in .pipeline/{FILES[1]}, or the password in ~/.pgpass or PGPASSWORD",
         )
-    return value.strip()
+    return value
+
+
+def _server_url(value: str, where: str) -> Any:
+    """`value` read as SQLAlchemy (and so the driver) will read it: a password is found where
+    the server would find it, not where a pattern guesses (`u:pass/word@h`, `?password=`)."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only when a server store is set
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    try:
+        return make_url(value)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ManifestError(
+            f"{where}: runs.url is not a valid URL",  # not echoed: it may hold a password
+            "the form is postgresql://user@host:5432/dbname, the port a number",
+        ) from None
 
 
 REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

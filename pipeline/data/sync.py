@@ -35,6 +35,7 @@ from pipeline.store.transfer import Meter, Report, Transfer, connected
 
 if TYPE_CHECKING:
     from pipeline.runs.exchange import RunDocument
+    from pipeline.runs.registry import Event
 
 
 @dataclass
@@ -429,8 +430,7 @@ def _push_registry(session: Session, transfer: Transfer) -> int:
 
 def _fetch_registry(session: Session, transfer: Transfer) -> tuple[int, list[str]]:
     """Teammates' registry events this store lacks, imported and replayed; (how many, the
-    warnings of the merge: versions that got another number)."""
-    from pipeline.runs.exchange import read_event  # noqa: PLC0415 - SQLAlchemy
+    warnings: versions that got another number, events skipped as invalid)."""
     from pipeline.runs.registry import Registry  # noqa: PLC0415 - only with --runs
     from pipeline.runs.runstore import RunStore  # noqa: PLC0415 - only with --runs
 
@@ -446,18 +446,16 @@ def _fetch_registry(session: Session, transfer: Transfer) -> tuple[int, list[str
                 for i in wanted_ids
             }
         )
-        events = [read_event(data, f"registry event {i}") for i, data in raw.items()]
+        events, skipped = _read_events(raw)
         count, warnings = registry.import_events(events)
     finally:
         store.close()
-    return count, warnings
+    return count, skipped + warnings
 
 
 def remote_registered(session: Session, transfer: Transfer) -> set[str]:
     """The packages this project's registry events on the remote register (remote `gc` keeps
     them)."""
-    from pipeline.runs.exchange import read_event  # noqa: PLC0415 - SQLAlchemy
-
     project = _project_id(session)
     ids = sorted(_remote_events(transfer, project))
     raw = transfer.parallel(
@@ -466,8 +464,27 @@ def remote_registered(session: Session, transfer: Transfer) -> set[str]:
             for i in ids
         }
     )
-    events = [read_event(data, f"registry event {i}") for i, data in raw.items()]
+    events, _ = _read_events(raw)  # an invalid one names no package to keep
     return {e.hash for e in events if e.action == "register" and e.hash}
+
+
+def _read_events(raw: dict[str, bytes]) -> tuple[list[Event], list[str]]:
+    """The valid events of `raw` (by id) and a warning for each other one: whoever can write
+    to the remote can write events, and one bad event must not stop a pull."""
+    from pipeline.runs.exchange import read_event  # noqa: PLC0415 - SQLAlchemy
+
+    events, skipped = [], []
+    for event_id, data in sorted(raw.items()):
+        try:
+            event = read_event(data, f"registry event {event_id}")
+        except DataError as exc:
+            skipped.append(f"{exc}: it was skipped")
+            continue
+        if event.id != event_id:  # the file name is how pulls tell which events they have
+            skipped.append(f"registry event {event_id} says its id is another: it was skipped")
+            continue
+        events.append(event)
+    return events, skipped
 
 
 def _remote_events(transfer: Transfer, project: str) -> set[str]:

@@ -122,7 +122,9 @@ def execute(
         return result, executor
     for late in result.results:  # settled without running: up to date, skipped
         if late.stage not in recorded:
-            recorder.stage(rows.row(late, executor.lock.stages.get(late.stage)))
+            entry = executor.lock.stages.get(late.stage)
+            recorder.stage(rows.row(late, entry))
+            _track(recorder, executor, late, entry)
     if how.after is not None:
         recorder.files(how.after(executor))
     status = RunStatus.FAILED if result.failed else RunStatus.SUCCEEDED
@@ -137,10 +139,11 @@ def _track(
     recorder: RunRecorder, executor: Executor, result: StageResult, entry: LockEntry | None
 ) -> None:
     """Have the recorder store what the stage logged: its track file if it ran (or failed:
-    a failed stage's points are kept), the producing run's values if it was restored."""
+    a failed stage's points are kept), the producing run's values if it was restored or was
+    up to date (a sweep point with the workspace's params shows the curve that made it)."""
     if result.outcome in (Outcome.RAN, Outcome.FAILED):
         recorder.track(result.stage, executor.track_file(result.stage))
-    elif result.outcome is Outcome.RESTORED and entry is not None:
+    elif result.outcome in (Outcome.RESTORED, Outcome.UP_TO_DATE) and entry is not None:
         recorder.track(result.stage, None, restored_from=entry.fingerprint)
 
 

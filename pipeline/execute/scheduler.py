@@ -435,7 +435,9 @@ class Executor:
             if lines:
                 with path.open("a") as fh:
                     fh.write("".join(lines))
-        except (OSError, ValueError):  # a half-written DVCLive file costs its values only
+        except (OSError, ValueError, OverflowError, RecursionError):
+            # the files are the stage's own: whatever is in them costs their values, never the
+            # stage (trackimport already reads each file whole or not at all)
             return
 
     def _reads_dvclive(self, stage: Stage) -> bool:

@@ -137,18 +137,23 @@ def _write_xgboost(obj: Any, dest: Path) -> Written:
 
 def _write_lightgbm(obj: Any, dest: Path) -> Written:
     lightgbm = library("lightgbm")
-    # a scikit-learn wrapper is stored as its booster: text, safe, and what the loader returns,
-    # so the signature's outputs are the booster's (probabilities for a classifier)
+    # a scikit-learn wrapper is stored as its booster (text, safe); a classifier's labels go
+    # with it, so the served model answers labels as the wrapper did, not probabilities
     booster = obj if isinstance(obj, lightgbm.Booster) else obj.booster_
     booster.save_model(str(dest / "model.lgb"))
-    native = {
+    native: dict[str, Any] = {
         "lgb_version": lightgbm.__version__,
         "data": "model.lgb",
         "model_class": "lightgbm.basic.Booster",
         "code": None,
     }
+    predict = booster.predict
+    classes = getattr(obj, "classes_", None)
+    if classes is not None:
+        native["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
+        predict = obj.predict
     flavors = {"python_function": _pyfunc("mlflow.lightgbm", data="model.lgb"), "lightgbm": native}
-    return Written("lightgbm", "model.lgb", flavors, False, booster.predict)
+    return Written("lightgbm", "model.lgb", flavors, False, predict)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -169,7 +174,9 @@ def read(flavor: str, file: Path, native: dict[str, Any], *, trusted: bool) -> A
     if flavor == "xgboost":
         return _read_xgboost(file, native)
     if flavor == "lightgbm":
-        return library("lightgbm").Booster(model_file=str(file))
+        booster = library("lightgbm").Booster(model_file=str(file))
+        classes = native.get("classes")
+        return LabelledBooster(booster, list(classes)) if isinstance(classes, list) else booster
     raise ModelError(f"{file}: unknown model flavor {flavor!r}")
 
 
@@ -182,3 +189,22 @@ def _read_xgboost(file: Path, native: dict[str, Any]) -> Any:
     model = cls()
     model.load_model(str(file))
     return model
+
+
+@dataclass(frozen=True)
+class LabelledBooster:
+    """A lightgbm classifier's booster with its labels: `predict` answers labels, as the
+    scikit-learn wrapper it was saved from did (the booster alone gives probabilities)."""
+
+    booster: Any
+    classes: list[Any]
+
+    def predict(self, data: Any) -> Any:
+        np = library("numpy")
+        scores = np.asarray(self.booster.predict(data))
+        # binary: one column, the probability of the second class
+        picked = (scores > 0.5).astype("int64") if scores.ndim == 1 else scores.argmax(axis=1)
+        return np.asarray(self.classes, dtype=object)[picked].tolist()
+
+    def predict_proba(self, data: Any) -> Any:
+        return self.booster.predict(data)

@@ -3,10 +3,15 @@
 The package is built in a temporary sibling directory and moved into place, so a reader (or a
 killed stage) never sees half a package. Its bytes depend only on the model, the sample and the
 env (no timestamps, no uuids), so the same model hashes the same on every run.
+
+Only a package this tool wrote (an `MLmodel` with a `pipeline` section), an empty directory or a
+new path is replaced: `save(m, ".")`, the project or a folder of the user's own files is refused,
+never deleted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -30,6 +35,7 @@ def save(
     `trusted=True` (pickle), and loading it then needs trust too.
     """
     target = Path(path).absolute()
+    _check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -96,6 +102,46 @@ def _size(dest: Path) -> int:
 def _write_mlmodel(dest: Path, data: dict[str, Any]) -> dict[str, Any]:
     (dest / MLMODEL).write_text(dumps(data), encoding="utf-8")
     return data
+
+
+def _check_target(target: Path) -> None:
+    """Refuse a target whose replacement would delete what this tool did not write."""
+    real = target.resolve()
+    for kept in _protected():
+        if kept.is_relative_to(real):  # replacing `real` would take `kept` with it
+            raise ModelError(
+                f"will not save a model over {target}: it holds the current directory or project",
+                "save into a new subfolder, e.g. save(model, 'models/mymodel', sample=...)",
+            )
+    if target.is_symlink() or not target.exists() or _replaceable(target):
+        return
+    raise ModelError(
+        f"will not save a model over {target}: it exists and is not a model package",
+        "save to a new or empty folder, or remove it first if its files can go",
+    )
+
+
+def _protected() -> list[Path]:
+    """The directories a save must never replace: the cwd and the project (with its parents)."""
+    kept = [Path.cwd().resolve()]
+    if root := os.environ.get("PIPELINE_ROOT"):
+        kept.append(Path(root).resolve())
+    return kept
+
+
+def _replaceable(target: Path) -> bool:
+    """An empty directory, or a package this tool wrote: its MLmodel has a `pipeline` section."""
+    if not target.is_dir():
+        return False
+    if (target / ".pipeline").exists():  # a project root, even one that is not the cwd
+        return False
+    if not any(target.iterdir()):
+        return True
+    try:
+        data = json.loads((target / MLMODEL).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("pipeline"), dict)
 
 
 def _publish(build: Path, target: Path) -> None:

@@ -1,7 +1,8 @@
 """The model worker: loads one model package and answers predictions over stdin/stdout frames.
 
 `pipeline serve` runs the HTTP front in the tool's interpreter and this loop in the model's own
-env (`<env python> -m pipeline.models.worker`), so the model's libraries never meet the tool's.
+env (`<env python> -c serve.app.WORKER_BOOT`, which runs `main` here without the current
+directory on sys.path), so the model's libraries never meet the tool's.
 A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON (contract §3):
 
 - in: `{"path": DIR, "info": <MLmodel dict>, "trusted": bool}`;

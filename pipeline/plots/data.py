@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.git import git, repo_prefix
-from pipeline.core.paths import ancestors
+from pipeline.core.paths import Bounds, ancestors
 from pipeline.errors import DataError, UsageError
 from pipeline.load.params import parse_text
 
@@ -38,9 +38,13 @@ class Revision:
 
 
 def workspace_revision(root: Path) -> Revision:
+    """Files as the workspace holds them; one that resolves outside the project (`..`, an
+    absolute path, a symlink out) is refused with `OutsideProject`, never read."""
+    bounds = Bounds(root)
+
     def read(path: str) -> bytes | None:
         try:
-            return (root / path).read_bytes()
+            return Path(bounds.path(path)).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 

@@ -3,7 +3,10 @@
 A top-level entry is a data file (or a folder of them), or an id with `y: {file: [fields]}`
 naming the files; `x`, `x_label`, `y_label`, `title` and `template` say how to draw it. A stage
 `plots:` output is drawn with the defaults. Everything is validated here, so a bad definition
-fails before any file is read, naming the manifest that declares it.
+fails before any file is read, naming the manifest that declares it. That includes the project's
+path rule (`core/paths.py`): a plot file is never absolute, never `..` out of the project, and
+never a symlink (or below one) leading outside it, since its contents end up in a page that is
+shared.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.paths import Bounds, PathRuleError, normalize
 from pipeline.core.suggest import suggest_name
-from pipeline.errors import ManifestError, UsageError
+from pipeline.errors import ManifestError, OutsideProject, UsageError
 from pipeline.load.project import Project
 
 TEMPLATES = (
@@ -105,9 +109,9 @@ def _top(root: Path, key: str, props: Mapping[str, Any], manifest: str) -> list[
             suggest_name(str(template), list(TEMPLATES), f"use one of {', '.join(TEMPLATES)}"),
         )
     if isinstance(props.get("y"), dict):  # an id: `y` names the files
-        y = tuple((f, _fields(v)) for f, v in props["y"].items())
+        y = tuple((_inside(root, str(f), manifest), _fields(v)) for f, v in props["y"].items())
         return [_made(key, y, props, manifest)]
-    return _expand(root, key, props, manifest)
+    return _expand(root, _inside(root, key, manifest), props, manifest)
 
 
 def _stage_plot(root: Path, path: str, props: Mapping[str, Any], stage: str) -> list[PlotDef]:
@@ -118,7 +122,8 @@ def _stage_plot(root: Path, path: str, props: Mapping[str, Any], stage: str) -> 
             f"stage {stage}: plot {path!r}: unknown template {template!r}",
             suggest_name(str(template), list(TEMPLATES), f"use one of {', '.join(TEMPLATES)}"),
         )
-    return _expand(root, path, props, f"stage {stage}")
+    source = f"stage {stage}"
+    return _expand(root, _inside(root, path, source), props, source)
 
 
 def _expand(root: Path, path: str, props: Mapping[str, Any], source: str) -> list[PlotDef]:
@@ -126,7 +131,7 @@ def _expand(root: Path, path: str, props: Mapping[str, Any], source: str) -> lis
     folder = root / path
     files = (
         sorted(
-            p.relative_to(root).as_posix()
+            _inside(root, p.relative_to(root).as_posix(), source)
             for p in folder.rglob("*")
             if p.is_file() and p.suffix.lower() in (*DATA_TYPES, *IMAGE_TYPES)
         )
@@ -135,6 +140,22 @@ def _expand(root: Path, path: str, props: Mapping[str, Any], source: str) -> lis
     )
     fields = _fields(props.get("y"))
     return [_made(f, ((f, fields),), props, source) for f in files]
+
+
+def _inside(root: Path, path: str, source: str) -> str:
+    """`path` normalised, once it and what it links to lie inside the project."""
+    try:
+        norm = normalize(path)
+    except PathRuleError as exc:
+        raise ManifestError(
+            f"{source}: plot {path!r}: {exc}",
+            "plot files are paths relative to the project root, inside it",
+        ) from None
+    try:
+        Bounds(root).path(norm)
+    except OutsideProject as exc:
+        raise OutsideProject(f"{source}: plot {exc.message}", exc.hint) from None
+    return norm
 
 
 def _made(

@@ -35,6 +35,8 @@ def _axes(texts: Texts) -> Spec:
         "y": {"field": "y", "type": texts.y_type, "title": texts.y_title},
         "tooltip": [{"field": f} for f in ("series", "x", "y")],
     }
+    if texts.y_type == "quantitative":  # a curve between 0.95 and 0.98 must not look flat
+        encoding["y"]["scale"] = {"zero": False}
     if texts.lines > 1:
         encoding["color"] = {"field": "series", "type": "nominal", "title": None}
     return encoding

@@ -58,7 +58,7 @@ def read_document(data: bytes, where: str) -> RunDocument:
         stages = tuple(StageRow.from_json(s) for s in body["stages"])
         files = tuple(Artifact(**f) for f in body["files"])
         detail = RunDetail(run, dict(body["params"]), dict(body["metrics"]), stages)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise DataError(f"{where} is not a run record ({exc})", "it was skipped") from None
     return RunDocument(detail, files)
 
@@ -97,11 +97,13 @@ def event_bytes(event: Event) -> bytes:
 
 
 def read_event(data: bytes, where: str) -> Event:
-    """Parse a shared registry event; anything malformed is a `DataError` naming `where`."""
+    """Parse a shared registry event; anything malformed, or not what this tool writes
+    (`Event.from_json` checks each field), is a `DataError` naming `where`."""
     try:
         body = json.loads(data)
         if body.get("format") != EVENT_FORMAT:
             raise ValueError(f"format {body.get('format')!r}")
         return Event.from_json(body)
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # RecursionError: JSON nested thousands deep (whoever can write the remote can)
         raise DataError(f"{where} is not a registry event ({exc})", "it was skipped") from None

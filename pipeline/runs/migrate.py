@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, inspect, select, text, update
 
+from pipeline.core.atomic import stamped_sibling
 from pipeline.core.paths import display_path
 from pipeline.errors import DataError
 from pipeline.runs import schema
@@ -155,12 +155,7 @@ STEPS: dict[int, Callable[[Connection], Any]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 def backup(path: Path, version: int) -> Path:
     """Copy the SQLite store to `runs.db.v<version>-backup-<time>` (SQLite's backup API)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.v{version}-backup-{stamp}")
-    count = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.v{version}-backup-{stamp}-{count}")
-        count += 1
+    target = stamped_sibling(path, f"v{version}-backup")
     source, copy = sqlite3.connect(path), sqlite3.connect(target)
     try:
         source.backup(copy)

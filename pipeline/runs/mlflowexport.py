@@ -17,14 +17,20 @@ How, by URI:
   importable (`pip install mlflow`), through `MlflowClient.log_batch`.
 
 MLflow keys allow letters, digits, `_ - . / space`: other characters (the `:` of a file
-metric's `path:key`) become `/`.
+metric's `path:key`) become `/`. A key is also a path (the file store writes `metrics/<key>`),
+so MLflow refuses one that is absolute or has a `..` part, and so does the export: such a value
+(only a run recorded before the parser refused them can hold one) is left out, with a warning.
+Every file the file store writes is checked to stay inside its run's folder.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
+import posixpath
 import re
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -37,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
-from pipeline.errors import UsageError
+from pipeline.errors import OutsideProject, UsageError
 from pipeline.runs import schema
 from pipeline.runs.model import RunRow, RunStatus
 
@@ -105,24 +111,47 @@ def _gather(store: RunStore, run: RunRow) -> Exported:
         "mlflow.user": run.user or "",
         "mlflow.source.git.commit": run.git_commit or "",
     }
-    exported = Exported(run, {_key(k): _text(v)[:MAX_PARAM_VALUE] for k, v in params.items()}, tags)
-    t = schema.track_metrics
+    t, tt = schema.track_metrics, schema.track_tags
     query = select(t.c.key, t.c.value, t.c.ts, t.c.step).where(t.c.run_id == run.id)
     with store.engine.connect() as conn:
         rows = conn.execute(query.order_by(t.c.key, t.c.step, t.c.ts, t.c.seq)).all()
-        tagged = conn.execute(select(schema.track_tags).where(schema.track_tags.c.run_id == run.id))
-        tags.update({_key(r.key): r.value for r in tagged})
+        tagged = dict(conn.execute(select(tt.c.key, tt.c.value).where(tt.c.run_id == run.id)).all())
     logged = {r.key for r in rows}
-    exported.metrics = [(_key(k), v, int(ts * 1000), s) for k, v, ts, s in rows if v is not None]
+    keys = _keys(run.id, {*params, *tagged, *logged, *latest})
+    exported = Exported(
+        run, {keys[k]: _text(v)[:MAX_PARAM_VALUE] for k, v in params.items() if k in keys}, tags
+    )
+    tags.update({keys[k]: v for k, v in tagged.items() if k in keys})
+    exported.metrics = [
+        (keys[k], v, int(ts * 1000), s) for k, v, ts, s in rows if v is not None and k in keys
+    ]
     stamp = exported.end_ms or exported.start_ms
     for key, value in latest.items():
-        if key not in logged and isinstance(value, (int, float)) and not isinstance(value, bool):
-            exported.metrics.append((_key(key), float(value), stamp, 0))
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key in keys and key not in logged and number:
+            exported.metrics.append((keys[key], float(value), stamp, 0))
     return exported
 
 
-def _key(key: str) -> str:
-    return _BAD_KEY.sub("/", key)
+def _keys(run_id: str, stored: set[str]) -> dict[str, str]:
+    """Each stored key's MLflow key; a key MLflow refuses is left out, with a warning."""
+    found = {key: _key(key) for key in sorted(stored)}
+    for key, mapped in found.items():
+        if mapped is None:  # on stderr, as the recorder's warnings: the result is the runs
+            sys.stderr.write(
+                f"warning: run {run_id}: {key!r} not exported: MLflow refuses a key that is"
+                " absolute or has a '..' part\n"
+            )
+    return {key: mapped for key, mapped in found.items() if mapped is not None}
+
+
+def _key(key: str) -> str | None:
+    """`key` as MLflow takes it (`a//b` and `a/./b` become `a/b`), or None if it cannot."""
+    mapped = _BAD_KEY.sub("/", key)
+    if mapped.startswith("/") or ".." in mapped.split("/"):
+        return None
+    norm = posixpath.normpath(mapped)
+    return None if norm == "." else norm
 
 
 def _text(value: Any) -> str:
@@ -172,12 +201,12 @@ class FileStore:
         folder = self.root / self.experiment / run_id
         for kind, values in (("params", run.params), ("tags", run.tags)):
             for name, text in values.items():
-                _write(folder / kind / name, text)
+                _write(_inside(folder, kind, name), text)
         series: dict[str, list[str]] = {}
         for key, value, ms, step in run.metrics:
             series.setdefault(key, []).append(f"{ms} {value!r} {step}\n")
         for key, lines in series.items():
-            _write(folder / "metrics" / key, "".join(lines))
+            _write(_inside(folder, "metrics", key), "".join(lines))
         (folder / "artifacts").mkdir(parents=True, exist_ok=True)
         meta: dict[str, Any] = {
             "artifact_uri": (folder / "artifacts").as_uri(),
@@ -200,9 +229,27 @@ class FileStore:
         return run_id
 
 
+def _inside(folder: Path, kind: str, key: str) -> Path:
+    """The file of `key` in the run's `kind` folder, refused if it would land anywhere else."""
+    path = folder / kind / key
+    real = os.path.realpath(path)
+    if not real.startswith(os.path.realpath(folder / kind) + os.sep):
+        raise OutsideProject(
+            f"MLflow key {key!r} would be written to {real}, outside the run's folder {folder}",
+            "such a key is never exported: report this as a bug",
+        )
+    return path
+
+
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:  # a full disk, or keys `a` and `a/b` (a file and a folder)
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror or exc}",
+            "check the export folder; MLflow's file store cannot hold both keys `a` and `a/b`",
+        ) from None
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:

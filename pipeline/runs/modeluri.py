@@ -6,12 +6,19 @@ Parsing only: what a URI points at is found by `serve/refs.py` (packages) and `a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pipeline.errors import UsageError
 
 MODELS = "models:/"
 RUNS = "runs:/"
+# Version numbers are stored as 32-bit integers (PostgreSQL's INTEGER): a larger one could
+# never name a version, and SQLite raises OverflowError on it rather than finding nothing.
+MAX_VERSION = 2**31 - 1
+# What a registered package is named by (`xxh3_128:` and 32 hex digits): it becomes a folder
+# name under .pipeline/tmp/models, so nothing else may pass, above all no `/` or `..`.
+PACKAGE_HASH = re.compile(r"xxh3_128:[0-9a-f]{32}")
 _FORMS = "models:/NAME@ALIAS, models:/NAME/N, models:/NAME/latest or runs:/RUN/PATH"
 
 
@@ -72,7 +79,7 @@ def _models(ref: str, rest: str) -> ModelUri:
     name, _, version = rest.partition("/")
     if not name or "/" in version:
         raise _bad(ref)
-    if version.isdigit() and int(version) > 0:
+    if is_number(version) and int(check_version(version)) > 0:
         return ModelUri(name, version=int(version))
     if version.lower() in ("latest", ""):
         return ModelUri(name, version="latest")
@@ -81,6 +88,23 @@ def _models(ref: str, rest: str) -> ModelUri:
         "give a version number, `latest`, or an alias as models:/NAME@ALIAS"
         " (stages such as Production are aliases here)",
     )
+
+
+def is_number(text: str) -> bool:
+    """Whether `text` is written in ASCII digits (`str.isdigit` also takes `²` and `٣`)."""
+    return text.isascii() and text.isdigit()
+
+
+def check_version(number: int | str) -> int | str:
+    """`number` (an int, or ASCII digits), if it can be a version number; a `UsageError` if it
+    is too large to be one. Digits are measured before `int()`, which refuses over 4300."""
+    text = str(number).lstrip("0") if isinstance(number, str) else ""
+    if len(text) > len(str(MAX_VERSION)) or int(number) > MAX_VERSION:
+        shown = text[:20] + "…" if len(text) > 20 else str(number)
+        raise UsageError(
+            f"version {shown} is out of range", f"versions are numbered 1 to {MAX_VERSION}"
+        )
+    return number
 
 
 def _bad(ref: str) -> UsageError:

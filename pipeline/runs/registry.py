@@ -4,13 +4,22 @@ It lives in the run store. The append-only `registry_events` table is the truth:
 (register, alias, unalias, tag, untag) is one event with who, when, from → to and why. The
 versions, aliases and tags tables are derived from it: after each change, and after teammates'
 events are imported (`pull --runs`), a name's state is rebuilt by replaying its events in
-(time, id) order, so two merged logs give every machine the same answer.
+(time, id) order, so the later alias move or tag wins on every machine.
 
 A version is the content hash of a model package: registering the same hash again returns the
-existing version and records nothing. Versions are per-name integers (max + 1). When merged
-logs give the same number to two different packages, the package registered later (by event
-time, then id) takes the next free number and a warning says so; events name their package by
-hash, so aliases and tags follow it to its new number.
+existing version and records nothing. Versions are per-name integers (max + 1). A number once
+given here is never taken back: `models:/NAME/N` pinned in a script means the same package
+after any `pull --runs`. The rule of a rebuild: packages the derived table already numbers
+keep their numbers; the others are numbered in (time, id) order, each taking the number its
+register event recorded when that is free, else the next free one (max + 1) with a warning.
+So the numbers are a function of this store's own sequence of changes and imports, and two
+teammates who registered different packages as the same number each keep their own as N:
+the hash, not the number, names a package across machines. Events name their package by
+hash, so aliases and tags follow it to whatever number it has here.
+
+Events pulled from a remote are checked field by field (`Event.from_json`): a name, alias or
+hash that this tool would not write is refused, since hashes become folder names and names
+become git tags.
 
 Writes run in `BEGIN IMMEDIATE` transactions on SQLite (waiting on its busy timeout): two
 processes moving the same alias at once both record their event, in order, and the later one
@@ -22,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import math
 import re
 import time
 import uuid
@@ -32,14 +42,18 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.core.paths import PathRuleError, normalize
 from pipeline.errors import UsageError
 from pipeline.runs import schema
+from pipeline.runs.modeluri import MAX_VERSION, PACKAGE_HASH, check_version, is_number
 from pipeline.runs.runstore import RunStore
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 RESERVED = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)  # MLflow's reserved alias names
 TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-/ ]{1,250}$")
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a file name on remotes (uuid4 hex here)
+ACTOR_CHARS = 200  # the column's width: PostgreSQL refuses a longer value
 ACTIONS = ("register", "alias", "unalias", "tag", "untag")
 READY = "READY"
 
@@ -104,13 +118,16 @@ class Event:
         return dict(self.__dict__)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Event:
+    def from_json(cls, data: Any) -> Event:
+        """An event as shared on a remote; a `ValueError` naming the first field that is not
+        what this tool writes (anyone who can write to the remote can write events)."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         values: dict[str, Any] = {k: data.get(k) for k in cls.__dataclass_fields__}
         event = cls(**values)
-        if not isinstance(event.id, str) or event.action not in ACTIONS:
-            raise ValueError(f"not a registry event: {data!r}")
-        if not isinstance(event.at, (int, float)) or not isinstance(event.name, str):
-            raise ValueError(f"not a registry event: {data!r}")
+        problem = _problem(event)
+        if problem is not None:
+            raise ValueError(problem)
         return event
 
 
@@ -248,7 +265,7 @@ class Registry:
     def import_events(self, events: Iterable[Event]) -> tuple[int, list[str]]:
         """Add teammates' events this store lacks and rebuild the names they touch.
 
-        Returns (events added, warnings about renumbered versions)."""
+        Returns (events added, warnings about registrations whose number is taken here)."""
         events = list(events)
         warnings: list[str] = []
         with self._writing() as conn:
@@ -349,6 +366,7 @@ class Registry:
 
     def _version_row(self, conn: Any, name: str, version: int) -> dict[str, Any]:
         self._require_name(conn, name)
+        check_version(version)  # the database cannot even compare a larger one
         table = schema.model_versions
         row = conn.execute(
             select(table).where((table.c.name == name) & (table.c.version == version))
@@ -371,8 +389,8 @@ class Registry:
 
     def _resolve(self, conn: Any, name: str, spec: int | str) -> int:
         self._require_name(conn, name)
-        if isinstance(spec, int) or spec.isdigit():
-            return int(spec)
+        if isinstance(spec, int) or is_number(spec):
+            return int(check_version(spec))
         if spec.lower() == "latest":
             return _max_version(conn, name)
         found = _alias_of(conn, name, spec)
@@ -425,6 +443,10 @@ def check_name(name: str) -> None:
 def check_alias(alias: str) -> None:
     if not ALIAS.fullmatch(alias):
         raise UsageError(f"{alias!r} is not an alias", "use letters, digits, `_` and `-`")
+    if alias.isdigit():  # `NAME@3` would be read as version 3, never as the alias
+        raise UsageError(
+            f"the alias {alias!r} is a number", "an alias needs a letter, `_` or `-` in it"
+        )
     if RESERVED.fullmatch(alias):
         raise UsageError(
             f"the alias {alias!r} is reserved",
@@ -437,6 +459,64 @@ def check_tag_key(key: str) -> None:
         raise UsageError(
             f"{key!r} is not a tag key", "use letters, digits, spaces, `_`, `-`, `.` and `/`"
         )
+
+
+def _problem(event: Event) -> str | None:
+    """What makes a shared event one this tool would not have written, if anything."""
+    texts = ("id", "actor", "name", "action", "alias", "key", "value", "message", "hash")
+    for key in texts:
+        value = getattr(event, key)
+        if value is not None and (not isinstance(value, str) or "\0" in value):
+            return f"its {key} is not a text"
+    for key in ("from_version", "to_version"):
+        number = getattr(event, key)  # 0: a tag of the model itself
+        if number is not None and (type(number) is not int or not 0 <= number <= MAX_VERSION):
+            return f"its {key} is not a version number"
+    checks = {
+        "id": EVENT_ID.fullmatch(event.id or "") is not None,
+        "at": type(event.at) in (int, float) and math.isfinite(event.at),
+        "action": event.action in ACTIONS,
+        "name": _passes(check_name, event.name),
+        "actor": len(event.actor or "") <= ACTOR_CHARS,
+        "alias": event.alias is None or _good_alias(event.alias, event.action),
+        "key": event.key is None or TAG_KEY.fullmatch(event.key) is not None,
+        "hash": (event.hash is not None or event.action != "register")
+        and (event.hash is None or PACKAGE_HASH.fullmatch(event.hash) is not None),
+        "value": event.action != "register" or _good_origin(event.value),
+    }
+    bad = next((key for key, good in checks.items() if not good), None)
+    return None if bad is None else f"its {bad} is not valid"
+
+
+def _passes(check: Any, value: str | None) -> bool:
+    try:
+        check(value or "")
+    except UsageError:
+        return False
+    return True
+
+
+def _good_alias(alias: str, action: str) -> bool:
+    # An alias being removed may predate today's rules (a number); one being set may not.
+    return _passes(check_alias, alias) if action == "alias" else bool(ALIAS.fullmatch(alias))
+
+
+def _good_origin(value: str | None) -> bool:
+    """Whether a register event's origin is this tool's: a JSON object of texts whose path
+    (where `serve` looks for a workspace copy first) is inside the project."""
+    try:
+        origin = json.loads(value or "{}")
+    except (ValueError, RecursionError):  # RecursionError: nesting thousands deep
+        return False
+    if not isinstance(origin, dict):
+        return False
+    if any(v is not None and not isinstance(v, str) for v in origin.values()):
+        return False
+    path = origin.get("path")
+    try:
+        return path is None or bool(normalize(path))
+    except PathRuleError:
+        return False
 
 
 def actor() -> str:
@@ -452,8 +532,10 @@ def actor() -> str:
 
 @dataclass
 class _State:
-    """A name's versions, aliases and tags, as its events leave them."""
+    """A name's versions, aliases and tags, as its events leave them; `pinned`: the numbers
+    packages already have here, which a replay keeps."""
 
+    pinned: dict[str, int] = field(default_factory=dict)
     versions: dict[int, dict[str, Any]] = field(default_factory=dict)
     by_hash: dict[str, int] = field(default_factory=dict)
     aliases: dict[str, int] = field(default_factory=dict)
@@ -461,9 +543,10 @@ class _State:
     warnings: list[str] = field(default_factory=list)
 
 
-def replay(name: str, events: Sequence[Event]) -> _State:
-    """Apply `events` (oldest first) to an empty registry of `name`."""
-    state = _State()
+def replay(name: str, events: Sequence[Event], pinned: dict[str, int] | None = None) -> _State:
+    """Apply `events` (oldest first) to an empty registry of `name`, where the packages of
+    `pinned` (hash → number) keep their numbers."""
+    state = _State(dict(pinned or {}))
     for event in events:
         if event.action == "register":
             _register(state, name, event)
@@ -484,16 +567,8 @@ def replay(name: str, events: Sequence[Event]) -> _State:
 
 def _register(state: _State, name: str, event: Event) -> None:
     if event.hash is None or event.hash in state.by_hash:
-        return  # registered by a teammate too: the first registration keeps its number
-    number = event.to_version or 0
-    if number < 1 or number in state.versions:
-        free = max(state.versions, default=0) + 1
-        if number >= 1:
-            state.warnings.append(
-                f"model {name!r}: version {number} was registered twice ({event.actor} registered"
-                f" {event.hash} after another package); it is version {free} here"
-            )
-        number = free
+        return  # registered by a teammate too: the first registration's details are kept
+    number = state.pinned.get(event.hash) or _number(state, name, event)
     origin = _origin(event.value)
     state.by_hash[event.hash] = number
     state.versions[number] = {
@@ -510,6 +585,23 @@ def _register(state: _State, name: str, event: Event) -> None:
     }
 
 
+def _number(state: _State, name: str, event: Event) -> int:
+    """The number of a package not numbered here yet: the one its event recorded, unless
+    another package has it (here, or pinned and not replayed yet): then the next free one."""
+    wanted = event.to_version or 0
+    taken = set(state.versions) | set(state.pinned.values())
+    if wanted >= 1 and wanted not in taken:
+        return wanted
+    free = max(taken, default=0) + 1
+    if wanted >= 1:
+        state.warnings.append(
+            f"model {name!r}: version {wanted} was registered twice ({event.actor} registered"
+            f" {event.hash} as version {wanted}, which is another package here); it is"
+            f" version {free} here"
+        )
+    return free
+
+
 def _origin(value: str | None) -> dict[str, Any]:
     try:
         found = json.loads(value or "{}")
@@ -519,12 +611,16 @@ def _origin(value: str | None) -> dict[str, Any]:
 
 
 def _rebuild(conn: Any, name: str) -> list[str]:
-    """Replace `name`'s derived rows by what its events say; the warnings of the replay."""
+    """Replace `name`'s derived rows by what its events say, keeping the numbers its
+    packages have now (see the module docstring); the warnings of the replay."""
     table = schema.registry_events
     rows = conn.execute(
         select(table).where(table.c.name == name).order_by(table.c.at, table.c.id)
     ).all()
-    state = replay(name, [_event(r._mapping) for r in rows])
+    versions = schema.model_versions
+    numbered = select(versions.c.hash, versions.c.version).where(versions.c.name == name)
+    pinned = {str(h): int(v) for h, v in conn.execute(numbered)}
+    state = replay(name, [_event(r._mapping) for r in rows], pinned)
     for derived in (schema.model_versions, schema.model_aliases, schema.model_tags):
         conn.execute(delete(derived).where(derived.c.name == name))
     if state.versions:

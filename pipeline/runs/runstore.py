@@ -28,7 +28,6 @@ import os
 import socket
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -37,7 +36,8 @@ from filelock import FileLock
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, make_url, select, update
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from pipeline.core.config import RUNS_URL_ENV, runs_url
+from pipeline.core.atomic import stamped_sibling
+from pipeline.core.config import RUNS_SECRETS, RUNS_URL_ENV, runs_url
 from pipeline.core.paths import display_path
 from pipeline.core.syserrors import disk_error
 from pipeline.errors import AmbiguousRun, DataError, UsageError
@@ -513,12 +513,29 @@ def server_url(url: str) -> str:
 
 
 def masked(url: str) -> str:
-    """`url` as shown to people: the password replaced by `***`."""
+    """`url` as shown to people: the password, and secrets in its query, replaced by `***`."""
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
-        return shown.replace("postgresql+psycopg://", "postgresql://", 1)  # as the user wrote it
-    except ArgumentError:
-        return url.rsplit("@", maxsplit=1)[-1]  # unparseable: never show what precedes the host
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        host = url.rsplit("@", maxsplit=1)[-1]  # never what precedes the host, nor the query
+        return host.split("?", maxsplit=1)[0]
+    hidden = {k: "***" for k in parsed.query if k.lower() in RUNS_SECRETS}
+    shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    shown = shown.replace("=%2A%2A%2A", "=***")  # as the password is shown
+    return shown.replace("postgresql+psycopg://", "postgresql://", 1)  # as the user wrote it
+
+
+def _secrets(url: str) -> list[str]:
+    """The secret values `url` holds (its password, and those of RUNS_SECRETS in its query)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return []
+    found = [str(parsed.password)] if parsed.password else []
+    for key, value in parsed.query.items():
+        if key.lower() in RUNS_SECRETS:
+            found += [value] if isinstance(value, str) else list(value)
+    return [s for s in found if s]
 
 
 def _engine(url: str) -> Engine:
@@ -568,12 +585,7 @@ def _reason(exc: SQLAlchemyError) -> str:
 
 def _set_aside(path: Path, reason: str) -> Path:
     """Move a damaged database (and its WAL files) to `runs.db.corrupt-<time>`; say so."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-    count = 1
-    while aside.exists():
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{count}")
-        count += 1
+    aside = stamped_sibling(path, "corrupt")
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.replace(f"{path}{suffix}", f"{aside}{suffix}")
@@ -588,10 +600,9 @@ def _set_aside(path: Path, reason: str) -> Path:
 
 def _unreachable(exc: SQLAlchemyError, url: str) -> DataError:
     """A server store that cannot be reached or used: which one (password masked), and why."""
-    password = make_url(url).password
     reason = _reason(exc)
-    if password:
-        reason = reason.replace(str(password), "***")
+    for secret in _secrets(url):
+        reason = reason.replace(secret, "***")
     return DataError(
         f"the run store {masked(url)} cannot be reached: {reason}",
         f"check that the server is up and runs.url (.pipeline/config.yaml, config.local.yaml"

@@ -2,7 +2,10 @@
 
 The parser never fails on what a stage wrote: a line that is not JSON, not an object, or not a
 record of a known type with valid fields is skipped and counted, so a stage killed mid-write,
-or a hand-written logger's mistake, costs those lines only. Where the files live is here too:
+or a hand-written logger's mistake, costs those lines only. Valid means storable everywhere:
+no NUL or lone surrogate in text (PostgreSQL and the UTF-8 codec refuse them, and one refused
+row would lose the whole run's record), and keys MLflow could also hold as paths (not
+absolute, no `..` part: an export writes each key as a file). Where the files live is here too:
 `.pipeline/tmp/track/<run id>/<stage, quoted>.jsonl`, next to the run's journal.
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 TRACK_DIR = Path("tmp") / "track"  # below the state directory (`.pipeline`)
+PATH_MAX = 1000  # the run store's artifact path column
 _NON_FINITE = {"NaN": math.nan, "nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _NON_FINITE.update({"inf": math.inf, "-inf": -math.inf})
 
@@ -66,8 +70,8 @@ def parse_lines(data: bytes, default_ts: float) -> Parsed:
         try:
             record = json.loads(raw)
             step = _take(parsed, record, seq, step, default_ts)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
-            parsed.skipped += 1
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError):
+            parsed.skipped += 1  # RecursionError: `[[[…` nested past the JSON decoder's depth
     return parsed
 
 
@@ -94,7 +98,10 @@ def _take(parsed: Parsed, record: dict[str, Any], seq: int, step: int, ts: float
     elif kind == "tag":
         parsed.tags[_key(record["key"])] = _text(record["value"])
     elif kind == "artifact":
-        parsed.artifacts.append(_text(record["path"]))
+        path = _text(record["path"])
+        if len(path) > PATH_MAX:
+            raise ValueError("path")
+        parsed.artifacts.append(path)
     elif kind == "step":
         return _int(record["step"])
     elif kind == "end":
@@ -107,7 +114,9 @@ def _take(parsed: Parsed, record: dict[str, Any], seq: int, step: int, ts: float
 def _key(value: Any) -> str:
     if not isinstance(value, str) or not value or ":" in value or len(value) > 400:
         raise ValueError("key")
-    return value
+    if value.startswith("/") or ".." in value.split("/"):
+        raise ValueError("key")  # as a path it leaves the folder it is written into
+    return _text(value)
 
 
 def _int(value: Any) -> int:
@@ -125,8 +134,9 @@ def _number(value: Any) -> float:
 
 
 def _text(value: Any) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         raise ValueError("text")
+    value.encode()  # a lone surrogate (`"\\ud800"` is valid JSON) raises UnicodeEncodeError
     return value
 
 

@@ -14,6 +14,10 @@ everything (`runs/tracking.py`):
   environment already sets one: then the values go where the user said). Its layout is
   `<experiment>/<run>/metrics/<key>` with lines `timestamp value step`, `params/<key>` and
   `tags/<key>` (MLflow's own `mlflow.*` tags are left out).
+
+Each file is read whole or not at all, and nothing in one fails the stage: a half-written file,
+a number too large for a float, JSON nested past the decoder's depth cost that file's values
+only. Keys and text the track-file parser would refuse are left to it (skipped and counted).
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 DVCLIVE_DIR = "dvclive"
+# what reading one foreign file may raise: a file is the stage's, so anything can be in it
+_UNREADABLE = (OSError, ValueError, OverflowError, RecursionError, csv.Error)
 
 
 def foreign_lines(cwd: Path, mlruns: Path | None, since: float, *, dvclive: bool) -> list[str]:
@@ -53,13 +59,21 @@ def _dvclive(folder: Path, since: float) -> Iterator[str]:
             if _fresh(tsv, since):
                 key = tsv.relative_to(series).with_suffix("").as_posix()
                 plotted.add(key)
-                yield from _tsv_lines(tsv, key)
+                yield from _whole(_tsv_lines, tsv, key)
     summary = folder / "metrics.json"
     if _fresh(summary, since):
-        yield from _summary_lines(summary, plotted)
+        yield from _whole(_summary_lines, summary, plotted)
     params = folder / "params.yaml"
     if _fresh(params, since):
-        yield from _params_lines(params)
+        yield from _whole(_params_lines, params)
+
+
+def _whole(read: Callable[..., Iterator[str]], path: Path, *args: Any) -> list[str]:
+    """The lines `read` makes of `path`, or none when the file cannot be read."""
+    try:
+        return list(read(path, *args))
+    except _UNREADABLE:
+        return []
 
 
 def _tsv_lines(path: Path, key: str) -> Iterator[str]:
@@ -109,29 +123,26 @@ def _mlflow(root: Path) -> Iterator[str]:
     if not root.is_dir():
         return
     for run in sorted(p.parent for p in root.glob("*/*/meta.yaml")):
-        yield from _mlflow_metrics(run / "metrics")
-        for kind in ("params", "tags"):
+        for kind in ("metrics", "params", "tags"):
             folder = run / kind
             for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
                 key = path.relative_to(folder).as_posix()
-                if path.is_file() and not key.startswith("mlflow."):
-                    yield _line({"type": kind[:-1], "key": key, "value": path.read_text()})
+                if path.is_file() and (kind == "metrics" or not key.startswith("mlflow.")):
+                    yield from _whole(_mlflow_file, path, kind, key)
 
 
-def _mlflow_metrics(folder: Path) -> Iterator[str]:
-    if not folder.is_dir():
+def _mlflow_file(path: Path, kind: str, key: str) -> Iterator[str]:
+    """A metric's lines `timestamp value step`, or a param's or tag's value."""
+    if kind != "metrics":
+        yield _line({"type": kind[:-1], "key": key, "value": path.read_text()})
         return
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file():
-            continue
-        key = path.relative_to(folder).as_posix()
-        for row in path.read_text().splitlines():
-            parts = row.split()
-            if len(parts) >= 2 and _float(parts[1]) is not None:
-                step = _int(parts[2]) if len(parts) > 2 else 0
-                record = {"type": "metric", "key": key, "value": _float(parts[1]), "step": step}
-                record["ts"] = _int(parts[0])
-                yield _line(record)
+    for row in path.read_text().splitlines():
+        parts = row.split()
+        if len(parts) >= 2 and _float(parts[1]) is not None:
+            step = _int(parts[2]) if len(parts) > 2 else 0
+            record = {"type": "metric", "key": key, "value": _float(parts[1]), "step": step}
+            record["ts"] = _int(parts[0])
+            yield _line(record)
 
 
 def _flatten(data: dict[str, Any], sep: str, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -146,7 +157,7 @@ def _flatten(data: dict[str, Any], sep: str, prefix: str = "") -> Iterator[tuple
 def _float(value: Any) -> float | None:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
         return None
     return number if math.isfinite(number) else None
 

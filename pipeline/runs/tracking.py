@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -37,13 +38,13 @@ from filelock import FileLock
 from sqlalchemy import delete, func, insert, select, update
 
 from pipeline.core.hashing import file_digest
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import UsageError
 from pipeline.load.project import STATE_DIR, project_root
 from pipeline.runs import schema
 from pipeline.runs.journal import JOURNAL_DIR
 from pipeline.runs.liveness import pid_exists
 from pipeline.runs.model import RunRow, RunStatus
-from pipeline.runs.trackfile import TRACK_DIR, Parsed, Point, read_file, stage_of
+from pipeline.runs.trackfile import PATH_MAX, TRACK_DIR, Parsed, Point, read_file, stage_of
 
 if TYPE_CHECKING:
     from pipeline.runs.runstore import RunStore
@@ -138,6 +139,8 @@ def _artifacts(conn: Any, run_id: str, stage: str, paths: list[str], root: Path)
             shown = path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             shown = str(path)
+        if len(shown) > PATH_MAX:  # longer than the column: PostgreSQL would refuse the record
+            continue
         digest, size = _digest(path)
         rows[shown] = {
             "run_id": run_id,
@@ -239,8 +242,13 @@ def ingest_leftovers(store: RunStore, state_dir: Path, root: Path) -> int:
 def _drop_if_orphaned(folder: Path) -> None:
     """A run without a record logs into `.unrecorded-<pid>-<token>`: dropped once that tool died."""
     pid = folder.name.split("-")[1]
-    if pid.isdigit() and not pid_exists(int(pid)):
+    if _pid(pid) and not pid_exists(int(pid)):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pid(text: str) -> bool:
+    """Whether `text` is a process id `os.kill` takes (a larger number raises OverflowError)."""
+    return text.isascii() and text.isdigit() and 0 < int(text) < 2**31
 
 
 def has_leftovers(state_dir: Path) -> bool:
@@ -255,19 +263,39 @@ def _ended(folder: Path, state_dir: Path) -> bool:
     header = folder / "run.json"
     if not header.exists():  # a runner's run: alive while its journal is there
         return not (state_dir / JOURNAL_DIR / f"{folder.name}.jsonl").exists()
-    try:
-        head = json.loads(header.read_text())
-    except (OSError, ValueError):
-        return False  # being written: `run.json` appears whole, so this is rare
+    head = _header(folder)
+    if head is None:
+        return False  # nothing to record it by: left alone, as a folder that cannot be ingested
     if read_file(folder / "script.jsonl", 0).end is not None:
         return True
-    return head.get("host") != socket.gethostname() or not pid_exists(int(head["pid"]))
+    return head["host"] != socket.gethostname() or not pid_exists(head["pid"])
+
+
+def _header(folder: Path) -> dict[str, Any] | None:
+    """A script run's `run.json`, when it is one `pipeline.track` could have written.
+
+    Anything in `.pipeline/tmp` can be edited by hand: a header without its fields must not
+    fail every command that reads the runs.
+    """
+    try:
+        head = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return None  # being written: `run.json` appears whole, so this is rare
+    if not isinstance(head, dict) or head.get("id") != folder.name or len(folder.name) > 40:
+        return None  # 40 and 200 below: the run store's columns
+    pid, started, host = head.get("pid"), head.get("started_at"), head.get("host")
+    if type(pid) is not int or not 0 < pid < 2**31 or not isinstance(host, str) or len(host) > 200:
+        return None  # 2**31: what `os.kill` takes
+    if isinstance(started, bool) or not isinstance(started, (int, float)):
+        return None
+    return head if math.isfinite(started) else None
 
 
 def _ingest_folder(store: RunStore, folder: Path, root: Path) -> None:
-    header = folder / "run.json"
-    if header.exists():
-        _ingest_script(store, folder, json.loads(header.read_text()), root)
+    if (folder / "run.json").exists():
+        head = _header(folder)
+        if head is not None:
+            _ingest_script(store, folder, head, root)
         return
     run_id = folder.name
     with store.batch() as writer:
@@ -397,13 +425,16 @@ def logged(store: RunStore, run_id: str) -> Logged:
 
 @contextlib.contextmanager
 def reading(root: Path | str) -> Iterator[RunStore]:
-    """The project's run store for reading, after recording what dead runs left."""
+    """The project's run store for reading (every command's), after recording what dead runs
+    and finished scripts left. Reading never creates files: without a store an empty one in
+    memory answers, unless a killed run's journal must be stored first."""
+    from pipeline.runs.journal import pending  # noqa: PLC0415 - with the store
     from pipeline.runs.runstore import RunStore, has_store  # noqa: PLC0415 - SQLAlchemy on demand
 
     top = project_root(Path(root))
     state_dir = top / STATE_DIR
     ingest_pending(state_dir, top)
-    exists = has_store(state_dir)
+    exists = has_store(state_dir) or pending(state_dir)
     store = RunStore.for_project(state_dir) if exists else RunStore("sqlite://")
     try:
         yield store
@@ -431,10 +462,3 @@ def run_logged(root: Path | str, ref: str) -> Logged:
     """What RUN's code logged besides metric histories (for `runs show`)."""
     with reading(root) as store:
         return logged(store, store.find(ref).id)
-
-
-def settle(root: Path | str) -> None:
-    """Before a reading command: record what dead runs and finished scripts left."""
-    with contextlib.suppress(PipelineError):  # not a project: the command itself will say so
-        top = project_root(Path(root))
-        ingest_pending(top / STATE_DIR, top)

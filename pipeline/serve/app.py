@@ -27,11 +27,14 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from pipeline._version import __version__
+from pipeline.core.listen import allowed_hosts
 from pipeline.serve.openapi import interface, openapi
 from pipeline.serve.payload import InputSchema, PayloadError, parse
 
@@ -55,6 +58,7 @@ class ServeConfig:
     max_body: int = DEFAULT_MAX_BODY
     source: str = ""  # what the user asked to serve, for /version and /interface.json
     example: Any = field(default=None, hash=False)  # serving_input_example.json, if any
+    host: str = "127.0.0.1"  # the address it listens on: which Host headers it answers
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -77,21 +81,46 @@ class LoadFailed(Exception):
         self.hint = hint
 
 
+# `python -m` (and `-c`) put the current directory first on sys.path, so a `skops/` or
+# `numpy.py` lying there would run untrusted. `-P` fixes that only from Python 3.11, and a model
+# env may be 3.10: the bootstrap drops that '' entry before importing anything, and appends its
+# arguments: the caller's directory for a --trusted pickle, whose classes may live in the
+# project's modules (last, so it still cannot shadow a library). PYTHONPATH (the stagepath) keeps
+# working: `_worker_env` makes its entries absolute and drops empty ones, which would mean the
+# current directory too (`PYTHONPATH=$PYTHONPATH:/x` with none set before).
+WORKER_BOOT = (
+    "import sys; sys.path[:] = [p for p in sys.path if p != ''] + sys.argv[1:]; "
+    "from pipeline.models.worker import main; sys.exit(main())"
+)
+
+
 def spawn(config: ServeConfig) -> subprocess.Popen[bytes]:
     """Start the worker and send it the package to load; it dies with this process."""
+    model_dir = os.path.abspath(config.model_dir)
     child = subprocess.Popen(
-        [config.python, "-m", "pipeline.models.worker"],
+        [config.python, "-c", WORKER_BOOT, *([os.getcwd()] if config.trusted else [])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        env=config.child_env,
+        env=_worker_env(config.child_env),
+        cwd=model_dir,  # not the caller's directory, whatever a library opens relative to it
         preexec_fn=_die_with_parent(),  # noqa: PLW1509 - one prctl call, no locks taken
     )
-    first = {"path": config.model_dir, "info": config.mlmodel, "trusted": config.trusted}
+    first = {"path": model_dir, "info": config.mlmodel, "trusted": config.trusted}
     assert child.stdin is not None
     body = json.dumps(first).encode()
     child.stdin.write(HEADER.pack(len(body)) + body)
     child.stdin.flush()
     return child
+
+
+def _worker_env(base: dict[str, str] | None) -> dict[str, str]:
+    """The worker's environment (`base`, else this process's) with an absolute PYTHONPATH: the
+    worker runs in the model's directory, where relative entries would mean something else."""
+    env = dict(os.environ if base is None else base)
+    if entries := env.get("PYTHONPATH"):
+        parts = (os.path.abspath(p) for p in entries.split(os.pathsep) if p)
+        env["PYTHONPATH"] = os.pathsep.join(parts)
+    return env
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -245,7 +274,10 @@ def create_app(
             await worker.close()
 
     handlers = _Handlers(config, schema, state)
-    return Starlette(routes=handlers.routes(), lifespan=lifespan)
+    hosts = Middleware(
+        TrustedHostMiddleware, allowed_hosts=allowed_hosts(config.host), www_redirect=False
+    )
+    return Starlette(routes=handlers.routes(), lifespan=lifespan, middleware=[hosts])
 
 
 def from_environ() -> Starlette:

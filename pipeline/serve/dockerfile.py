@@ -44,6 +44,8 @@ SERVING_CODE = (
     "pipeline/__init__.py",
     "pipeline/_version.py",
     "pipeline/errors.py",
+    "pipeline/core/__init__.py",
+    "pipeline/core/listen.py",
     "pipeline/models",
     "pipeline/serve/__init__.py",
     "pipeline/serve/app.py",
@@ -138,9 +140,31 @@ def _fill(tmp: Path, model_dir: Path, image: str, pins: list[str], settings: Any
     (tmp / "serve.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     (tmp / MARKER).write_text("written by `pipeline model build`\n", encoding="utf-8")
     _copy_serving_code(tmp)
+    _check_links(model_dir)
     shutil.copytree(model_dir, tmp / "model", symlinks=False)
     for path in (tmp / "model").rglob("*"):  # cached packages are read-only; the copy is ours
         path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _check_links(model_dir: Path) -> None:
+    """Refuse a link that would copy what is not the package's into the context (and image).
+
+    The copy follows links, so `notes.txt -> ~/.ssh/id_rsa` in a pulled package would ship the
+    key; a link to a directory inside could loop, a dangling one fails the copy. A link to a
+    file inside the package is copied as that file.
+    """
+    root = model_dir.resolve()
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if not (target.is_file() and target.is_relative_to(root)):
+                raise ModelError(
+                    f"{path}: a link to {target}, which is not a file of the model package",
+                    "build from a copy of the package without links (check what they point to)",
+                )
 
 
 def command() -> list[str]:
@@ -166,6 +190,7 @@ from pipeline.serve.app import ServeConfig, create_app
 HERE = Path(__file__).resolve().parent
 settings = json.loads((HERE / "serve.json").read_text(encoding="utf-8"))
 example_file = HERE / "model" / "serving_input_example.json"
+host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - inside a container, by design
 config = ServeConfig(
     model_dir=str(HERE / "model"),
     mlmodel=settings["mlmodel"],
@@ -173,8 +198,8 @@ config = ServeConfig(
     trusted=settings["trusted"],
     source=settings["source"],
     example=json.loads(example_file.read_text()) if example_file.exists() else None,
+    host=host,
 )
-host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - inside a container, by design
 port = int(os.environ.get("PORT", "{PORT}"))
 uvicorn.run(create_app(config), host=host, port=port, log_level="info")
 '''

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.listen import bind, url_host
 from pipeline.errors import ModelError, UsageError
 from pipeline.serve.modelenv import MANAGERS, PackageEnv, model_env
 
@@ -135,6 +136,7 @@ def serve(options: ServeOptions, log: Log) -> None:
             options.max_body,
             found.source,
             _example(found.path),
+            options.host,
         )
         _run(options, config, log, env.description)
 
@@ -142,7 +144,7 @@ def serve(options: ServeOptions, log: Log) -> None:
 def _run(options: ServeOptions, config: Any, log: Log, where: str) -> None:
     from pipeline.serve import app as server  # noqa: PLC0415 - see the module's docstring
 
-    sock = _bind(options.host, options.port)  # a taken port fails before the model loads
+    sock = bind(options.host, options.port)  # a taken port fails before the model loads
     child = server.spawn(config)  # the model loads while uvicorn is imported
     try:
         import uvicorn  # noqa: PLC0415 - imported while the model loads (cold start)
@@ -158,7 +160,7 @@ def _run(options: ServeOptions, config: Any, log: Log, where: str) -> None:
         raise
     port = sock.getsockname()[1]
     log(f"serving {config.source} in {where}\n")
-    log(f"listening on http://{_host(options.host)}:{port}/invocations (Ctrl-C stops)\n")
+    log(f"listening on http://{url_host(options.host)}:{port}/invocations (Ctrl-C stops)\n")
     if options.workers == 1:
         app: Any = server.create_app(config, child, versions)
     else:
@@ -168,24 +170,6 @@ def _run(options: ServeOptions, config: Any, log: Log, where: str) -> None:
         os.environ[server.CONFIG_VARIABLE] = config.to_json()
         app = "pipeline.serve.app:from_environ"
     _uvicorn(uvicorn, app, options, sock)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on TCP-proto sockets, and without it
-    # Nagle holds each response's body behind its headers for a delayed ACK (40 ms a request)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(
-            f"cannot listen on {_host(host)}:{port}: {exc.strerror or exc}",
-            "is another server using the port? choose one with --port",
-        ) from None
-    sock.set_inheritable(True)
-    return sock
 
 
 def _uvicorn(uvicorn: Any, app: Any, options: ServeOptions, sock: socket.socket) -> None:
@@ -216,7 +200,3 @@ def _uvicorn(uvicorn: Any, app: Any, options: ServeOptions, sock: socket.socket)
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM, once uvicorn has shut down and raises it again: a clean stop like Ctrl-C."""
     raise KeyboardInterrupt
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

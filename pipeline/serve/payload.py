@@ -21,6 +21,7 @@ from typing import Any
 SHAPES = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _NUMBER = ("double", "float")
 _INTEGER = ("long", "integer")
+_BITS = {"integer": 32, "long": 64}  # MLflow's int32 and int64: wider values overflow numpy
 _MAX_SHOWN = 5  # names listed in a message before "…"
 
 
@@ -146,6 +147,13 @@ def _json(body: bytes) -> Any:
         raise PayloadError(f"malformed JSON: {exc.msg} at {where}") from None
     except RecursionError:  # nesting deeper than the parser's stack
         raise PayloadError("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise PayloadError(f"malformed JSON: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _shape(document: Any) -> tuple[str, Any, dict[str, Any]]:
@@ -309,6 +317,11 @@ def _value(row: list[Any], at: int | None, spec: Column, index: int) -> Any:
             raise PayloadError(f"row {index}: column {spec.name!r} is required but missing (null)")
         return None
     fitted = _fit(value, spec.type)
+    if fitted is _OUT_OF_RANGE:
+        raise PayloadError(
+            f"row {index}: column {spec.name!r} takes {spec.type}, "
+            f"and {_show(value)} is out of its range"
+        )
     if fitted is _MISFIT:
         raise PayloadError(
             f"row {index}: column {spec.name!r} takes {spec.type}, "
@@ -318,21 +331,37 @@ def _value(row: list[Any], at: int | None, spec: Column, index: int) -> Any:
 
 
 _MISFIT = object()
+_OUT_OF_RANGE = object()
 
 
 def _fit(value: Any, kind: str) -> Any:
     """MLflow's rules: ints widen to double/float, a bool is no number, strings stay strings."""
     if kind in _NUMBER:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return _MISFIT
-        return float(value)
+        return _fit_number(value)
     if kind in _INTEGER:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _MISFIT
+        if not isinstance(value, int) or isinstance(value, bool):
+            return _MISFIT
+        return value if _fits_bits(value, _BITS[kind]) else _OUT_OF_RANGE
     if kind == "boolean":
         return value if isinstance(value, bool) else _MISFIT
     if kind in ("string", "binary", "datetime"):
         return value if isinstance(value, str) else _MISFIT
     return value  # a type this server does not check: the model decides
+
+
+def _fit_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _MISFIT
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond any double (about 309 digits)
+        return _OUT_OF_RANGE
+
+
+def _fits_bits(value: int, bits: int, *, signed: bool = True) -> bool:
+    if signed:
+        return -(1 << (bits - 1)) <= value < 1 << (bits - 1)
+    return 0 <= value < 1 << bits
 
 
 def _show(value: Any) -> str:
@@ -372,6 +401,8 @@ def _check_tensor(data: list[Any], spec: Tensor) -> None:
     for leaf in _leaves(data, len(dims)):
         if not _dtype_fits(leaf, spec.dtype):
             raise PayloadError(f"the tensor takes {spec.dtype}, got {_kind(leaf)} {_show(leaf)}")
+        if not _in_range(leaf, spec.dtype):
+            raise PayloadError(f"the tensor takes {spec.dtype}, and {_show(leaf)} is out of range")
 
 
 def _dims(data: list[Any], depth: int | None) -> tuple[int, ...]:
@@ -396,6 +427,22 @@ def _leaves(data: list[Any], depth: int) -> Iterator[Any]:
     for _ in range(depth - 1):
         level = [y for x in level for y in x]
     yield from level
+
+
+def _in_range(value: Any, dtype: str) -> bool:
+    """Whether numpy can hold a fitting int in `dtype` (it raises OverflowError otherwise)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return True
+    if dtype.startswith(("float", "double")):
+        try:
+            float(value)
+        except OverflowError:  # beyond any double (about 309 digits)
+            return False
+        return True
+    bits = dtype.removeprefix("u").removeprefix("int")
+    if not dtype.startswith(("int", "uint")) or not bits.isdigit():
+        return True  # `int` without a size, or a dtype this server does not check
+    return _fits_bits(value, int(bits), signed=not dtype.startswith("u"))
 
 
 def _dtype_fits(value: Any, dtype: str) -> bool:

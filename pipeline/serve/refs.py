@@ -159,6 +159,11 @@ def _run_output(session: Session, ref: str) -> ModelRef:
 
 def materialise(session: Session, info: HashInfo) -> Path:
     """The package `info` as a read-only directory under `.pipeline/tmp/models/`."""
+    if not modeluri.PACKAGE_HASH.fullmatch(info.hash):  # it becomes a folder name below
+        raise DataError(
+            f"{info.hash!r} is not a package hash",
+            "the registry event or run record that names it is damaged",
+        )
     state_dir = session.project.state_dir
     target = state_dir / MODELS_DIR / info.hash.partition(":")[2]
     if (target / MLMODEL).is_file():

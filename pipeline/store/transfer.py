@@ -16,6 +16,7 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -305,10 +306,24 @@ class Transfer:
             raise
         except BaseException:  # Ctrl-C: stop now, and leave no partial upload behind
             pool.shutdown(wait=False, cancel_futures=True)
+            _settle(futures)
             self.remote.abandon()
             raise
         pool.shutdown(wait=False)
         return results
+
+
+# How long Ctrl-C waits for the transfers under way: each then ends whole or removes its temp
+# file itself. Removing a temp file under a transfer still writing it (an SFTP upload) would
+# let the transfer create it again after the removal.
+SETTLE_SECONDS = 5.0
+
+
+def _settle(futures: Iterable[Future[Any]]) -> None:
+    """Wait (briefly) for the transfers under way to end; a second Ctrl-C stops the wait."""
+    running = [f for f in futures if not f.done()]
+    with contextlib.suppress(BaseException):
+        wait_all(running, timeout=SETTLE_SECONDS)
 
 
 @contextlib.contextmanager

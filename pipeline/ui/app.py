@@ -21,10 +21,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from pipeline.core.listen import allowed_hosts
 from pipeline.errors import PipelineError, UsageError
 from pipeline.ui import views
 from pipeline.ui.page import page
@@ -52,8 +55,8 @@ class Assets:
             return self._vega
 
 
-def create_app(source: Source) -> Starlette:
-    """The app over one project."""
+def create_app(source: Source, host: str = "127.0.0.1") -> Starlette:
+    """The app over one project, listening on `host` (which Host headers it answers)."""
     assets = Assets(source.state_dir / "plots")
     title = source.name()
 
@@ -72,7 +75,10 @@ def create_app(source: Source) -> Starlette:
         Route("/vega.js", _guarded(vega)),
         *_api(source),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    hosts = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host), www_redirect=False)
+    return Starlette(
+        routes=routes, exception_handlers={HTTPException: _http_error}, middleware=[hosts]
+    )
 
 
 def _api(source: Source) -> list[Route]:

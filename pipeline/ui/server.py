@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UsageError
+from pipeline.core.listen import bind, url_host
 from pipeline.ui.source import Source
 
 Log = Callable[[str], None]
@@ -37,7 +37,7 @@ def serve(options: UiOptions | None = None, log: Log | None = None) -> None:
     options = options or UiOptions()
     say = log or _quiet
     source = Source.at(options.root)
-    sock = _bind(options.host, options.port)
+    sock = bind(options.host, options.port)
     try:
         import uvicorn  # noqa: PLC0415 - after the port is ours (a clash fails at once)
 
@@ -45,9 +45,10 @@ def serve(options: UiOptions | None = None, log: Log | None = None) -> None:
 
         threading.Thread(target=warm, args=(source,), daemon=True).start()
 
-        config = uvicorn.Config(create_app(source), log_level="warning", access_log=False,
+        app = create_app(source, options.host)
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3)  # fmt: skip
-        url = f"http://{_host(options.host)}:{sock.getsockname()[1]}/"
+        url = f"http://{url_host(options.host)}:{sock.getsockname()[1]}/"
         server = _announcing(uvicorn)(config, lambda: _announce(url, options, say))
         _run(server, sock)
     finally:
@@ -93,25 +94,6 @@ def _run(server: Any, sock: socket.socket) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY applies
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(
-            f"cannot listen on {_host(host)}:{port}: {exc.strerror or exc}",
-            "is another server using the port? choose one with --port (0: any free port)",
-        ) from None
-    return sock
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _quiet(_: str) -> None:

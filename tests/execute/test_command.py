@@ -5,6 +5,7 @@ background children and SIGTERM handlers that cannot fool it.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -140,7 +141,10 @@ def test_a_tracker_stops_running_commands_from_another_thread(tmp_path: Path) ->
     sink = Collect()
 
     def work() -> None:
-        cmds = (f"touch {marker}; sleep 30", "echo never")
+        # The process that makes the marker is the one the signal must reach: with
+        # `touch; sleep`, a SIGINT landing while bash forks the sleep is lost in the child.
+        script = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(30)"
+        cmds = (f"exec {sys.executable} -c {shlex.quote(script)}", "echo never")
         results.append(run_commands(cmds, tmp_path, dict(os.environ), sink, tracker=tracker).code)
 
     thread = threading.Thread(target=work)

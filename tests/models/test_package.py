@@ -115,7 +115,8 @@ def test_two_saves_give_the_same_bytes(tmp_path: Path) -> None:
         "import sys; from tests.models.support import fitted_pipeline, frame; "
         "import pipeline.models as pm; pm.save(fitted_pipeline(), sys.argv[1], sample=frame())"
     )
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "three")], check=True)
+    repo = Path(__file__).resolve().parents[2]  # `tests.models.support` is imported from here
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "three")], check=True, cwd=repo)
     for name in FILES:
         first = (tmp_path / "one" / name).read_bytes()
         assert first == (tmp_path / "two" / name).read_bytes(), name

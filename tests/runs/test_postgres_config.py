@@ -13,10 +13,11 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy.exc import OperationalError
 
 from pipeline.core.config import RUNS_URL_ENV, runs_url
 from pipeline.errors import ManifestError
-from pipeline.runs.runstore import has_store, masked, server_url
+from pipeline.runs.runstore import _unreachable, has_store, masked, server_url
 
 SECRETS = st.text("abc", min_size=1, max_size=6).map(lambda t: f"pw-{t}")
 
@@ -87,3 +88,60 @@ def test_any_url_value_gives_a_url_or_one_clear_error(value: object) -> None:
             "postgresql+psycopg",
             "postgres",
         )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ann@db:1/runs?password=s3cret",  # libpq takes it from the query too
+        "postgresql://ann@db/runs?sslmode=require&sslpassword=s3cret",
+        "postgresql://ann@db/runs?PassWord=s3cret",
+        "postgresql://ann:s3/cret@db/runs",  # SQLAlchemy reads `s3/cret` as the password
+        "postgres://ann:s3cret@db/runs",
+    ],
+)
+def test_every_spelling_of_a_password_is_refused_in_the_committed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.delenv(RUNS_URL_ENV, raising=False)
+    state = tmp_path / ".pipeline"
+    _config(state, f"runs:\n  url: {url}\n")
+    with pytest.raises(ManifestError, match="committed to git") as caught:
+        runs_url(state)
+    assert "s3" not in f"{caught.value} {caught.value.hint}"
+    _config(state, f"runs:\n  url: {url}\n", local=True)
+    (state / "config.yaml").unlink()
+    assert runs_url(state) == url  # this machine's file may hold it
+
+
+def test_secrets_in_the_query_are_masked() -> None:
+    shown = masked("postgresql+psycopg://ann:s3cret@h/d?sslmode=require&password=p1&SSLPassword=p2")
+    assert "s3cret" not in shown and "p1" not in shown and "p2" not in shown
+    assert shown.startswith("postgresql://ann:***@h/d?") and "sslmode=require" in shown
+    assert "password=***" in shown
+    assert masked("postgresql://ann@h:notaport/d?password=p1") == "h:notaport/d"
+
+
+def test_a_query_secret_in_a_connection_error_is_masked() -> None:
+    url = "postgresql+psycopg://ann@h/d?password=p1"
+    failure = OperationalError("connect", {}, Exception("auth failed for password p1"))
+    error = _unreachable(failure, url)
+    assert "p1" not in f"{error} {error.hint}" and "password ***" in str(error)
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_a_port_that_is_not_a_number_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local: bool
+) -> None:
+    """It was an internal error (ValueError) in every `pipeline runs`."""
+    monkeypatch.delenv(RUNS_URL_ENV, raising=False)
+    state = tmp_path / ".pipeline"
+    _config(state, "runs:\n  url: postgresql://u:pw-1@h:notaport/db\n", local=local)
+    with pytest.raises(ManifestError, match=r"runs\.url is not a valid URL") as caught:
+        runs_url(state)
+    text = f"{caught.value} {caught.value.hint}"
+    assert "config.local.yaml" in text if local else "config.yaml" in text
+    assert "pw-1" not in text and "port" in text
+    monkeypatch.setenv(RUNS_URL_ENV, "postgresql://u@h:notaport/db")
+    with pytest.raises(ManifestError, match=rf"{RUNS_URL_ENV}: runs\.url is not a valid URL"):
+        runs_url(state)

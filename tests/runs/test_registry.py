@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, insert
 
 from pipeline.errors import UsageError
 from pipeline.runs import schema
-from pipeline.runs.registry import Registry
+from pipeline.runs.registry import Event, Registry
 from pipeline.runs.runstore import RunStore
 
 A = "xxh3_128:" + "a" * 32
@@ -130,10 +130,11 @@ def test_tags_of_versions_and_of_the_model(registry: Registry) -> None:
     ]
 
 
-def test_merged_logs_renumber_the_later_registration(tmp_path: Path) -> None:
+def test_merged_logs_keep_each_side_s_numbers(tmp_path: Path) -> None:
     """Alice and Bob each register a different package as churn v1; Bob points `champion` at
-    his. Merged either way, the earlier registration keeps v1, the later becomes v2 (with a
-    warning), and Bob's alias follows his package."""
+    his. Merged, each keeps their own package as v1 (a pinned `models:/churn/1` means what it
+    meant before the pull), the teammate's becomes v2 with a warning, and Bob's alias follows
+    his package on both sides."""
     alice = Registry(RunStore.for_project(tmp_path / "alice"))
     bob = Registry(RunStore.for_project(tmp_path / "bob"))
     alice.add("churn", A)
@@ -141,16 +142,19 @@ def test_merged_logs_renumber_the_later_registration(tmp_path: Path) -> None:
     bob.alias("churn", "champion", 1)
     a_events, b_events = alice.history(), bob.history()
 
+    def warning(event: Event) -> str:
+        return (
+            f"model 'churn': version 1 was registered twice ({event.actor} registered"
+            f" {event.hash} as version 1, which is another package here); it is version 2 here"
+        )
+
     added, warnings = alice.import_events(b_events)
-    assert added == 2
-    assert warnings == [
-        f"model 'churn': version 1 was registered twice ({b_events[0].actor} registered {B}"
-        " after another package); it is version 2 here"
-    ]
+    assert (added, warnings) == (2, [warning(b_events[0])])
     _, warned = bob.import_events(a_events)
-    assert warned == warnings
+    assert warned == [warning(a_events[0])]
+    assert {v.version: v.hash for v in alice.versions("churn")} == {1: A, 2: B}
+    assert {v.version: v.hash for v in bob.versions("churn")} == {1: B, 2: A}
     for side in (alice, bob):
-        assert {v.version: v.hash for v in side.versions("churn")} == {1: A, 2: B}
         assert side.show("churn", "champion").hash == B
         assert [e.id for e in side.history("churn")] == [e.id for e in alice.history("churn")]
     assert alice.import_events(b_events) == (0, [])  # importing again changes nothing
@@ -200,7 +204,7 @@ _MOVER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pipeline.runs.registry import Registry
+    from pipeline.runs.registry import Event, Registry
     from pipeline.runs.runstore import RunStore
 
     state, version, ready = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])

@@ -16,12 +16,12 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from tests import servekit
+from tests.venvs import borrowing_venv
 
 SERVING_CODE = {
     "pipeline/__init__.py",
@@ -79,7 +79,7 @@ def test_context_holds_the_image_and_only_the_serving_code(context: Path, packag
     assert top >= {"Dockerfile", "requirements.txt", ".dockerignore", "README.txt", "serve.py"}
     code = {f for f in files if f.startswith("pipeline/")}
     assert code >= SERVING_CODE
-    assert {f.split("/")[1] for f in code if f.count("/") > 1} == {"models", "serve"}
+    assert {f.split("/")[1] for f in code if f.count("/") > 1} == {"core", "models", "serve"}
     assert "pipeline/serve/launch.py" not in code  # the tool's side of serving stays out
     for name in (p.name for p in package.iterdir()):
         assert (context / "model" / name).read_bytes() == (package / name).read_bytes()
@@ -144,16 +144,7 @@ def _healthcheck(dockerfile: str) -> list[str]:
 def _venv_without_pipeline(venv: Path) -> Path:
     """A new venv that imports this env's libraries but not `pipeline` (its install is an
     editable finder in a .pth file, which a path listed in another .pth does not run)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    ours = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
-    (Path(site) / "zz_tool_libraries.pth").write_text("\n".join(ours) + "\n")
+    python = borrowing_venv(venv)
     found = subprocess.run(
         [str(python), "-c", "import pipeline"],
         capture_output=True,

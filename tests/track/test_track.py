@@ -174,6 +174,23 @@ def test_a_run_cache_restore_copies_the_logged_values(p: Project) -> None:
     assert shown["logged"]["metric_points"] == {"score": 5}
 
 
+def test_an_up_to_date_point_shows_the_values_that_made_its_outputs(p: Project) -> None:
+    p.write("params.yaml", "x: 3\n")
+    p.write(
+        "t.py",
+        "from pipeline import track\nx = int(open('params.yaml').read().split(':')[1])\n"
+        "track.log_metric('score', x, step=0)\nopen('out.txt', 'w').write(str(x))\n",
+    )
+    manifest = "stages:\n  t:\n    cmd: {} t.py\n    deps: [t.py]\n    params: [x]\n"
+    _stages(p, manifest.format(PY) + "    outs: [out.txt]\n")
+    assert p.cli("repro").returncode == 0
+    assert p.cli("run", "--name", "same").returncode == 0  # the workspace's params: up to date
+    shown = _json(p, "runs", "show", "same")
+    assert shown["stages"][0]["outcome"] == "up to date"
+    assert shown["metrics"]["score"] == 3
+    assert shown["logged"]["metric_points"] == {"score": 1}
+
+
 def test_a_plain_script_gets_a_run_of_its_own(p: Project) -> None:
     _stages(p, "stages:\n  noop:\n    cmd: echo\n")
     p.write("s.py", "from pipeline import track\ntrack.log_metric('loss', 0.5, step=1)\n")

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from pipeline.runs.trackfile import parse_lines
 
-_keys = st.text(st.characters(blacklist_characters=":\n\r", codec="utf-8"), min_size=1, max_size=20)
+_keys = st.text(
+    st.characters(blacklist_characters=":\n\r\x00", codec="utf-8"), min_size=1, max_size=20
+).filter(lambda k: not k.startswith("/") and ".." not in k.split("/"))  # keys out: refused
 _metric = st.fixed_dictionaries(
     {
         "type": st.just("metric"),
