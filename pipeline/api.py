@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pipeline.env.manage import EnvReport, Pruned
     from pipeline.execute.dispatch import JobBackend
     from pipeline.execute.scheduler import Events, RunResult
+    from pipeline.execute.stagejob import JobResult
     from pipeline.experiments.dry import PointPlan
     from pipeline.experiments.entry import EntryRun
     from pipeline.experiments.options import RunOptions
@@ -123,6 +124,25 @@ def repro(
             "interrupted; the lock keeps every stage that finished",
             "run `pipeline repro` again to continue",
         ) from None
+
+
+def exec_stage(job: Path | str, home: Path | str | None = None) -> JobResult:
+    """Run one stage job (`JOB.json`, as `repro --executor` makes them) on this machine: the
+    worker's half (DESIGN §8). Its data moves through the remote the job names (or it runs
+    in place, for `executor.shared_fs`); `home` holds this worker's cache (default
+    `$PIPELINE_WORKER_HOME`, else `~/.cache/pipeline/worker`). Ctrl-C stops the command."""
+    from pipeline.execute.command import ProcessTracker, sigterm_as_interrupt
+    from pipeline.execute.stagejob import load_job, run_job, worker_home
+
+    parsed = load_job(Path(job))
+    tracker = ProcessTracker()
+    try:
+        with sigterm_as_interrupt():
+            return run_job(parsed, Path(home) if home else worker_home(), tracker)
+    except KeyboardInterrupt:
+        tracker.stop_all()
+        message = f"interrupted; stage {parsed.stage} was stopped"
+        raise Interrupted(message, "run it again") from None
 
 
 def verify(

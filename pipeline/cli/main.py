@@ -29,6 +29,7 @@ COMMANDS = {
     "repro": "repro",
     "status": "repro",
     "dag": "repro",
+    "exec-stage": "repro",
     "checkout": "data",
     "add": "data",
     "gc": "data",

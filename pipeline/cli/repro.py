@@ -7,6 +7,7 @@ Commands import `pipeline.api` and the renderers when they run, so that `--help`
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Any
 
@@ -129,4 +130,31 @@ def dag(opts: GlobalOptions, fmt: str | None) -> None:
     click.echo(render(project))
 
 
-COMMANDS = {c.name: c for c in (repro, status, dag)}
+@click.command("exec-stage")
+@click.argument("job", type=click.Path(dir_okay=False))
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    help="This worker's cache and scratch directories "
+    "[default: $PIPELINE_WORKER_HOME, else ~/.cache/pipeline/worker].",
+)
+def exec_stage(job: str, home: str | None) -> None:
+    """Run one stage job here, the worker's half of `repro --executor`; print its result.
+
+    JOB is a stage job file (JSON: fingerprint, command, env, dependency hashes, the remote).
+    The stage's source and inputs are fetched by hash from that remote, its outputs and log
+    pushed there; with `executor.shared_fs` it runs in the project itself. The result (exit
+    code, output hashes, log hash, host, timings, logged values) goes to stdout as JSON. Exit
+    code 0 when the stage succeeded, 1 when its command failed or left an output unwritten.
+    """
+    import json
+
+    from pipeline import api
+
+    result = api.exec_stage(job, home)
+    click.echo(json.dumps(result.to_dict(), sort_keys=True))
+    if not result.succeeded:
+        sys.exit(1)
+
+
+COMMANDS = {c.name: c for c in (repro, status, dag, exec_stage)}

@@ -60,6 +60,10 @@ class ExecutorSettings:
     kind: str = EXECUTORS[0]
     address: str | None = None
     retries: int = 2
+    shared_fs: bool = False  # workers mount the project at the driver's path: no remote
+
+
+_EXECUTOR_KEYS = ("kind", "address", "retries", "shared_fs")
 
 
 # Remote options that are secrets: only in config.local.yaml (or the backend's own chain).
@@ -272,10 +276,18 @@ REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _executor(section: dict[str, Any], origin: dict[str, str]) -> ExecutorSettings:
-    """`executor: {kind: dask, address: tcp://HOST:PORT, retries: 2}`."""
+    """`executor: {kind: dask, address: tcp://HOST:PORT, retries: 2, shared_fs: false}`."""
+    where = next((origin[f"executor.{k}"] for k in section if f"executor.{k}" in origin), "")
+    where = where or ".pipeline/config.yaml"
     kind = section.get("kind", EXECUTORS[0])
     address, retries = section.get("address"), section.get("retries", 2)
-    where = origin.get("executor.kind", ".pipeline/config.yaml")
+    shared = section.get("shared_fs", False)
+    unknown = sorted(set(section) - set(_EXECUTOR_KEYS))
+    if unknown:
+        raise ManifestError(
+            f"{where}: unknown key executor.{unknown[0]}",
+            "the keys are " + ", ".join(_EXECUTOR_KEYS),
+        )
     if kind not in EXECUTORS:
         raise ManifestError(
             f"{where}: executor.kind {kind!r} is not one of " + ", ".join(EXECUTORS),
@@ -285,7 +297,9 @@ def _executor(section: dict[str, Any], origin: dict[str, str]) -> ExecutorSettin
         raise ManifestError(f"{where}: executor.address must be a string", "tcp://HOST:PORT")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ManifestError(f"{where}: executor.retries must be a whole number >= 0", "e.g. 2")
-    return ExecutorSettings(str(kind), address, retries)
+    if not isinstance(shared, bool):
+        raise ManifestError(f"{where}: executor.shared_fs must be true or false", "e.g. true")
+    return ExecutorSettings(str(kind), address, retries, shared)
 
 
 def _choice(

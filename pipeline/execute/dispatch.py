@@ -25,11 +25,12 @@ from pipeline.core.hashing import HashInfo, digest_bytes, file_digest, tree_mani
 from pipeline.core.lockfile import LockedPath, LockEntry
 from pipeline.core.paths import is_within
 from pipeline.errors import DataError, StageFailed, UsageError
-from pipeline.execute.outputs import StageCache
+from pipeline.execute.outputs import StageCache, clear_outs, hash_outs
 from pipeline.execute.scheduler import Events, Ran, StageSlot
 from pipeline.execute.stagejob import JobEnv, JobPath, JobResult, StageJob, expand, run_job
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Decision
+from pipeline.runs.trackimport import reads_dvclive
 from pipeline.store.objects import store_output, store_strategies
 from pipeline.store.remote import Remote
 from pipeline.store.transfer import Report, Transfer, connected
@@ -64,15 +65,21 @@ class InProcessBackend:
 
 
 class JobRunner:
-    """Runs each stage as a stage job through `backend`, data through the remote `settings`."""
+    """Runs each stage as a stage job through `backend`, data through the remote `settings`,
+    or in place on a filesystem the workers share (`settings` None: `executor.shared_fs`)."""
 
     def __init__(
-        self, project: Project, cache: StageCache, settings: RemoteSettings, backend: JobBackend
+        self,
+        project: Project,
+        cache: StageCache,
+        settings: RemoteSettings | None,
+        backend: JobBackend,
     ) -> None:
         self.project = project
         self.cache = cache
         self.settings = settings  # the driver's own transfers: its secrets included
-        self.portable = _portable(settings, project.root)  # what a worker is told
+        # what a worker is told
+        self.portable = None if settings is None else _portable(settings, project.root)
         self.backend = backend
         self._source: JobPath | None = None
         self._env_files: dict[str, tuple[JobPath, ...]] = {}
@@ -80,10 +87,13 @@ class JobRunner:
 
     def run(self, stage: Stage, decision: Decision, slot: StageSlot, events: Events) -> Ran:
         """Run `stage` as a job (again, as its `retries:` allow, while its command fails)."""
-        job = self.job(stage, decision, slot.run_id)
+        job = self.job(stage, decision, slot)
         attempts = stage.retries + 1
         for attempt in range(1, attempts + 1):
             events.stage_started(stage, decision, attempt)
+            if self.shared:  # the worker writes in place: make way as a local run does
+                clear_outs(stage, self.cache.hasher, self.project.root)
+                slot.log.unlink(missing_ok=True)  # it may be a hard link into the cache
             result = self.backend.run(job, stage)
             self._take_side_files(stage, result, slot, events)
             if result.succeeded:
@@ -92,14 +102,20 @@ class JobRunner:
                 raise _failure(stage, result, slot, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def job(self, stage: Stage, decision: Decision, run_id: str) -> StageJob:
+    @property
+    def shared(self) -> bool:
+        """Whether the workers run stages in the project itself (`executor.shared_fs`)."""
+        return self.settings is None
+
+    def job(self, stage: Stage, decision: Decision, slot: StageSlot) -> StageJob:
         """The self-contained job for `stage` as `decision` planned it."""
-        if any(o.persist for o in stage.outs):
+        if not self.shared and any(o.persist for o in stage.outs):
             raise UsageError(
-                f"stage {stage.name}: `persist` outputs cannot run on another machine yet",
-                "run this stage locally (without --executor)",
+                f"stage {stage.name}: `persist` outputs cannot move between machines",
+                "run this stage locally (without --executor), or set executor.shared_fs",
             )
-        self._ship_deps(decision)
+        if not self.shared:
+            self._ship_deps(decision)
         return StageJob(
             fingerprint=fingerprint(stage, decision.deps, decision.env_digest),
             stage=stage.name,
@@ -107,11 +123,14 @@ class JobRunner:
             wdir=stage.wdir,
             deps=tuple(JobPath.of(p, i) for p, i in decision.deps.items() if i is not None),
             outs=stage.out_paths,
-            source=self.source(),
+            source=None if self.shared else self.source(),
             remote=self.portable,
-            run_id=run_id,
+            run_id=slot.run_id,
             timeout=stage.timeout,
             env=self._env(decision),
+            dvclive=reads_dvclive(self.project.stages.values(), stage),
+            workspace=str(self.project.root.absolute()) if self.shared else None,
+            log_file=str(slot.log.absolute()) if self.shared else None,
         )
 
     def source(self) -> JobPath:
@@ -140,11 +159,12 @@ class JobRunner:
         if env is None:
             return None
         decl, settings = env.decl, self.cache.config.env
+        files: tuple[JobPath, ...] = ()
         with self._shipping:
-            if env.digest not in self._env_files:
+            if not self.shared and env.digest not in self._env_files:
                 wanted = [env.spec, *([env.lock] if env.lock else [])]
                 self._env_files[env.digest] = self._ship_files(wanted + self._beside(env.spec))
-            files = self._env_files[env.digest]
+            files = self._env_files.get(env.digest, files)
         kind = str(decl.kind)
         return JobEnv(
             decl.name, kind, decl.file, decl.python, env.digest, settings.installer,
@@ -174,8 +194,11 @@ class JobRunner:
         self, stage: Stage, result: JobResult, slot: StageSlot, events: Events
     ) -> None:
         """The job's log (into `.pipeline/logs/`, shown as output) and its tracked values."""
-        slot.log.unlink(missing_ok=True)
-        if result.log is not None:
+        if self.shared:  # the worker wrote the log in place
+            if slot.log.is_file():
+                events.stage_output(stage, slot.log.read_bytes())
+        elif result.log is not None:
+            slot.log.unlink(missing_ok=True)
             with self._transfer() as transfer:
                 _check(transfer.download([HashInfo(result.log, 0, 1)]), stage, "its log")
             data = self.cache.store.path(result.log).read_bytes()
@@ -188,24 +211,33 @@ class JobRunner:
         self, stage: Stage, decision: Decision, result: JobResult, slot: StageSlot
     ) -> LockEntry:
         """Bring the outs into the cache and workspace, then commit as a local stage does."""
+        if self.shared:  # written in place: hashed here, as a local stage's are
+            outs = hash_outs(stage, self.cache.hasher)
+        else:
+            outs = {o.path: o.info for o in result.outs}
+            self._fetch_outs(stage, result)
+        entry = LockEntry(
+            cmd=stage.cmd,
+            fingerprint=result.fingerprint,
+            params=stage.params,
+            deps=tuple(LockedPath(p, i) for p, i in decision.deps.items() if i is not None),
+            outs=tuple(LockedPath(p, i) for p, i in outs.items()),
+            env=decision.env_digest,
+        )
+        self.cache.commit(stage, entry, slot.log)
+        return entry
+
+    def _fetch_outs(self, stage: Stage, result: JobResult) -> None:
+        """The outs the worker pushed: into the cache, verified, and into the workspace."""
         with self._transfer() as transfer:
             _check(transfer.download([o.info for o in result.outs]), stage, "its outputs")
         restorer, plain = self.cache.restorer(), self.cache.restorer(["copy"])
         in_git = {o.path for o in stage.outs if not o.cache}
         for out in result.outs:
             (plain if out.path in in_git else restorer).restore(out.path, out.info)
-        entry = LockEntry(
-            cmd=stage.cmd,
-            fingerprint=result.fingerprint,
-            params=stage.params,
-            deps=tuple(LockedPath(p, i) for p, i in decision.deps.items() if i is not None),
-            outs=tuple(LockedPath(o.path, o.info) for o in result.outs),
-            env=decision.env_digest,
-        )
-        self.cache.commit(stage, entry, slot.log)
-        return entry
 
     def _transfer(self) -> _Connected:
+        assert self.settings is not None  # transfers happen only when data moves
         return _Connected(self.cache, self.settings, self.project.root)
 
     def cancel(self) -> None:

@@ -176,10 +176,13 @@ def _run_cache(session: Session, plan: Plan) -> RunCache:
 
 
 def _runner(session: Session, cache: StageCache, backend: JobBackend | None) -> JobRunner | None:
-    """Stages leave this process through `backend`, their data through the default remote."""
+    """Stages leave this process through `backend`, their data through the default remote
+    (or none: with `executor.shared_fs`, the workers see the project itself)."""
     if backend is None:
         return None
-    return JobRunner(session.project, cache, session.config.remote(), backend)
+    config = session.config
+    remote = None if config.executor.shared_fs else config.remote()
+    return JobRunner(session.project, cache, remote, backend)
 
 
 def backend_for(how: ExecOptions, config: Config) -> JobBackend | None:

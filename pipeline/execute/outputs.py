@@ -14,13 +14,13 @@ from pipeline.core.config import Config
 from pipeline.core.hashing import Hasher, HashInfo, file_digest
 from pipeline.core.lockfile import LockedPath, LockEntry
 from pipeline.core.stage import Stage
-from pipeline.errors import DataError
+from pipeline.errors import DataError, StageFailed
 from pipeline.plan.decisions import Decision, Plan
 from pipeline.plan.lost import reread
 from pipeline.plan.session import Session
 from pipeline.store.links import unshare
 from pipeline.store.objects import ObjectStore, store_output, store_strategies
-from pipeline.store.restore import Restorer
+from pipeline.store.restore import Restorer, clear
 from pipeline.store.runcache import RunCache, RunEntry
 
 
@@ -112,6 +112,38 @@ def _rehashed_intact(hasher: Hasher, locked: LockedPath) -> bool:
     if not intact:
         hasher.forget(locked.path)
     return intact
+
+
+def clear_outs(stage: Stage, hasher: Hasher, root: Path) -> None:
+    """Make way for a run of `stage`: its outs deleted (`persist` ones kept, unshared from
+    the cache), their parents made. Every out is checked against the project's bounds before
+    any is touched."""
+    for out in stage.outs:
+        hasher.bounds.path(out.path, follow=False)
+    unshare_persistent(stage, root)
+    for out in stage.outs:
+        hasher.forget(out.path)
+        try:
+            clear(hasher.bounds, out.path, keep=out.persist)
+        except DataError as exc:
+            msg = f"stage {stage.name}: {exc.message}"
+            raise StageFailed(stage.name, msg, exc.hint) from None
+
+
+def hash_outs(stage: Stage, hasher: Hasher) -> dict[str, HashInfo]:
+    """The hash of every out `stage` just wrote; one it never wrote fails the stage."""
+    hashes: dict[str, HashInfo] = {}
+    for out in stage.outs:
+        hasher.forget(out.path)
+        info = hasher.hash(out.path)
+        if info is None:
+            raise StageFailed(
+                stage.name,
+                f"stage {stage.name} did not create {out.path}",
+                "the command succeeded but never wrote this declared output",
+            )
+        hashes[out.path] = info
+    return hashes
 
 
 def unshare_persistent(stage: Stage, root: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.core.fingerprint import fingerprint
-from pipeline.core.hashing import Hasher, HashInfo
+from pipeline.core.hashing import Hasher
 from pipeline.core.lockfile import Lock, LockedPath, LockEntry, LockWriter
 from pipeline.core.statmemo import init_state_dir
 from pipeline.core.syserrors import disk_error, naming
@@ -35,14 +35,13 @@ from pipeline.env.resolve import ResolvedEnv
 from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.execute.command import CommandResult, ProcessTracker, run_commands
 from pipeline.execute.options import ExecOptions
-from pipeline.execute.outputs import StageCache, unshare_persistent
+from pipeline.execute.outputs import StageCache, clear_outs, hash_outs
 from pipeline.execute.stageenv import base_environ, with_stagepath
 from pipeline.execute.stageenv import mlruns as stage_mlruns
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Action, Decision, Plan, Reason, ReasonKind, decide
 from pipeline.runs.trackfile import TRACK_DIR, stage_file
-from pipeline.runs.trackimport import DVCLIVE_DIR, foreign_lines
-from pipeline.store.restore import clear
+from pipeline.runs.trackimport import foreign_lines, reads_dvclive
 
 
 class Outcome(TextEnum):
@@ -352,7 +351,7 @@ class Executor:
         """Run the stage once; None means it failed and a retry is left."""
         self.events.stage_started(stage, decision, attempt)
         with self._environ(stage, decision) as environ:
-            self._clear_outs(stage)
+            clear_outs(stage, self.hasher, self.project.root)
             since = time.time()
             result = self._command(stage, environ)
         self._import_tracked(stage, since)
@@ -364,7 +363,7 @@ class Executor:
                     self._log_hint(stage),
                     returncode=result.code,
                 )
-            outs = self._hash_outs(stage)
+            outs = hash_outs(stage, self.hasher)
         except StageFailed as exc:
             if attempt <= stage.retries and not self.tracker.cancelled.is_set():
                 return None
@@ -382,18 +381,6 @@ class Executor:
         if self.cache is not None:
             self.cache.commit(stage, entry, self._log_path(stage))
         return entry
-
-    def _clear_outs(self, stage: Stage) -> None:
-        for out in stage.outs:  # every out is checked before any is touched
-            self.hasher.bounds.path(out.path, follow=False)
-        unshare_persistent(stage, self.project.root)
-        for out in stage.outs:
-            self.hasher.forget(out.path)
-            try:
-                clear(self.hasher.bounds, out.path, keep=out.persist)
-            except DataError as exc:
-                msg = f"stage {stage.name}: {exc.message}"
-                raise StageFailed(stage.name, msg, exc.hint) from None
 
     @contextlib.contextmanager
     def _environ(self, stage: Stage, decision: Decision) -> Iterator[dict[str, str]]:
@@ -430,8 +417,9 @@ class Executor:
         cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root
         path = self.track_file(stage.name)
         mlruns = None if "MLFLOW_TRACKING_URI" in os.environ else stage_mlruns(path)
+        dvclive = reads_dvclive(self.project.stages.values(), stage)
         try:
-            lines = foreign_lines(cwd, mlruns, since, dvclive=self._reads_dvclive(stage))
+            lines = foreign_lines(cwd, mlruns, since, dvclive=dvclive)
             if lines:
                 with path.open("a") as fh:
                     fh.write("".join(lines))
@@ -439,17 +427,6 @@ class Executor:
             # the files are the stage's own: whatever is in them costs their values, never the
             # stage (trackimport already reads each file whole or not at all)
             return
-
-    def _reads_dvclive(self, stage: Stage) -> bool:
-        """Whether `stage` takes DVCLive's folder in its wdir: it is declared as an out of
-        this stage, or of none (then a stage takes what was written while it ran)."""
-        folder = DVCLIVE_DIR if stage.wdir == "." else f"{stage.wdir}/{DVCLIVE_DIR}"
-
-        def declares(other: Stage) -> bool:
-            return any(o.path == folder or o.path.startswith(folder + "/") for o in other.outs)
-
-        owners = [s.name for s in self.project.stages.values() if declares(s)]
-        return not owners or stage.name in owners
 
     def _command(self, stage: Stage, env: dict[str, str]) -> CommandResult:
         cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root
@@ -469,20 +446,6 @@ class Executor:
 
     def _log_hint(self, stage: Stage) -> str:
         return f"full output in {self._log_path(stage).relative_to(self.project.root)}"
-
-    def _hash_outs(self, stage: Stage) -> dict[str, HashInfo]:
-        hashes: dict[str, HashInfo] = {}
-        for out in stage.outs:
-            self.hasher.forget(out.path)
-            info = self.hasher.hash(out.path)
-            if info is None:
-                raise StageFailed(
-                    stage.name,
-                    f"stage {stage.name} did not create {out.path}",
-                    "the command succeeded but never wrote this declared output",
-                )
-            hashes[out.path] = info
-        return hashes
 
 
 class _Schedule:

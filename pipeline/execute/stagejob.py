@@ -38,9 +38,10 @@ from pipeline.env.provision import Provisioner, activate
 from pipeline.env.resolve import resolve_env
 from pipeline.errors import DataError
 from pipeline.execute.command import ProcessTracker, run_commands
-from pipeline.execute.stageenv import base_environ, with_stagepath
+from pipeline.execute.stageenv import base_environ, mlruns, with_stagepath
 from pipeline.load.environments import EnvDecl
 from pipeline.load.envkind import EnvKind
+from pipeline.runs.trackimport import foreign_lines
 from pipeline.store.objects import ObjectStore, place_object, store_output
 from pipeline.store.restore import Restorer
 from pipeline.store.transfer import Report, Transfer, connected
@@ -97,25 +98,41 @@ class StageJob:
     wdir: str
     deps: tuple[JobPath, ...]
     outs: tuple[str, ...]
-    source: JobPath  # the project's files as one tree object
-    remote: RemoteSettings
+    source: JobPath | None  # the project's files as one tree object (None: `workspace`)
+    remote: RemoteSettings | None  # None: `workspace`, where nothing moves
     run_id: str = ""
     timeout: float | None = None
     env: JobEnv | None = None
+    dvclive: bool = False  # the stage reads DVCLive's folder (`trackimport.reads_dvclive`)
+    workspace: str | None = None  # the project on a filesystem the worker shares: run there
+    log_file: str | None = None  # with `workspace`: where the stage's log goes
 
     def to_json(self) -> str:
         return json.dumps({"format": JOB_FORMAT, **asdict(self)}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> StageJob:
-        data = json.loads(text)
-        if data.pop("format", None) != JOB_FORMAT:
-            raise DataError("not a stage job of this version", "driver and worker differ")
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.pop("format", None) != JOB_FORMAT:
+                raise DataError(
+                    f"not a stage job of this version ({JOB_FORMAT!r})",
+                    "driver and worker must run the same pipeline version",
+                )
+            return cls._from_dict(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DataError(
+                f"a damaged stage job: {type(exc).__name__}: {exc}",
+                "stage jobs are written by `pipeline repro --executor`; do not edit them",
+            ) from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> StageJob:
         data["cmd"] = tuple(data["cmd"])
         data["outs"] = tuple(data["outs"])
         data["deps"] = tuple(JobPath(**d) for d in data["deps"])
-        data["source"] = JobPath(**data["source"])
-        data["remote"] = RemoteSettings(**data["remote"])
+        data["source"] = JobPath(**data["source"]) if data["source"] else None
+        data["remote"] = RemoteSettings(**data["remote"]) if data["remote"] else None
         env = data["env"]
         data["env"] = (
             JobEnv(**{**env, "files": tuple(JobPath(**f) for f in env["files"])}) if env else None
@@ -153,30 +170,50 @@ class JobResult:
 
 
 def run_job(job: StageJob, home: Path, tracker: ProcessTracker | None = None) -> JobResult:
-    """Run `job` in a fresh scratch directory under `home`, whose `cache/` persists;
-    `tracker.stop_all()` (from another thread) stops its command."""
-    cache = ObjectStore(home / "cache")
+    """Run `job` in a fresh scratch directory under `home`, whose `cache/` persists (or in
+    its shared `workspace`); `tracker.stop_all()` (from another thread) stops its command."""
+    tracker = tracker or ProcessTracker()
     scratch = home / "jobs" / f"{job.stage.replace('/', '_')}-{secrets.token_hex(6)}"
+    if job.workspace is not None:
+        return _run_in_place(job, scratch, tracker)
+    cache = ObjectStore(home / "cache")
     depth = job.env.depth if job.env is not None else 0
     work = scratch.joinpath(*(["up"] * depth), "work")  # room for an env's `../` files
     work.mkdir(parents=True)
+    assert job.remote is not None and job.source is not None  # set unless `workspace` is
     try:
         with connected(cache, job.remote, work) as transfer:
-            _materialise(job, transfer, work)
-            return _run(job, transfer, scratch, work, tracker or ProcessTracker())
+            _materialise(job, job.source, transfer, work)
+            return _run_moved(job, transfer, scratch, work, tracker)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _materialise(job: StageJob, transfer: Transfer, work: Path) -> None:
+def _run_in_place(job: StageJob, scratch: Path, tracker: ProcessTracker) -> JobResult:
+    """The stage in the project itself, on a filesystem the driver shares: nothing is
+    fetched or pushed, the driver hashes the outs (it cleared them before)."""
+    work = Path(job.workspace or "")
+    if not work.is_dir() or job.log_file is None:
+        raise DataError(
+            f"stage job: the project is not at {work} on {socket.gethostname()}",
+            "with executor.shared_fs, every worker mounts the project at the driver's path",
+        )
+    try:
+        ran = _execute(job, work, Path(job.log_file), scratch, tracker)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ran.result(job)
+
+
+def _materialise(job: StageJob, source: JobPath, transfer: Transfer, work: Path) -> None:
     """The source tree, then every dep, fetched by hash and placed in `work`; the env's files
     at their place relative to it."""
     env_files = job.env.files if job.env is not None else ()
-    wanted = [job.source, *job.deps, *env_files]
+    wanted = [source, *job.deps, *env_files]
     _check(transfer.download([p.info for p in wanted]), "fetch the stage's inputs")
     hasher = Hasher(work, None)
     restorer = Restorer(work, transfer.store, hasher, _COPY)
-    for entry in transfer.store.read_tree(job.source.hash):
+    for entry in transfer.store.read_tree(source.hash):
         target = work / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
         restorer.restore(entry.path, HashInfo(entry.hash, -1, 1))
@@ -196,36 +233,59 @@ def _ups(path: str) -> int:
     return len(parts) - len(list(itertools.dropwhile(lambda p: p == "..", parts)))
 
 
-def _run(
+@dataclass(frozen=True)
+class _Ran:
+    """A command that ran: how it ended, when, for how long, and what it logged."""
+
+    code: int
+    timed_out: bool
+    started_at: float
+    seconds: float
+    tracked: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0 and not self.timed_out  # a stage may trap SIGTERM and exit 0
+
+    def result(self, job: StageJob, **more: Any) -> JobResult:
+        return JobResult(
+            job.fingerprint, socket.gethostname(), self.code, self.timed_out,
+            started_at=self.started_at, seconds=self.seconds, tracked=self.tracked, **more,
+        )  # fmt: skip
+
+
+def _run_moved(
     job: StageJob, transfer: Transfer, scratch: Path, work: Path, tracker: ProcessTracker
 ) -> JobResult:
+    """Run the stage in `work`, then store and push its outs and its log."""
     log = scratch / "stage.log"
+    ran = _execute(job, work, log, scratch, tracker)
+    outs, missing = _hash_outs(job, transfer.store, work) if ran.ok else ((), ())
+    log_hash = file_digest(log)
+    transfer.store.put_file(str(log), log_hash, _COPY)
+    _push(transfer, [o.info for o in outs], log_hash)
+    return ran.result(job, outs=outs, missing=missing, log=log_hash)
+
+
+def _execute(job: StageJob, work: Path, log: Path, scratch: Path, tracker: ProcessTracker) -> _Ran:
+    """The command in `work` (its env active), its output to `log`; then what it logged,
+    DVCLive's and MLflow's values included (`trackimport`), as track-file lines."""
     track = scratch / "track" / "stage.jsonl"
     base = base_environ(work, job.stage, job.run_id, track)
+    cwd = work / job.wdir if job.wdir != "." else work
     started, wall = time.monotonic(), time.time()
+    log.parent.mkdir(parents=True, exist_ok=True)
     with naming(log), open(log, "wb") as sink, _environ(job, work, base, sink) as environ:
-        cwd = work / job.wdir if job.wdir != "." else work
         done = run_commands(
             job.cmd, cwd, environ, _writer(sink), timeout=job.timeout, tracker=tracker
         )
     seconds = time.monotonic() - started
-    ok = done.code == 0 and not done.timed_out  # a stage may trap SIGTERM and exit 0
-    outs, missing = _hash_outs(job, transfer.store, work) if ok else ((), ())
-    log_hash = file_digest(log)
-    transfer.store.put_file(str(log), log_hash, _COPY)
-    _push(transfer, [o.info for o in outs], log_hash)
-    return JobResult(
-        job.fingerprint,
-        socket.gethostname(),
-        done.code,
-        done.timed_out,
-        outs,
-        missing,
-        log_hash,
-        wall,
-        seconds,
-        track.read_text(encoding="utf-8", errors="replace") if track.is_file() else "",
-    )
+    tracked = track.read_text(encoding="utf-8", errors="replace") if track.is_file() else ""
+    mlflow = None if "MLFLOW_TRACKING_URI" in os.environ else mlruns(track)
+    with contextlib.suppress(OSError, ValueError, OverflowError, RecursionError):
+        # the files are the stage's own: whatever is in them costs their values only
+        tracked += "".join(foreign_lines(cwd, mlflow, wall, dvclive=job.dvclive))
+    return _Ran(done.code, done.timed_out, wall, seconds, tracked)
 
 
 @contextlib.contextmanager
@@ -304,6 +364,27 @@ def _check(report: Report, what: str) -> None:
             f"stage job: could not {what}: {len(lost)} object(s) missing or corrupt ({lost[0]})",
             "push the project's data to the remote, and check the remote",
         )
+
+
+JOB_MAX_BYTES = 16 << 20  # a job names hashes, never data: far below this
+
+
+def load_job(path: Path) -> StageJob:
+    """The stage job in the file `path`; one that is not (too big, not UTF-8, damaged JSON)
+    is refused, naming the file."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(JOB_MAX_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}", "check the path") from None
+    try:
+        if len(data) > JOB_MAX_BYTES:
+            raise DataError("too big for a stage job", "give a JOB.json that a driver wrote")
+        return StageJob.from_json(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a stage job (not UTF-8)", "give a JOB.json") from None
+    except DataError as exc:
+        raise DataError(f"{path}: {exc.message}", exc.hint) from None
 
 
 def worker_home() -> Path:

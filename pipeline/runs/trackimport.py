@@ -25,13 +25,27 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from pipeline.core.stage import Stage
 
 DVCLIVE_DIR = "dvclive"
 # what reading one foreign file may raise: a file is the stage's, so anything can be in it
 _UNREADABLE = (OSError, ValueError, OverflowError, RecursionError, csv.Error)
+
+
+def reads_dvclive(stages: Iterable[Stage], stage: Stage) -> bool:
+    """Whether `stage` takes DVCLive's folder in its wdir: it is declared as an out of this
+    stage, or of none of `stages` (then a stage takes what was written while it ran)."""
+    folder = DVCLIVE_DIR if stage.wdir == "." else f"{stage.wdir}/{DVCLIVE_DIR}"
+
+    def declares(other: Stage) -> bool:
+        return any(o.path == folder or o.path.startswith(folder + "/") for o in other.outs)
+
+    owners = [s.name for s in stages if declares(s)]
+    return not owners or stage.name in owners
 
 
 def foreign_lines(cwd: Path, mlruns: Path | None, since: float, *, dvclive: bool) -> list[str]:

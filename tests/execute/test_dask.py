@@ -300,3 +300,34 @@ def test_a_sweep_runs_its_points_on_the_cluster(
     assert len(table.runs) == 2
     assert all(table.hosts[r.id] == (os.uname().nodename,) for r in table.runs)
     assert not project.exists("out.txt")  # the points ran in their own workspaces
+
+
+def test_shared_fs_runs_stages_in_the_project_itself_without_a_remote(
+    cluster: Cluster, make_project: Callable[..., Project]
+) -> None:
+    """The workers see the project at the driver's path (one machine here, as an NFS mount
+    would give): no remote is configured, and each stage runs in the project directory."""
+    manifest = diamond(4)
+    manifest["stages"]["where"] = {"cmd": 'echo "$HOME $PWD" > where.txt', "outs": ["where.txt"]}
+    here, there = (make_project(name) for name in ("here", "there"))
+    for project in (here, there):
+        project.params({"seed": 7})
+        project.manifest(manifest, commit=False)
+        project.write(".pipeline/config.yaml", "executor: {shared_fs: true}\n")
+        project.commit(message="shared")
+    assert here.repro().failed is None
+    result = on_cluster(there, cluster)
+    assert result.failed is None
+    assert set(outcomes(result).values()) == {Outcome.RAN}
+    home, cwd = there.read("where.txt").split()
+    assert home in {str(h) for h in cluster.homes.values()}  # a worker ran it...
+    assert cwd == str(there.root)  # ...in the project itself
+
+    def without_where(found: dict) -> dict:
+        return {k: v for k, v in found.items() if k not in {"where", "where.txt", "pipeline.lock"}}
+
+    assert without_where(files(there)) == without_where(files(here))
+    assert without_where(there.lock()["stages"]) == without_where(here.lock()["stages"])
+    assert without_where(entries(there)) == without_where(entries(here))
+    again = on_cluster(there, cluster)
+    assert set(outcomes(again).values()) == {Outcome.UP_TO_DATE}

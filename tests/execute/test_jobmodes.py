@@ -1,0 +1,218 @@
+"""Stage jobs beyond the remote path: run in place on a shared filesystem
+(`executor.shared_fs`), run by hand with `pipeline exec-stage JOB.json`, and what a worker's
+stage logged through DVCLive or MLflow coming back to the driver's run record.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline import api
+from pipeline.errors import DataError
+from pipeline.execute.dispatch import InProcessBackend
+from pipeline.execute.options import ReproOptions
+from pipeline.execute.scheduler import Outcome
+from pipeline.execute.stagejob import JobResult, StageJob, load_job, run_job
+from pipeline.load.project import Stage
+from tests.conftest import Project, outcomes
+from tests.execute.test_stagejobs import SCRIPT, diamond, entries, outputs, records
+from tests.servers import RemoteSpec, configure
+
+SHARED = "executor: {shared_fs: true}\n"
+
+
+class Capture(InProcessBackend):
+    """The in-process backend, keeping each job as a worker receives it."""
+
+    jobs: list[str]
+
+    def run(self, job: StageJob, stage: Stage) -> JobResult:
+        self.jobs.append(job.to_json())
+        return super().run(job, stage)
+
+
+def capture(home: Path) -> Capture:
+    backend = Capture(home)
+    object.__setattr__(backend, "jobs", [])  # frozen dataclass: set once, here
+    return backend
+
+
+def shared_project(make_project: Callable[..., Project], name: str) -> Project:
+    """The diamond with no remote at all: only the shared filesystem moves data."""
+    project = make_project(name)
+    project.write("tool.py", SCRIPT)
+    project.params({"tag": "x"})
+    project.manifest(diamond(), commit=False)
+    project.write(".pipeline/config.yaml", SHARED)
+    project.commit(message="diamond")
+    return project
+
+
+def test_shared_fs_runs_in_place_and_equals_a_local_repro(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    here, there = shared_project(make_project, "here"), shared_project(make_project, "there")
+    assert here.repro().failed is None
+    home = tmp_path / "worker"
+    result = api.repro(ReproOptions(root=there.root), backend=InProcessBackend(home))
+    assert result.failed is None
+    assert set(outcomes(result).values()) == {Outcome.RAN}
+    assert outputs(there) == outputs(here)
+    assert there.lock() == here.lock()
+    assert entries(there) == entries(here)
+    assert records(there) == records(here)
+    assert all((there.root / ".pipeline" / "logs" / f"{s}.log").is_file() for s in "abcd")
+    assert not (home / "cache").exists()  # nothing was fetched or pushed
+    assert not list((home / "jobs").iterdir())  # each job's scratch is gone
+
+
+def test_shared_fs_clears_stale_outs_and_keeps_persistent_ones(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    project = make_project("persist")
+    stages = {
+        "grow": {"cmd": "echo line >> log.txt", "outs": [{"log.txt": {"persist": True}}]},
+        "fresh": {"cmd": "test ! -e stale.txt && echo new > stale.txt", "outs": ["stale.txt"]},
+    }
+    project.manifest({"name": "p", "stages": stages}, commit=False)
+    project.write(".pipeline/config.yaml", SHARED)
+    project.commit(message="p")
+    project.write("stale.txt", "old\n")
+    backend = InProcessBackend(tmp_path / "w")
+    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is None
+    assert project.read("stale.txt") == "new\n"  # cleared before the worker ran
+    forced = api.repro(ReproOptions(root=project.root, force=True), backend=backend)
+    assert forced.failed is None
+    assert project.read("log.txt") == "line\nline\n"  # persist: appended to, in place
+
+
+def test_a_worker_without_the_shared_project_says_so(tmp_path: Path) -> None:
+    job = StageJob(
+        fingerprint="xxh3_128:00", stage="s", cmd=("true",), wdir=".", deps=(), outs=(),
+        source=None, remote=None, workspace=str(tmp_path / "not-mounted"),
+        log_file=str(tmp_path / "s.log"),
+    )  # fmt: skip
+    with pytest.raises(DataError, match=r"the project is not at .*not-mounted"):
+        run_job(job, tmp_path / "w")
+
+
+def test_persist_outs_need_the_shared_filesystem_to_leave_the_driver(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    project = make_project("moved")
+    stage = {"cmd": "echo x >> log.txt", "outs": [{"log.txt": {"persist": True}}]}
+    project.manifest({"name": "m", "stages": {"grow": stage}}, commit=False)
+    configure(project.root, local_remote)
+    project.commit(message="m")
+    failed = api.repro(
+        ReproOptions(root=project.root), backend=InProcessBackend(tmp_path / "w")
+    ).failed
+    assert failed is not None and failed.error is not None
+    assert "persist" in failed.error.message and "shared_fs" in (failed.error.hint or "")
+
+
+def _moved_project(make_project: Callable[..., Project], spec: RemoteSpec, cmd: str) -> Project:
+    project = make_project("byhand")
+    project.manifest({"name": "h", "stages": {"s": {"cmd": cmd, "outs": ["o.txt"]}}}, commit=False)
+    configure(project.root, spec)
+    project.commit(message="h")
+    return project
+
+
+def _exec_stage(job: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "pipeline", "exec-stage", str(job), "--home", str(home)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_exec_stage_runs_a_job_by_hand_and_prints_its_result(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    project = _moved_project(make_project, local_remote, "echo made > o.txt")
+    backend = capture(tmp_path / "driver-worker")
+    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is None
+    job = tmp_path / "job.json"
+    job.write_text(backend.jobs[0])
+    done = _exec_stage(job, tmp_path / "by-hand")
+    assert done.returncode == 0, done.stderr
+    result = JobResult.from_dict(json.loads(done.stdout))
+    assert result.succeeded and result.fingerprint == load_job(job).fingerprint
+    [out] = result.outs
+    assert (out.path, out.hash) == ("o.txt", project.lock()["stages"]["s"]["outs"][0]["hash"])
+    assert (tmp_path / "by-hand" / "cache").is_dir()  # fetched into this worker's own cache
+
+
+def test_exec_stage_exits_1_when_the_command_fails(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    project = _moved_project(make_project, local_remote, "echo no; exit 5")
+    backend = capture(tmp_path / "w")
+    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is not None
+    job = tmp_path / "job.json"
+    job.write_text(backend.jobs[0])
+    done = _exec_stage(job, tmp_path / "by-hand")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["exit_code"] == 5
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{}", "not a stage job of this version"),
+        (b'{"format": "pipeline-stage-job 1"}', "a damaged stage job: KeyError"),
+        (b"\xff\xfe", "not a stage job (not UTF-8)"),
+        (b"[1, 2", "a damaged stage job"),
+    ],
+)
+def test_exec_stage_refuses_what_is_not_a_job_in_one_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    job = tmp_path / "job.json"
+    job.write_bytes(content)
+    done = _exec_stage(job, tmp_path / "w")
+    assert done.returncode == 4
+    assert done.stderr.startswith(f"error: {job}: {message}")
+    assert "Traceback" not in done.stderr
+
+
+DVCLIVE = (
+    "mkdir -p dvclive/plots/metrics && "
+    "printf 'step\\tloss\\n0\\t0.9\\n1\\t0.4\\n' > dvclive/plots/metrics/loss.tsv && "
+    'echo \'{"loss": 0.4, "acc": 0.8, "step": 1}\' > dvclive/metrics.json && '
+    "echo done > o.txt"
+)
+MLFLOW = (
+    'store="$(echo "$MLFLOW_TRACKING_URI" | cut -c8-)/0/r1" && '
+    'mkdir -p "$store/metrics" "$store/params" && '
+    'touch "$store/meta.yaml" && '
+    "printf '1700000000000 0.25 0\\n1700000000001 0.125 1\\n' > \"$store/metrics/mse\" && "
+    'printf 0.01 > "$store/params/alpha" && echo done > o.txt'
+)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "metric", "value"),
+    [(DVCLIVE, "acc", 0.8), (MLFLOW, "mse", 0.125)],
+    ids=["dvclive", "mlflow"],
+)
+def test_what_a_worker_stage_logs_with_dvclive_or_mlflow_reaches_the_record(  # noqa: PLR0917
+    make_project: Callable[..., Project],
+    local_remote: RemoteSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cmd: str,
+    metric: str,
+    value: float,
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    project = _moved_project(make_project, local_remote, cmd)
+    result = api.repro(ReproOptions(root=project.root), backend=InProcessBackend(tmp_path / "w"))
+    assert result.failed is None
+    shown = project.cli("runs", "show", "latest", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["metrics"][metric] == value
