@@ -55,11 +55,19 @@ class Location:
 
 
 class KnownIndex:
-    """The known-objects index of one project, for any number of remotes."""
+    """The known-objects index of one project, for any number of remotes.
+
+    Once closed it is empty and forgets what it is told: a transfer thread still finishing
+    after an error or Ctrl-C finds nothing and writes nothing. No connection is left for the
+    garbage collector to close: SQLite's close releases the GIL, and a collection that runs
+    inside `sys._current_frames()` (Dask's worker profiler calls it every 10 ms) then
+    deadlocks CPython 3.11 (the thread-list lock is held across the release).
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None
         try:
             self._db = _connect(path)
         except sqlite3.DatabaseError:  # damaged: it is only a cache
@@ -67,16 +75,18 @@ class KnownIndex:
             self._db = _connect(path)
 
     def close(self) -> None:
-        """Close the file; a transfer thread still finishing after an error or Ctrl-C then
-        writes into an empty in-memory index instead of a closed connection."""
+        """Close the file, now, on this thread."""
         with self._lock:
-            self._db.close()
-            self._db = _connect(":memory:")
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def adopt(self, remote: str, generation: str | None) -> None:
         """Make `generation` current for `remote` (just read from it); a different one than
         known empties the index."""
         with self._lock:
+            if self._db is None:
+                return
             row = self._db.execute(
                 "SELECT generation FROM generations WHERE remote = ?", (remote,)
             ).fetchone()
@@ -93,6 +103,8 @@ class KnownIndex:
     def checked_within(self, remote: str, seconds: float) -> bool:
         """Whether the remote's generation was read less than `seconds` ago (and it had one)."""
         with self._lock:
+            if self._db is None:
+                return False
             row = self._db.execute(
                 "SELECT checked FROM generations WHERE remote = ? AND generation IS NOT NULL",
                 (remote,),
@@ -104,10 +116,13 @@ class KnownIndex:
         found: dict[str, Location] = {}
         wanted = list(digests)
         with self._lock:
+            db = self._db
+            if db is None:
+                return found
             for start in range(0, len(wanted), _BATCH):
                 batch = wanted[start : start + _BATCH]
                 marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
+                rows = db.execute(
                     "SELECT digest, pack, offset, size FROM known "
                     f"WHERE remote = ? AND digest IN ({marks})",
                     (remote, *batch),
@@ -118,6 +133,8 @@ class KnownIndex:
     def add(self, remote: str, objects: dict[str, Location]) -> None:
         rows = [(remote, d, loc.pack, loc.offset, loc.size) for d, loc in objects.items()]
         with self._lock:
+            if self._db is None:
+                return
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO known (remote, digest, pack, offset, size) "
@@ -129,12 +146,15 @@ class KnownIndex:
     def packs(self, remote: str) -> set[str]:
         """The packs whose members the index already lists."""
         with self._lock:
+            if self._db is None:
+                return set()
             rows = self._db.execute("SELECT pack FROM packs WHERE remote = ?", (remote,))
             return {r[0] for r in rows}
 
     def add_pack(self, remote: str, pack: str, members: dict[str, Location]) -> None:
         self.add(remote, members)
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO packs (remote, pack) VALUES (?, ?)", (remote, pack)
-            )
+            if self._db is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO packs (remote, pack) VALUES (?, ?)", (remote, pack)
+                )

@@ -5,7 +5,9 @@ stage logged through DVCLive or MLflow coming back to the driver's run record.
 
 from __future__ import annotations
 
+import gc
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -216,3 +218,24 @@ def test_what_a_worker_stage_logs_with_dvclive_or_mlflow_reaches_the_record(  # 
     shown = project.cli("runs", "show", "latest", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["metrics"][metric] == value
+
+
+def test_a_job_leaves_no_database_connection_to_the_garbage_collector(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    """On a Dask worker the cyclic collector may run inside the profiler's
+    `sys._current_frames()`; closing a SQLite connection there deadlocked the whole worker
+    (CPython 3.11). A job closes what it opens, on its own thread."""
+    project = _moved_project(make_project, local_remote, "echo made > o.txt")
+    backend = capture(tmp_path / "w")
+    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is None
+    job = StageJob.from_json(backend.jobs[0])
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        assert run_job(job, tmp_path / "w").succeeded
+        gc.collect()
+        assert not [o for o in gc.garbage if isinstance(o, sqlite3.Connection)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()

@@ -5,6 +5,8 @@ threads and later commands, and rebuilt when damaged (it is only a cache).
 
 from __future__ import annotations
 
+import gc
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -164,3 +166,32 @@ def test_the_index_creates_its_directory(tmp_path: Path) -> None:
     index = KnownIndex(tmp_path / "new" / ".pipeline" / "remotes.db")
     index.close()
     assert (tmp_path / "new" / ".pipeline" / "remotes.db").is_file()
+
+
+def test_a_closed_index_is_empty_and_leaves_no_connection_to_the_collector(
+    tmp_path: Path,
+) -> None:
+    """SQLite connections are always in a reference cycle (their statement cache); one left
+    open is closed by the cyclic collector, on whatever thread it runs. Inside a Dask worker's
+    `sys._current_frames()` that release of the GIL deadlocked the worker (CPython 3.11)."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        index = KnownIndex(tmp_path / ".pipeline" / "remotes.db")
+        (digest,) = digests(1)
+        index.add(REMOTE, {digest: Location()})
+        index.close()
+        index.close()  # twice: harmless
+        # a transfer thread finishing late: finds nothing, writes nothing, never fails
+        index.adopt(REMOTE, "g2")
+        index.add(REMOTE, {digest: Location()})
+        index.add_pack(REMOTE, "p", {digest: Location("p", 0, 1)})
+        assert index.lookup(REMOTE, [digest]) == {}
+        assert index.packs(REMOTE) == set()
+        assert not index.checked_within(REMOTE, 60)
+        del index
+        gc.collect()
+        assert not [o for o in gc.garbage if isinstance(o, sqlite3.Connection)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
