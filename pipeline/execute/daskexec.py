@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 import threading
 from concurrent.futures import CancelledError
 from dataclasses import replace
@@ -152,6 +153,13 @@ def run_on_worker(job_json: str, stop_name: str) -> dict[str, Any]:
     watcher.start()
     try:
         result = run_job(StageJob.from_json(job_json), worker_home(), tracker)
+    except PipelineError as exc:  # say where: the driver's own settings did not apply here
+        exc.message = f"on worker {_worker_name()} ({socket.gethostname()}): {exc.message}"
+        exc.hint = (
+            f"{exc.hint or 'see the worker log'} (a worker uses its own environment and "
+            "credentials: secrets in your config.local.yaml never reach it)"
+        )
+        raise
     finally:
         done.set()
     return replace(result, worker=_worker_name()).to_dict()
