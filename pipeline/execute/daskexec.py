@@ -17,6 +17,7 @@ when a stage must run, so a no-op `repro` never pays for it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import socket
 import threading
@@ -24,7 +25,7 @@ from concurrent.futures import CancelledError
 from dataclasses import replace
 from typing import Any
 
-from pipeline.errors import ClusterError, Interrupted, PipelineError, UsageError
+from pipeline.errors import ClusterError, DiskError, Interrupted, PipelineError, UsageError
 from pipeline.execute.command import ProcessTracker
 from pipeline.execute.stagejob import JobResult, StageJob, run_job, worker_home
 from pipeline.load.project import Stage
@@ -51,6 +52,8 @@ class DaskBackend:
         if self._client is not None:
             return
         distributed = _distributed()
+        # the client logs its connection errors as tracebacks; ours are one line each
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
             self._client = distributed.Client(
                 self.address, timeout=self.timeout, set_as_default=False
@@ -61,27 +64,31 @@ class DaskBackend:
                 "start it (`dask scheduler`), or check --scheduler / executor.address",
             ) from None
 
-    def run(self, job: StageJob, stage: Stage) -> JobResult:
-        """Run `job` on the cluster, again elsewhere after a system failure."""
+    def run(self, job: StageJob, stage: Stage, stop: threading.Event) -> JobResult:
+        """Run `job` on the cluster, again elsewhere after a system failure; `stop` set (by
+        Ctrl-C, maybe on another thread) cancels it."""
         self.open()
         resources = self._resources(stage)
         last: BaseException | None = None
         for attempt in range(1, self.retries + 2):
             try:
-                return self._once(job, resources, attempt)
+                return self._once(job, resources, attempt, stop)
+            except DiskError as exc:  # that worker's disk: another may have room
+                last = exc
             except PipelineError:
                 raise
             except Exception as exc:  # the cluster's failure, not the stage's
-                if self._cancelled.is_set():
-                    raise _interrupted() from None
                 last = exc
         raise ClusterError(
-            f"stage {stage.name}: the cluster failed it {self.retries + 1} times: "
+            f"stage {stage.name}: the cluster failed it on {self.retries + 1} submissions: "
             f"{type(last).__name__}: {_first_line(last)}",
-            "check the workers' logs (memory, crashes); `executor.retries` sets the count",
+            "check the workers' logs (memory, crashes); `executor.retries` sets the count, "
+            "and Dask reruns a task whose worker died (`distributed.scheduler.allowed-failures`)",
         )
 
-    def _once(self, job: StageJob, resources: dict[str, float], attempt: int) -> JobResult:
+    def _once(
+        self, job: StageJob, resources: dict[str, float], attempt: int, stop: threading.Event
+    ) -> JobResult:
         key = (
             f"{job.stage}-{job.fingerprint.partition(':')[2][:16]}-{attempt}-{secrets.token_hex(3)}"
         )
@@ -96,13 +103,29 @@ class DaskBackend:
         with self._guard:
             self._futures.add(future)
         try:
-            data = future.result()
-        except CancelledError as exc:
-            raise _interrupted() from exc
+            return JobResult.from_dict(self._wait(future, stop))
         finally:
             with self._guard:
                 self._futures.discard(future)
-        return JobResult.from_dict(data)
+
+    def _wait(self, future: Any, stop: threading.Event) -> Any:
+        """The task's result; Ctrl-C (`stop`) cancels the run's tasks. A task cancelled
+        otherwise was lost with the scheduler: a cluster error, not an interrupt."""
+        while True:
+            if stop.is_set() or self._cancelled.is_set():
+                self.cancel()
+                raise _interrupted()
+            try:
+                return future.result(timeout=STOP_POLL_SECONDS)
+            except TimeoutError:
+                continue
+            except CancelledError:
+                if stop.is_set() or self._cancelled.is_set():
+                    raise _interrupted() from None
+                raise ClusterError(
+                    f"lost the Dask scheduler at {self.address} (the task was cancelled)",
+                    "check that the scheduler is still running, then run the command again",
+                ) from None
 
     def _resources(self, stage: Stage) -> dict[str, float]:
         """The stage's requests as Dask resources; one no worker declares is an error."""
@@ -110,6 +133,8 @@ class DaskBackend:
         wanted = dict(stage.resources)
         if stage.cpus > 1 and any("cpus" in d for d in declared):
             wanted["cpus"] = float(stage.cpus)
+        if not declared:  # no worker yet (a batch queue starting them): the task waits
+            return wanted
         for name, amount in wanted.items():
             if not any(d.get(name, 0) >= amount for d in declared):
                 raise ClusterError(
@@ -120,7 +145,12 @@ class DaskBackend:
         return wanted
 
     def _workers(self) -> dict[str, Any]:
-        workers: dict[str, Any] = self._client.scheduler_info().get("workers", {})
+        """Every worker the scheduler knows (some versions list only five unless asked)."""
+        try:
+            info = self._client.scheduler_info(n_workers=-1)
+        except TypeError:  # a `distributed` from before the parameter: it lists them all
+            info = self._client.scheduler_info()
+        workers: dict[str, Any] = info.get("workers", {})
         return workers
 
     def cancel(self) -> None:

@@ -13,6 +13,7 @@ stage (retried only as `retries:` says); a backend raises only for system failur
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,22 +26,29 @@ from pipeline.core.hashing import HashInfo, digest_bytes, file_digest, tree_mani
 from pipeline.core.lockfile import LockedPath, LockEntry
 from pipeline.core.paths import is_within
 from pipeline.errors import DataError, StageFailed, UsageError
+from pipeline.execute.command import CommandResult
 from pipeline.execute.outputs import StageCache, clear_outs, hash_outs
-from pipeline.execute.scheduler import Events, Ran, StageSlot
+from pipeline.execute.scheduler import Events, Ran, StageSlot, exit_message
 from pipeline.execute.stagejob import JobEnv, JobPath, JobResult, StageJob, expand, run_job
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Decision
 from pipeline.runs.trackimport import reads_dvclive
-from pipeline.store.objects import store_output, store_strategies
+from pipeline.store.objects import store_output
 from pipeline.store.remote import Remote
 from pipeline.store.transfer import Report, Transfer, connected
+
+# How files are stored to be shipped: a copy (or a reflink) never shares the workspace's inode,
+# whatever `cache.type` says; a hard link would make the user's source read-only.
+_SHIPPED = ["reflink", "copy"]
+_WORD = re.compile(r"[\w.+-]+")  # a file name as a spec names it
+_SPEC_BYTES = 1 << 20  # read of a spec when looking for the files it names
 
 
 class JobBackend(Protocol):
     """Runs stage jobs somewhere; raises only for system failures (after its own retries)."""
 
     def open(self) -> None: ...
-    def run(self, job: StageJob, stage: Stage) -> JobResult: ...
+    def run(self, job: StageJob, stage: Stage, stop: threading.Event) -> JobResult: ...
     def cancel(self) -> None: ...
     def close(self) -> None: ...
 
@@ -54,7 +62,7 @@ class InProcessBackend:
     def open(self) -> None:
         pass
 
-    def run(self, job: StageJob, stage: Stage) -> JobResult:
+    def run(self, job: StageJob, stage: Stage, stop: threading.Event) -> JobResult:
         return run_job(StageJob.from_json(job.to_json()), self.home)  # as a worker receives it
 
     def cancel(self) -> None:
@@ -74,6 +82,7 @@ class JobRunner:
         cache: StageCache,
         settings: RemoteSettings | None,
         backend: JobBackend,
+        stop: threading.Event | None = None,
     ) -> None:
         self.project = project
         self.cache = cache
@@ -81,6 +90,7 @@ class JobRunner:
         # what a worker is told
         self.portable = None if settings is None else _portable(settings, project.root)
         self.backend = backend
+        self.stop = stop or threading.Event()  # set: the run is being stopped
         self._source: JobPath | None = None
         self._env_files: dict[str, tuple[JobPath, ...]] = {}
         self._shipping = threading.Lock()
@@ -91,10 +101,10 @@ class JobRunner:
         attempts = stage.retries + 1
         for attempt in range(1, attempts + 1):
             events.stage_started(stage, decision, attempt)
-            if self.shared:  # the worker writes in place: make way as a local run does
-                clear_outs(stage, self.cache.hasher, self.project.root)
-                slot.log.unlink(missing_ok=True)  # it may be a hard link into the cache
-            result = self.backend.run(job, stage)
+            # as a local run does: a failed attempt never leaves the last run's outs behind
+            clear_outs(stage, self.cache.hasher, self.project.root)
+            slot.log.unlink(missing_ok=True)  # it may be a hard link into the cache
+            result = self.backend.run(job, stage, self.stop)
             self._take_side_files(stage, result, slot, events)
             if result.succeeded:
                 return Ran(self._accept(stage, decision, result, slot), attempt, result.host)
@@ -143,10 +153,9 @@ class JobRunner:
     def _ship_deps(self, decision: Decision) -> None:
         """Every dep in the cache (raw data is stored from the workspace) and on the remote."""
         infos = {p: i for p, i in decision.deps.items() if i is not None}
-        strategies = store_strategies(self.cache.config.cache_type)
         for path, info in infos.items():
             if not self.cache.store.complete(info):
-                store_output(self.cache.store, self.cache.hasher, path, info, strategies)
+                store_output(self.cache.store, self.cache.hasher, path, info, _SHIPPED)
         with self._transfer() as transfer:
             report = transfer.upload(*expand(self.cache.store, list(infos.values())))
         if report.not_local or report.missing:
@@ -172,11 +181,21 @@ class JobRunner:
         )  # fmt: skip
 
     def _beside(self, spec: Path) -> list[Path]:
-        """A spec outside the project: the files next to it (what it includes is usually
-        there). Inside, the source tree has them."""
+        """A spec outside the project: the files next to it that it names (`-r base.txt`),
+        and those they name in turn. Inside, the source tree has them. Never the whole
+        folder, nor a dotfile: it may be a home directory full of credentials."""
         if not os.path.relpath(spec, self.project.root).startswith(".."):
             return []
-        return sorted(p for p in spec.parent.iterdir() if p.is_file())
+        here = {p.name: p for p in spec.parent.iterdir() if p.is_file() and p.name[0] != "."}
+        found: set[Path] = set()
+        todo = [spec]
+        while todo:
+            with todo.pop().open("rb") as fh:
+                text = fh.read(_SPEC_BYTES).decode("utf-8", "replace")
+            named = {here[w] for w in _WORD.findall(text) if w in here} - found - {spec}
+            found |= named
+            todo += named
+        return sorted(found)
 
     def _ship_files(self, paths: list[Path]) -> tuple[JobPath, ...]:
         """Files (maybe outside the project) into the cache and onto the remote, by hash."""
@@ -198,7 +217,6 @@ class JobRunner:
             if slot.log.is_file():
                 events.stage_output(stage, slot.log.read_bytes())
         elif result.log is not None:
-            slot.log.unlink(missing_ok=True)
             with self._transfer() as transfer:
                 _check(transfer.download([HashInfo(result.log, 0, 1)]), stage, "its log")
             data = self.cache.store.path(result.log).read_bytes()
@@ -263,12 +281,11 @@ class _Connected:
 def ship_source(project: Project, cache: StageCache) -> JobPath:
     """Store the project's source files and their tree object, and push them to the remote."""
     files = source_files(project)
-    strategies = store_strategies(cache.config.cache_type)
     rows = []
     for rel in files:
         path = project.root / rel
         digest = file_digest(path)
-        cache.store.put_file(str(path), digest, strategies)
+        cache.store.put_file(str(path), digest, _SHIPPED)
         rows.append((rel, digest, os.access(path, os.X_OK)))
     manifest = tree_manifest(rows)
     tree = HashInfo(digest_bytes(manifest), len(manifest), len(rows), isdir=True)
@@ -312,13 +329,15 @@ def _check(report: Report, stage: Stage, what: str) -> None:
 
 
 def _failure(stage: Stage, result: JobResult, slot: StageSlot, attempt: int) -> StageFailed:
-    if result.timed_out:
-        message = f"stage {stage.name} timed out on {result.host}"
-    elif result.exit_code != 0:
-        message = f"stage {stage.name} failed with exit code {result.exit_code} on {result.host}"
+    """The failure a local run of the same command would report, naming the worker's host."""
+    hint = f"full output in {slot.log.relative_to(slot.root)}"
+    code: int | None = result.exit_code
+    if result.exit_code == 0 and not result.timed_out:  # it succeeded but left an out unwritten
+        message, code = f"stage {stage.name} did not create {result.missing[0]}", None
+        hint = "the command succeeded but never wrote this declared output"
     else:
-        message = f"stage {stage.name} did not create {result.missing[0]}"
+        message = exit_message(stage, CommandResult(result.exit_code, result.timed_out))
+    message += f" on {result.host}"
     if attempt > 1:
         message += f" (attempt {attempt} of {stage.retries + 1})"
-    hint = f"full output in {slot.log.relative_to(slot.root)}"
-    return StageFailed(stage.name, message, hint, returncode=result.exit_code)
+    return StageFailed(stage.name, message, hint, returncode=code)

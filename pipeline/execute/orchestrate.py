@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +78,7 @@ def execute(
     recorder = _recorder(state_dir, session, None if quiet else how.record)  # see `_no_op`
     rows = StageRows(session.project, session.store, session.run_cache)
     recorded: set[str] = set()
+    tracker = _tracker(how.tracker, state_dir)
 
     def on_result(result: StageResult, entry: LockEntry | None) -> None:
         if recorder is not None:
@@ -94,11 +96,11 @@ def execute(
         envs=Provisioner(session.config.env),
         on_result=on_result,
         gate=how.gate,
-        tracker=_tracker(how.tracker, state_dir),
+        tracker=tracker,
         track=None
         if recorder is None
         else TrackTarget(recorder.id, run_track_dir(state_dir, recorder.id)),
-        runner=_runner(session, cache, how.backend),
+        runner=_runner(session, cache, how.backend, tracker.cancelled),
     )
     if recorder is not None:
         recorder.begin(effective_params(session.project))
@@ -175,14 +177,17 @@ def _run_cache(session: Session, plan: Plan) -> RunCache:
     return RemoteRunCache(session.store, settings, session.project.root)
 
 
-def _runner(session: Session, cache: StageCache, backend: JobBackend | None) -> JobRunner | None:
+def _runner(
+    session: Session, cache: StageCache, backend: JobBackend | None, stop: threading.Event
+) -> JobRunner | None:
     """Stages leave this process through `backend`, their data through the default remote
-    (or none: with `executor.shared_fs`, the workers see the project itself)."""
+    (or none: with `executor.shared_fs`, the workers see the project itself). `stop` is set
+    when the run is being stopped (Ctrl-C, maybe on a sweep's other thread)."""
     if backend is None:
         return None
     config = session.config
     remote = None if config.executor.shared_fs else config.remote()
-    return JobRunner(session.project, cache, remote, backend)
+    return JobRunner(session.project, cache, remote, backend, stop)
 
 
 def backend_for(how: ExecOptions, config: Config) -> JobBackend | None:

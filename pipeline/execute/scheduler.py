@@ -200,7 +200,7 @@ class Executor:
             jobs = max(jobs, RUNNER_SLOTS)
         self.plan_envs = {n: d.env for n, d in plan.decisions.items()}
         self.restore = plan.options.run_cache
-        schedule = _Schedule(plan, self.project, jobs)
+        schedule = _Schedule(plan, self.project, jobs, remote=self.runner is not None)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="stage") as pool:
             try:
                 self._loop(schedule, pool, jobs)
@@ -359,7 +359,7 @@ class Executor:
             if result.code != 0 or result.timed_out:  # a stage may trap SIGTERM and exit 0
                 raise StageFailed(
                     stage.name,
-                    _exit_message(stage, result),
+                    exit_message(stage, result),
                     self._log_hint(stage),
                     returncode=result.code,
                 )
@@ -451,10 +451,11 @@ class Executor:
 class _Schedule:
     """Which stages may start: upstream finished, CPUs free, and no failure blocking them."""
 
-    def __init__(self, plan: Plan, project: Project, jobs: int) -> None:
+    def __init__(self, plan: Plan, project: Project, jobs: int, *, remote: bool = False) -> None:
         self.plan = plan
         self.project = project
         self.jobs = jobs
+        self.remote = remote  # stages run elsewhere: their CPUs are the cluster's to count
         self.position = {name: i for i, name in enumerate(plan.order)}
         selected = set(plan.order)
         # A frozen stage never runs, so nothing upstream can block it (DVC drops its edges).
@@ -476,7 +477,10 @@ class _Schedule:
         self.stopped = False
 
     def cpus(self, name: str) -> int:
-        """CPUs a stage holds while it runs; more than `jobs` would never fit, so it is capped."""
+        """CPUs a stage holds while it runs; more than `jobs` would never fit, so it is capped.
+        A stage on a cluster holds one driver thread: the workers' resources bound the rest."""
+        if self.remote:
+            return 1
         return max(1, min(self.project.stages[name].cpus, self.jobs))
 
     def forced(self, name: str) -> bool:
@@ -561,7 +565,8 @@ def _check_runnable(stage: Stage, decision: Decision) -> None:
         )
 
 
-def _exit_message(stage: Stage, result: CommandResult) -> str:
+def exit_message(stage: Stage, result: CommandResult) -> str:
+    """Why a stage's command failed, as the run record and the terminal say it."""
     if result.timed_out:
         return f"stage {stage.name} timed out after {_duration(stage.timeout or 0)}"
     if result.code < 0:

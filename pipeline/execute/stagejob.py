@@ -27,12 +27,13 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.core.config import EnvSettings, RemoteSettings
 from pipeline.core.hashing import Hasher, HashInfo, file_digest
+from pipeline.core.paths import is_within
 from pipeline.core.syserrors import naming
 from pipeline.env.provision import Provisioner, activate
 from pipeline.env.resolve import resolve_env
@@ -128,16 +129,97 @@ class StageJob:
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> StageJob:
-        data["cmd"] = tuple(data["cmd"])
-        data["outs"] = tuple(data["outs"])
-        data["deps"] = tuple(JobPath(**d) for d in data["deps"])
-        data["source"] = JobPath(**data["source"]) if data["source"] else None
-        data["remote"] = RemoteSettings(**data["remote"]) if data["remote"] else None
-        env = data["env"]
-        data["env"] = (
-            JobEnv(**{**env, "files": tuple(JobPath(**f) for f in env["files"])}) if env else None
+        job: StageJob = _build(cls, _JOB_FIELDS, data, "")
+        if job.workspace is None and (job.remote is None or job.source is None):
+            raise _damaged("remote and source must be set when workspace is not")
+        if job.workspace is not None and job.log_file is None:
+            raise _damaged("log_file must be set with workspace")
+        return job
+
+
+@dataclass(frozen=True)
+class _Type:
+    """What a field's JSON value must be (`says`, for the error) and how it becomes the
+    field's value (`make`, given the value and the field's name for nested errors)."""
+
+    says: str
+    test: Callable[[Any], bool]
+    make: Callable[[Any, str], Any] = lambda value, _name: value
+
+    def parse(self, value: Any, name: str) -> Any:
+        if not self.test(value):
+            raise _damaged(f"{name} must be {self.says}")
+        return self.make(value, name)
+
+    def optional(self) -> _Type:
+        return _Type(
+            f"{self.says} or null",
+            lambda v: v is None or self.test(v),
+            lambda v, name: None if v is None else self.make(v, name),
         )
-        return cls(**data)
+
+
+def _damaged(what: str) -> DataError:
+    return DataError(
+        f"a damaged stage job: {what}",
+        "stage jobs are written by `pipeline repro --executor`; do not edit them",
+    )
+
+
+def _build(cls: type[Any], table: dict[str, _Type], data: dict[str, Any], prefix: str) -> Any:
+    """`cls` from the JSON object `data`, each field checked against `table`; a missing
+    field without a default is a `KeyError` (named with its path), as `from_json` reports."""
+    unknown = sorted(set(data) - set(table))
+    if unknown:
+        raise _damaged(f"{prefix}{unknown[0]} is not a field of a stage job")
+    optional = {f.name for f in fields(cls) if f.default is not MISSING}
+    missing = [name for name in table if name not in data and name not in optional]
+    if missing:
+        raise KeyError(prefix + missing[0])
+    return cls(**{k: table[k].parse(v, prefix + k) for k, v in data.items()})
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _list(item: _Type) -> _Type:
+    return _Type(
+        "a list",
+        lambda v: isinstance(v, list),
+        lambda v, name: tuple(item.parse(x, f"{name}[{i}]") for i, x in enumerate(v)),
+    )
+
+
+def _object(cls: type[Any], table: dict[str, _Type]) -> _Type:
+    return _Type(
+        "an object", lambda v: isinstance(v, dict), lambda v, n: _build(cls, table, v, n + ".")
+    )
+
+
+_STR = _Type("a string", lambda v: isinstance(v, str))
+_BOOL = _Type("true or false", lambda v: isinstance(v, bool))
+_COUNT = _Type("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))
+_KINDS = frozenset(kind.value for kind in EnvKind)
+_KIND = _Type(f"one of {', '.join(sorted(_KINDS))}", lambda v: isinstance(v, str) and v in _KINDS)
+_PATH = _object(
+    JobPath, {"path": _STR, "hash": _STR, "size": _COUNT, "nfiles": _COUNT, "isdir": _BOOL}
+)
+_REMOTE = _object(
+    RemoteSettings,
+    {"name": _STR, "url": _STR, "options": _Type("an object", lambda v: isinstance(v, dict))},
+)
+_ENV = _object(
+    JobEnv,
+    {"name": _STR, "kind": _KIND, "file": _STR.optional(), "python": _STR.optional(),
+     "digest": _STR, "installer": _STR, "conda": _STR, "files": _list(_PATH)},
+)  # fmt: skip
+_JOB_FIELDS = {
+    "fingerprint": _STR, "stage": _STR, "cmd": _list(_STR), "wdir": _STR, "deps": _list(_PATH),
+    "outs": _list(_STR), "source": _PATH.optional(), "remote": _REMOTE.optional(),
+    "run_id": _STR, "timeout": _Type("a number", _number).optional(), "env": _ENV.optional(),
+    "dvclive": _BOOL, "workspace": _STR.optional(), "log_file": _STR.optional(),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -179,6 +261,9 @@ def run_job(job: StageJob, home: Path, tracker: ProcessTracker | None = None) ->
     cache = ObjectStore(home / "cache")
     depth = job.env.depth if job.env is not None else 0
     work = scratch.joinpath(*(["up"] * depth), "work")  # room for an env's `../` files
+    _bound(job.wdir, work, "wdir")
+    for file in job.env.files if job.env is not None else ():
+        _bound(file.path, work, "env file", within=scratch)
     work.mkdir(parents=True)
     assert job.remote is not None and job.source is not None  # set unless `workspace` is
     try:
@@ -187,6 +272,19 @@ def run_job(job: StageJob, home: Path, tracker: ProcessTracker | None = None) ->
             return _run_moved(job, transfer, scratch, work, tracker)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _bound(path: str, base: Path, what: str, within: Path | None = None) -> None:
+    """Refuse `path` (relative to `base`, or absolute) if it lands outside `within` (default
+    `base`), before the job writes or runs anything: a job names places in its own
+    workspace, never elsewhere on the worker. Lexical, so a symlinked home still works."""
+    placed = os.path.normpath(os.path.abspath(base / path))
+    limit = os.path.normpath(os.path.abspath(within or base))
+    if not is_within(placed, limit):
+        raise DataError(
+            f"stage job: {what} {path!r} lies outside {limit}",
+            "stage jobs are written by `pipeline repro --executor`; do not edit them",
+        )
 
 
 def _run_in_place(job: StageJob, scratch: Path, tracker: ProcessTracker) -> JobResult:
@@ -198,6 +296,8 @@ def _run_in_place(job: StageJob, scratch: Path, tracker: ProcessTracker) -> JobR
             f"stage job: the project is not at {work} on {socket.gethostname()}",
             "with executor.shared_fs, every worker mounts the project at the driver's path",
         )
+    _bound(job.wdir, work, "wdir")
+    _bound(job.log_file, work, "log_file")
     try:
         ran = _execute(job, work, Path(job.log_file), scratch, tracker)
     finally:
@@ -213,19 +313,20 @@ def _materialise(job: StageJob, source: JobPath, transfer: Transfer, work: Path)
     _check(transfer.download([p.info for p in wanted]), "fetch the stage's inputs")
     hasher = Hasher(work, None)
     restorer = Restorer(work, transfer.store, hasher, _COPY)
-    for entry in transfer.store.read_tree(source.hash):
-        target = work / entry.path
-        target.parent.mkdir(parents=True, exist_ok=True)
+    tree = transfer.store.read_tree(source.hash)
+    for entry in tree:
+        (work / entry.path).parent.mkdir(parents=True, exist_ok=True)
         restorer.restore(entry.path, HashInfo(entry.hash, -1, 1))
-        if entry.executable:
-            target.chmod(0o755)
     for dep in job.deps:
         restorer.restore(dep.path, dep.info)
     for file in env_files:
-        target = Path(os.path.normpath(work / file.path))
+        target = Path(os.path.normpath(work / file.path))  # bounded by `run_job`
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
         place_object(transfer.store, file.hash, str(target), _COPY)
+    for entry in tree:  # last: a dep or an env file placed over a script is a plain file
+        if entry.executable and (work / entry.path).is_file():
+            (work / entry.path).chmod(0o755)
 
 
 def _ups(path: str) -> int:

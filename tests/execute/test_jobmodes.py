@@ -10,6 +10,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,9 +35,9 @@ class Capture(InProcessBackend):
 
     jobs: list[str]
 
-    def run(self, job: StageJob, stage: Stage) -> JobResult:
+    def run(self, job: StageJob, stage: Stage, stop: threading.Event) -> JobResult:
         self.jobs.append(job.to_json())
-        return super().run(job, stage)
+        return super().run(job, stage, stop)
 
 
 def capture(home: Path) -> Capture:
@@ -239,3 +240,119 @@ def test_a_job_leaves_no_database_connection_to_the_garbage_collector(
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
+
+
+# --- what the reviewer found: the driver's half ----------------------------------------------
+
+
+def _one_stage(
+    make_project: Callable[..., Project], spec: RemoteSpec, stages: dict, config: str = ""
+) -> Project:
+    project = make_project("one")
+    project.manifest({"name": "o", "stages": stages}, commit=False)
+    configure(project.root, spec)
+    if config:
+        project.write(".pipeline/config.yaml", project.read(".pipeline/config.yaml") + config)
+    project.commit(message="o")
+    return project
+
+
+def test_stages_asking_many_cpus_still_run_side_by_side_on_a_cluster(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    """`cpus: 40` is the cluster's to count (Dask resources), not the driver's: each stage
+    waits until all four have started, so they can only pass together."""
+    started = tmp_path / "started"
+    started.mkdir()
+    all_in = f"[ $(ls {started} | wc -l) -ge 4 ]"
+    wait = f"touch {started}/$N; for i in $(seq 600); do {all_in} && break; sleep 0.05; done"
+    stages = {
+        f"s{i}": {"cmd": f"N={i}; {wait}; {all_in} && touch o{i}.txt",
+                  "outs": [f"o{i}.txt"], "resources": {"cpus": 40}}
+        for i in range(4)
+    }  # fmt: skip
+    project = _one_stage(make_project, local_remote, stages)
+    result = api.repro(ReproOptions(root=project.root), backend=InProcessBackend(tmp_path / "w"))
+    assert result.failed is None, result.failed.error
+
+
+def test_an_env_outside_the_project_ships_only_the_files_its_spec_names(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    stages = {"s": {"cmd": "echo ok > o.txt", "env": "e", "outs": ["o.txt"]}}
+    project = make_project("envs")
+    home = project.root.parent  # `../` of the project: a folder with other things in it
+    (home / "reqs.txt").write_text("-r base.txt\n")
+    (home / "base.txt").write_text("# nothing to install\n")
+    (home / ".netrc").write_text("machine example.org password hunter2-secret\n")
+    (home / "diary.txt").write_text("private-words-never-shipped\n")
+    project.manifest(
+        {"name": "e", "environments": {"e": {"requirements": "../reqs.txt"}}, "stages": stages},
+        commit=False,
+    )
+    configure(project.root, local_remote)
+    project.commit(message="e")
+    result = api.repro(ReproOptions(root=project.root), backend=InProcessBackend(tmp_path / "w"))
+    assert result.failed is None, result.failed.error
+    shipped = b"".join(p.read_bytes() for p in Path(local_remote.url).rglob("*") if p.is_file())
+    assert b"-r base.txt" in shipped and b"nothing to install" in shipped
+    assert b"hunter2-secret" not in shipped and b"private-words" not in shipped
+
+
+def test_shipping_never_hard_links_the_users_source_into_the_cache(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    stages = {"s": {"cmd": "./tool.sh > o.txt", "deps": ["tool.sh"], "outs": ["o.txt"]}}
+    project = make_project("links")
+    project.write("tool.sh", "#!/bin/sh\necho tool\n")
+    (project.root / "tool.sh").chmod(0o755)
+    project.write("helper.sh", "#!/bin/sh\n")
+    (project.root / "helper.sh").chmod(0o755)
+    project.write("notes.md", "notes\n")
+    project.manifest({"name": "l", "stages": stages}, commit=False)
+    configure(project.root, local_remote)
+    project.write(
+        ".pipeline/config.yaml", project.read(".pipeline/config.yaml") + "cache: {type: hardlink}\n"
+    )
+    project.commit(message="l")
+    result = api.repro(ReproOptions(root=project.root), backend=InProcessBackend(tmp_path / "w"))
+    assert result.failed is None, result.failed.error
+    for name, mode in (("tool.sh", 0o755), ("helper.sh", 0o755), ("notes.md", 0o644)):
+        st = (project.root / name).stat()
+        assert (st.st_mode & 0o777, st.st_nlink) == (mode, 1), name
+    assert project.git("diff", "--stat").strip() == ""  # no mode change for git to see
+
+
+def test_a_failed_remote_stage_leaves_no_stale_output(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    stages = {"s": {"cmd": "grep -q good in.txt && cp in.txt out.txt", "deps": ["in.txt"],
+                    "outs": ["out.txt"]}}  # fmt: skip
+    project = make_project("stale")
+    project.write("in.txt", "good\n")
+    project.manifest({"name": "s", "stages": stages}, commit=False)
+    configure(project.root, local_remote)
+    project.commit(message="s")
+    backend = InProcessBackend(tmp_path / "w")
+    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is None
+    project.write("in.txt", "bad\n")
+    failed = api.repro(ReproOptions(root=project.root), backend=backend).failed
+    assert failed is not None
+    assert not project.exists("out.txt")  # as locally: the last run's output is gone
+
+
+def test_a_remote_failure_reads_as_the_local_one(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    stages = {
+        "lazy": {"cmd": "true", "outs": ["never.txt"]},
+        "slow": {"cmd": "exec sleep 60", "outs": ["s.txt"], "timeout": 1},
+    }
+    project = _one_stage(make_project, local_remote, stages)
+    backend = InProcessBackend(tmp_path / "w")
+    options = ReproOptions(root=project.root, keep_going=True)
+    results = {r.stage: r for r in api.repro(options, backend=backend).results}
+    lazy, slow = results["lazy"].error, results["slow"].error
+    assert lazy is not None and lazy.message.startswith("stage lazy did not create never.txt")
+    assert lazy.returncode is None  # as locally: no exit code to blame
+    assert slow is not None and slow.message.startswith("stage slow timed out after 1s on ")
