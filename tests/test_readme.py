@@ -235,7 +235,9 @@ def test_every_shell_block_runs_or_says_why_not() -> None:
     shell = [b for b in blocks if b.lang == "sh"]
     skipped = [b for b in shell if b.skip_reason]
     assert all(b.lang == "sh" for b in blocks if b.skip_reason), "only sh blocks are marked"
-    assert len(skipped) <= 2, [b.line for b in skipped]
+    # Install (a placeholder URL), Development (the suite itself), the Slurm recipe (no
+    # batch queue here): anything more should run.
+    assert len(skipped) <= 3, [b.line for b in skipped]
     # A ```bash or ```shell block would silently not run: only these kinds are known.
     unknown = [
         (b.line, b.lang) for b in blocks if b.lang not in ("sh", "console", "python", "yaml")
