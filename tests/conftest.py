@@ -7,7 +7,9 @@ out, so the bookkeeping never influences what it observes.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -91,6 +93,44 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _reset_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def pipeline_process(root: Path, *args: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`pipeline -C ROOT ARGS` as a real process in its own session (the test's own signals
+    never reach it), with `env` added to `cli_env()`; killed if still running at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "-C", str(root), *args],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=cli_env(**env),
+        start_new_session=True,
+        preexec_fn=_reset_sigint,  # noqa: PLW1509 - SIGINT must not be inherited as ignored
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def wait_until(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str, seconds: float = 60
+) -> None:
+    """Until `ready()`, failing if `proc` ends first; `seconds` is a hang guard only."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert proc.poll() is None, f"pipeline ended before {what}"
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.001)
 
 
 def wait_gone(pid: int, seconds: float) -> bool:

@@ -30,9 +30,8 @@ from pipeline.execute.options import ReproOptions
 from pipeline.execute.scheduler import Outcome
 from pipeline.experiments.options import RunOptions
 from pipeline.runs.model import RunStatus
-from pipeline.store.objects import ObjectStore
-from pipeline.store.runcache import RunCache
-from tests.conftest import Project, cli_env, outcomes, wait_gone
+from tests.conftest import Project, cli_env, outcomes, pipeline_process, wait_gone, wait_until
+from tests.execute.test_stagejobs import entries, records
 from tests.servers import CREDENTIALS, RemoteSpec, aws_env, closed_port, configure, free_port
 
 pytestmark = pytest.mark.slow
@@ -137,25 +136,6 @@ def files(project: Project) -> dict[str, bytes]:
     return found
 
 
-def entries(project: Project) -> dict[str, object]:
-    runs = RunCache(ObjectStore(project.root / ".pipeline" / "cache"))
-    found = {}
-    for name, stage in project.lock()["stages"].items():
-        entry = runs.get(stage["fingerprint"])
-        assert entry is not None
-        found[name] = (entry.fingerprint, entry.deps, entry.outs)
-    return found
-
-
-def records(project: Project) -> list[dict[str, object]]:
-    """The latest run's stage records, without what differs between machines and moments."""
-    [latest, *_] = api.runs(project.root)
-    differ = {"started_at", "ended_at", "host"}
-    stages = api.run_detail(project.root, latest.id).stages
-    rows = [{k: v for k, v in vars(s).items() if k not in differ} for s in stages]
-    return sorted(rows, key=lambda row: str(row["stage"]))  # in the order they ended
-
-
 def test_a_20_stage_diamond_on_the_cluster_equals_a_local_repro(
     cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec
 ) -> None:
@@ -248,10 +228,6 @@ def test_a_stage_no_worker_can_take_fails_at_once(
     assert '--resources "licence=1"' in failed.error.hint
 
 
-def _reset_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_stops_the_stage_on_its_worker_and_records_the_run_interrupted(
     cluster: Cluster, make_project: Callable[..., Project], s3_remote: RemoteSpec, tmp_path: Path
 ) -> None:
@@ -262,25 +238,10 @@ def test_ctrl_c_stops_the_stage_on_its_worker_and_records_the_run_interrupted(
         {"name": "c", "stages": {"slow": {"cmd": cmd, "outs": ["never.txt"]}}},
     )  # fmt: skip
     args = ["repro", "--executor", "dask", "--scheduler", cluster.address]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "-C", str(project.root), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=cli_env(**s3_remote.env),
-        start_new_session=True,
-        preexec_fn=_reset_sigint,  # noqa: PLW1509 - SIGINT must not be inherited as ignored
-    )
-    try:
-        while not pid_file.exists():  # the stage runs on a worker
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    with pipeline_process(project.root, *args, **s3_remote.env) as proc:
+        wait_until(proc, pid_file.exists, "the stage running on a worker")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     assert wait_gone(int(pid_file.read_text()), 30), "the stage's command outlived the run"
     listed = project.cli("runs", "--json", env=cli_env(**s3_remote.env))
     assert json.loads(listed.stdout)[0]["status"] == RunStatus.INTERRUPTED.value

@@ -16,9 +16,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,43 +26,9 @@ from pipeline.execute.stagegroups import STAGES_DIR, GroupRegistry, kill_leftove
 from pipeline.runs.journal import JOURNAL_DIR, Journal, orphans, read_journal
 from pipeline.runs.liveness import identify, this_process
 from pipeline.runs.model import RunRow, RunStatus, StageRow
-from tests.conftest import Project, alive, cli_env, wait_gone
+from tests.conftest import Project, alive, pipeline_process, wait_gone, wait_until
 
 _WAIT_SECONDS = 60  # a hang guard only: every wait ends on a file or an exit
-
-
-def _reset_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@contextlib.contextmanager
-def _tool(p: Project, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`pipeline ARGS` as a real process in its own session; killed if still running at the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "-C", str(p.root), *args],
-        cwd=p.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-        start_new_session=True,  # the test's own signals never reach it
-        preexec_fn=_reset_sigint,  # noqa: PLW1509 - SIGINT must not be inherited as ignored
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
-def _wait_until(proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + _WAIT_SECONDS
-    while not ready():
-        assert proc.poll() is None, f"pipeline ended before {what}"
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.001)
 
 
 def _pids(folder: Path) -> list[int]:
@@ -141,8 +105,8 @@ def test_sigkill_while_a_stage_runs(p: Project, trial: int) -> None:
     )
     pid_dir = _pid_dirs(p)
     (p.root.parent / "hold").touch()
-    with _tool(p, "repro") as proc:
-        _wait_until(proc, (p.root.parent / "started").exists, "the stage start")
+    with pipeline_process(p.root, "repro") as proc:
+        wait_until(proc, (p.root.parent / "started").exists, "the stage start")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert p.lock()["stages"].keys() == {"first"}
@@ -173,8 +137,8 @@ def test_sigkill_while_an_object_is_half_written(p: Project, trial: int) -> None
             return True
         return p.exists("pipeline.lock")  # stored between two looks: kill right after
 
-    with _tool(p, "repro") as proc:
-        _wait_until(proc, storing, "the object being stored")
+    with pipeline_process(p.root, "repro") as proc:
+        wait_until(proc, storing, "the object being stored")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     _check_after_kill(p, pid_dir, set())
@@ -199,8 +163,8 @@ def test_sigkill_while_the_lock_is_written(p: Project, trial: int) -> None:
         locked = p.lock()["stages"] if p.exists("pipeline.lock") else {}
         return len(locked) >= first_write  # the temp file came and went between two looks
 
-    with _tool(p, "repro", "-j", "2") as proc:
-        _wait_until(proc, writing, "the lock being written")
+    with pipeline_process(p.root, "repro", "-j", "2") as proc:
+        wait_until(proc, writing, "the lock being written")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     _check_after_kill(p, pid_dir, set())
@@ -225,8 +189,8 @@ def test_ctrl_c_ends_pipeline_within_5_s_even_when_the_stage_ignores_it(
     )
     pid_dir = _pid_dirs(p)
     (p.root.parent / "hold").touch()
-    with _tool(p, "repro") as proc:
-        _wait_until(proc, (p.root.parent / "started").exists, "the stage start")
+    with pipeline_process(p.root, "repro") as proc:
+        wait_until(proc, (p.root.parent / "started").exists, "the stage start")
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -73,11 +73,15 @@ def outputs(project: Project) -> dict[str, bytes]:
     return {n: (project.root / n).read_bytes() for n in names}
 
 
-def entries(project: Project) -> dict[str, str]:
+def entries(project: Project) -> dict[str, object]:
+    """Each locked stage's run-cache entry (every one must be there)."""
     runs = RunCache(ObjectStore(project.root / ".pipeline" / "cache"))
-    lock = project.lock()["stages"]
-    found = {n: runs.get(s["fingerprint"]) for n, s in lock.items()}
-    return {n: (e.fingerprint, e.deps, e.outs) for n, e in found.items() if e}  # type: ignore[misc]
+    found = {}
+    for name, stage in project.lock()["stages"].items():
+        entry = runs.get(stage["fingerprint"])
+        assert entry is not None, f"no run-cache entry for {name}"
+        found[name] = (entry.fingerprint, entry.deps, entry.outs)
+    return found
 
 
 def records(project: Project) -> list[dict[str, object]]:
