@@ -136,7 +136,8 @@ def dag(opts: GlobalOptions, fmt: str | None) -> None:
     "--home",
     type=click.Path(file_okay=False),
     help="This worker's cache and scratch directories "
-    "[default: $PIPELINE_WORKER_HOME, else ~/.cache/pipeline/worker].",
+    "[default: $PIPELINE_WORKER_HOME, else $XDG_CACHE_HOME/pipeline/worker, "
+    "by default ~/.cache/pipeline/worker].",
 )
 def exec_stage(job: str, home: str | None) -> None:
     """Run one stage job here, the worker's half of `repro --executor`; print its result.

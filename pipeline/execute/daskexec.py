@@ -16,6 +16,7 @@ when a stage must run, so a no-op `repro` never pays for it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -30,6 +31,8 @@ from pipeline.execute.command import ProcessTracker
 from pipeline.execute.stagejob import JobResult, StageJob, run_job, worker_home
 from pipeline.load.project import Stage
 
+# What waiting with a timeout raises: `asyncio.TimeoutError` is only `TimeoutError` from 3.11.
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 CONNECT_SECONDS = 10.0
 STOP_POLL_SECONDS = 1.0  # how often a running job checks whether the driver stopped the run
 
@@ -71,6 +74,8 @@ class DaskBackend:
         resources = self._resources(stage)
         last: BaseException | None = None
         for attempt in range(1, self.retries + 2):
+            if stop.is_set() or self._cancelled.is_set():  # Ctrl-C while this was shipping
+                raise _interrupted()
             try:
                 return self._once(job, resources, attempt, stop)
             except DiskError as exc:  # that worker's disk: another may have room
@@ -107,6 +112,9 @@ class DaskBackend:
         finally:
             with self._guard:
                 self._futures.discard(future)
+            if not future.done():  # whatever ended the wait: no task runs on, unwatched
+                with contextlib.suppress(Exception):
+                    future.cancel()
 
     def _wait(self, future: Any, stop: threading.Event) -> Any:
         """The task's result; Ctrl-C (`stop`) cancels the run's tasks. A task cancelled
@@ -117,7 +125,7 @@ class DaskBackend:
                 raise _interrupted()
             try:
                 return future.result(timeout=STOP_POLL_SECONDS)
-            except TimeoutError:
+            except _TIMEOUTS:
                 continue
             except CancelledError:
                 if stop.is_set() or self._cancelled.is_set():
@@ -196,12 +204,18 @@ def run_on_worker(job_json: str, stop_name: str) -> dict[str, Any]:
 
 
 def _watch(stop: Any, tracker: ProcessTracker, done: threading.Event) -> None:
-    """Until the job is done: stop its command once the driver sets the stop event."""
+    """Until the job is done: stop its command once the driver sets the stop event, or once
+    the scheduler is gone (then no driver waits for it, and none could stop it later)."""
     while not done.is_set():
-        with contextlib.suppress(TimeoutError):
-            if stop.wait(timeout=STOP_POLL_SECONDS):
-                tracker.stop_all()
-                return
+        try:
+            if not stop.wait(timeout=STOP_POLL_SECONDS):
+                continue
+        except _TIMEOUTS:
+            continue
+        except Exception:  # a closed comm, any failure to ask: the driver is gone
+            pass
+        tracker.stop_all()
+        return
 
 
 def _worker_name() -> str:

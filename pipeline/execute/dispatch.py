@@ -40,7 +40,13 @@ from pipeline.store.transfer import Report, Transfer, connected
 # How files are stored to be shipped: a copy (or a reflink) never shares the workspace's inode,
 # whatever `cache.type` says; a hard link would make the user's source read-only.
 _SHIPPED = ["reflink", "copy"]
-_WORD = re.compile(r"[\w.+-]+")  # a file name as a spec names it
+# A file a spec pulls in: `-r`/`-c` lines (any spec kind: a python_env's `dependencies`, a
+# conda env's `pip:` list), or a local path (`./dist/x.whl`, `-e ../pkg`).
+_INCLUDED = re.compile(
+    r"(?:^|[\s\"'])(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)|(?:^|[\s\"'])(\.{1,2}/\S+)",
+    re.MULTILINE,
+)
+_ARCHIVES = {".whl", ".gz", ".zip", ".bz2", ".tar"}  # shipped, not read for more includes
 _SPEC_BYTES = 1 << 20  # read of a spec when looking for the files it names
 
 
@@ -141,6 +147,7 @@ class JobRunner:
             dvclive=reads_dvclive(self.project.stages.values(), stage),
             workspace=str(self.project.root.absolute()) if self.shared else None,
             log_file=str(slot.log.absolute()) if self.shared else None,
+            keep=tuple(o.path for o in stage.outs if o.persist),
         )
 
     def source(self) -> JobPath:
@@ -181,20 +188,23 @@ class JobRunner:
         )  # fmt: skip
 
     def _beside(self, spec: Path) -> list[Path]:
-        """A spec outside the project: the files next to it that it names (`-r base.txt`),
-        and those they name in turn. Inside, the source tree has them. Never the whole
-        folder, nor a dotfile: it may be a home directory full of credentials."""
+        """A spec outside the project: the files it includes (`-r`, `-c`, `./local.whl`),
+        and theirs in turn, as the env's resolver follows them. Inside, the source tree has
+        them. Never its whole folder: that may be a home directory full of credentials."""
         if not os.path.relpath(spec, self.project.root).startswith(".."):
             return []
-        here = {p.name: p for p in spec.parent.iterdir() if p.is_file() and p.name[0] != "."}
         found: set[Path] = set()
         todo = [spec]
         while todo:
-            with todo.pop().open("rb") as fh:
+            current = todo.pop()
+            with current.open("rb") as fh:
                 text = fh.read(_SPEC_BYTES).decode("utf-8", "replace")
-            named = {here[w] for w in _WORD.findall(text) if w in here} - found - {spec}
-            found |= named
-            todo += named
+            for match in _INCLUDED.finditer(text):
+                name = (match.group(1) or match.group(2)).strip("'\",")
+                path = Path(os.path.normpath(current.parent / name))
+                if path.is_file() and path not in found and path != spec:
+                    found.add(path)
+                    todo += [] if path.suffix in _ARCHIVES else [path]
         return sorted(found)
 
     def _ship_files(self, paths: list[Path]) -> tuple[JobPath, ...]:

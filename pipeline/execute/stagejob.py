@@ -44,7 +44,7 @@ from pipeline.load.environments import EnvDecl
 from pipeline.load.envkind import EnvKind
 from pipeline.runs.trackimport import foreign_lines
 from pipeline.store.objects import ObjectStore, place_object, store_output
-from pipeline.store.restore import Restorer
+from pipeline.store.restore import Restorer, clear
 from pipeline.store.transfer import Report, Transfer, connected
 
 JOB_FORMAT = "pipeline-stage-job 1"
@@ -107,6 +107,7 @@ class StageJob:
     dvclive: bool = False  # the stage reads DVCLive's folder (`trackimport.reads_dvclive`)
     workspace: str | None = None  # the project on a filesystem the worker shares: run there
     log_file: str | None = None  # with `workspace`: where the stage's log goes
+    keep: tuple[str, ...] = ()  # with `workspace`: outs that persist (never cleared)
 
     def to_json(self) -> str:
         return json.dumps({"format": JOB_FORMAT, **asdict(self)}, sort_keys=True)
@@ -219,6 +220,7 @@ _JOB_FIELDS = {
     "outs": _list(_STR), "source": _PATH.optional(), "remote": _REMOTE.optional(),
     "run_id": _STR, "timeout": _Type("a number", _number).optional(), "env": _ENV.optional(),
     "dvclive": _BOOL, "workspace": _STR.optional(), "log_file": _STR.optional(),
+    "keep": _list(_STR),
 }  # fmt: skip
 
 
@@ -255,6 +257,7 @@ def run_job(job: StageJob, home: Path, tracker: ProcessTracker | None = None) ->
     """Run `job` in a fresh scratch directory under `home`, whose `cache/` persists (or in
     its shared `workspace`); `tracker.stop_all()` (from another thread) stops its command."""
     tracker = tracker or ProcessTracker()
+    home = home.absolute()  # the stage runs elsewhere: its variables must not be relative
     scratch = home / "jobs" / f"{job.stage.replace('/', '_')}-{secrets.token_hex(6)}"
     if job.workspace is not None:
         return _run_in_place(job, scratch, tracker)
@@ -289,7 +292,7 @@ def _bound(path: str, base: Path, what: str, within: Path | None = None) -> None
 
 def _run_in_place(job: StageJob, scratch: Path, tracker: ProcessTracker) -> JobResult:
     """The stage in the project itself, on a filesystem the driver shares: nothing is
-    fetched or pushed, the driver hashes the outs (it cleared them before)."""
+    fetched or pushed; the outs are cleared first (but `keep`), and the driver hashes them."""
     work = Path(job.workspace or "")
     if not work.is_dir() or job.log_file is None:
         raise DataError(
@@ -298,11 +301,15 @@ def _run_in_place(job: StageJob, scratch: Path, tracker: ProcessTracker) -> JobR
         )
     _bound(job.wdir, work, "wdir")
     _bound(job.log_file, work, "log_file")
+    bounds = Hasher(work, None).bounds
+    for out in job.outs:  # again here: Dask may rerun this task after its worker died
+        clear(bounds, out, keep=out in job.keep)
     try:
         ran = _execute(job, work, Path(job.log_file), scratch, tracker)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return ran.result(job)
+    missing = tuple(o for o in job.outs if ran.ok and not os.path.lexists(work / o))
+    return ran.result(job, missing=missing)
 
 
 def _materialise(job: StageJob, source: JobPath, transfer: Transfer, work: Path) -> None:
@@ -491,4 +498,4 @@ def load_job(path: Path) -> StageJob:
 def worker_home() -> Path:
     """Where this worker keeps its cache and scratch directories (`PIPELINE_WORKER_HOME`)."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pipeline"
-    return Path(os.environ.get("PIPELINE_WORKER_HOME") or default / "worker")
+    return Path(os.environ.get("PIPELINE_WORKER_HOME") or default / "worker").absolute()

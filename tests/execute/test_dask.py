@@ -292,3 +292,50 @@ def test_shared_fs_runs_stages_in_the_project_itself_without_a_remote(
     assert without_where(entries(there)) == without_where(entries(here))
     again = on_cluster(there, cluster)
     assert set(outcomes(again).values()) == {Outcome.UP_TO_DATE}
+
+
+def test_a_lost_scheduler_is_one_error_and_its_stage_does_not_run_on(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    """A scheduler of its own (this test kills it): the driver says so in one line (exit 4),
+    and the worker stops the stage's command instead of letting it write on, unwatched."""
+    import distributed
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    home = tmp_path / "cluster"
+    home.mkdir()
+    scheduler = _spawn(
+        ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+         "--no-dashboard"],
+        home, home / "scheduler.log",
+    )  # fmt: skip
+    worker = _spawn(
+        ["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
+         "--host", "127.0.0.1", "--local-directory", str(home / "dask")],
+        home, home / "worker.log",
+    )  # fmt: skip
+    pid_file = tmp_path / "stage.pid"
+    cmd = f"echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file} && exec sleep 600"
+    project = make_project("lost")
+    project.manifest({"name": "l", "stages": {"s": {"cmd": cmd, "outs": ["o.txt"]}}}, commit=False)
+    project.write(".pipeline/config.yaml", "executor: {shared_fs: true}\n")
+    project.commit(message="l")
+    try:
+        with distributed.Client(address, timeout=STARTUP_SECONDS) as client:
+            client.wait_for_workers(1, timeout=STARTUP_SECONDS)
+        args = ["repro", "--executor", "dask", "--scheduler", address]
+        with pipeline_process(project.root, *args) as proc:
+            wait_until(proc, pid_file.exists, "the stage running on the worker")
+            scheduler.kill()
+            assert proc.wait(timeout=60) == 4
+            assert proc.stderr is not None
+            err = proc.stderr.read().decode()
+        assert err.startswith(f"error: lost the Dask scheduler at {address}"), err
+        assert "Traceback" not in err
+        assert wait_gone(int(pid_file.read_text()), 30), "the stage ran on without a driver"
+    finally:
+        for proc in (worker, scheduler):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()

@@ -30,10 +30,20 @@ class Future:
 
     def __init__(self, *behaviours: Callable[[], Any]) -> None:
         self.behaviours = list(behaviours)
+        self.finished = False
+        self.cancelled = False
 
     def result(self, timeout: float | None = None) -> Any:
         behaviour = self.behaviours.pop(0) if len(self.behaviours) > 1 else self.behaviours[0]
-        return behaviour()
+        found = behaviour()
+        self.finished = True
+        return found
+
+    def done(self) -> bool:
+        return self.finished
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 class Client:
@@ -103,6 +113,7 @@ def test_a_system_failure_is_retried_and_then_named_with_the_count() -> None:
     with pytest.raises(ClusterError, match="failed it on 3 submissions: OSError: worker lost"):
         backend(client, retries=2).run(JOB, STAGE, threading.Event())  # type: ignore[arg-type]
     assert len(client.submitted) == 3
+    assert all(f.cancelled for f in client.submitted)  # none left running, unwatched
 
 
 def test_an_error_of_the_job_itself_is_not_retried() -> None:

@@ -283,7 +283,9 @@ def test_an_env_outside_the_project_ships_only_the_files_its_spec_names(
     project = make_project("envs")
     home = project.root.parent  # `../` of the project: a folder with other things in it
     (home / "reqs.txt").write_text("-r base.txt\n")
-    (home / "base.txt").write_text("# nothing to install\n")
+    (home / "base.txt").write_text("# nothing to install\n-c more/pins.txt\n")
+    (home / "more").mkdir()
+    (home / "more" / "pins.txt").write_text("# pins-from-a-subfolder\n")
     (home / ".netrc").write_text("machine example.org password hunter2-secret\n")
     (home / "diary.txt").write_text("private-words-never-shipped\n")
     project.manifest(
@@ -296,6 +298,7 @@ def test_an_env_outside_the_project_ships_only_the_files_its_spec_names(
     assert result.failed is None, result.failed.error
     shipped = b"".join(p.read_bytes() for p in Path(local_remote.url).rglob("*") if p.is_file())
     assert b"-r base.txt" in shipped and b"nothing to install" in shipped
+    assert b"pins-from-a-subfolder" in shipped  # an include's include, in a subfolder
     assert b"hunter2-secret" not in shipped and b"private-words" not in shipped
 
 
@@ -356,3 +359,33 @@ def test_a_remote_failure_reads_as_the_local_one(
     assert lazy is not None and lazy.message.startswith("stage lazy did not create never.txt")
     assert lazy.returncode is None  # as locally: no exit code to blame
     assert slow is not None and slow.message.startswith("stage slow timed out after 1s on ")
+
+
+def test_shared_fs_retries_a_stage_that_left_an_out_unwritten(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    count = tmp_path / "count"
+    cmd = f"echo run >> {count}; [ $(wc -l < {count}) -ge 2 ] && echo ok > o.txt; true"
+    project = make_project("lazy")
+    project.manifest({"name": "l", "stages": {"s": {"cmd": cmd, "outs": ["o.txt"], "retries": 1}}},
+                     commit=False)  # fmt: skip
+    project.write(".pipeline/config.yaml", SHARED)
+    project.commit(message="l")
+    result = api.repro(ReproOptions(root=project.root), backend=InProcessBackend(tmp_path / "w"))
+    assert result.failed is None and result.results[0].attempts == 2  # as a local run retries
+    assert project.read("o.txt") == "ok\n"
+
+
+def test_exec_stage_takes_a_relative_home(
+    make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
+) -> None:
+    project = _moved_project(make_project, local_remote, "echo made > o.txt")
+    backend = capture(tmp_path / "w")
+    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is None
+    (tmp_path / "job.json").write_text(backend.jobs[0])
+    argv = [sys.executable, "-m", "pipeline", "exec-stage", "job.json", "--home", "relative"]
+    done = subprocess.run(
+        argv, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "relative" / "cache").is_dir()
