@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -125,12 +126,12 @@ class JobRunner:
 
     def job(self, stage: Stage, decision: Decision, slot: StageSlot) -> StageJob:
         """The self-contained job for `stage` as `decision` planned it."""
-        if not self.shared and any(o.persist for o in stage.outs):
-            raise UsageError(
-                f"stage {stage.name}: `persist` outputs cannot move between machines",
-                "run this stage locally (without --executor), or set executor.shared_fs",
-            )
         if not self.shared:
+            if any(o.persist for o in stage.outs):
+                raise UsageError(
+                    f"stage {stage.name}: `persist` outputs cannot move between machines",
+                    "run this stage locally (without --executor), or set executor.shared_fs",
+                )
             self._ship_deps(decision)
         return StageJob(
             fingerprint=fingerprint(stage, decision.deps, decision.env_digest),
@@ -154,7 +155,8 @@ class JobRunner:
         """The project's source as one tree object on the remote (shipped once per runner)."""
         with self._shipping:
             if self._source is None:
-                self._source = ship_source(self.project, self.cache)
+                assert self.settings is not None  # the source moves only through a remote
+                self._source = ship_source(self.project, self.cache, self.settings)
             return self._source
 
     def _ship_deps(self, decision: Decision) -> None:
@@ -164,10 +166,7 @@ class JobRunner:
             if not self.cache.store.complete(info):
                 store_output(self.cache.store, self.cache.hasher, path, info, _SHIPPED)
         with self._transfer() as transfer:
-            report = transfer.upload(*expand(self.cache.store, list(infos.values())))
-        if report.not_local or report.missing:
-            lost = [*report.not_local, *report.missing]
-            raise DataError(f"could not send a dependency to the remote ({lost[0]})", "check it")
+            _sent(transfer.upload(*expand(self.cache.store, list(infos.values()))), "a dependency")
 
     def _env(self, decision: Decision) -> JobEnv | None:
         """The env's declaration, and its spec's folder and lock shipped by hash."""
@@ -216,7 +215,7 @@ class JobRunner:
             rel = os.path.relpath(path, self.project.root).replace(os.sep, "/")
             found[rel] = JobPath(rel, digest, path.stat().st_size, 1)
         with self._transfer() as transfer:
-            transfer.upload({f.hash for f in found.values()}, {})
+            _sent(transfer.upload({f.hash for f in found.values()}, {}), "an env file")
         return tuple(found[k] for k in sorted(found))
 
     def _take_side_files(
@@ -264,31 +263,15 @@ class JobRunner:
         for out in result.outs:
             (plain if out.path in in_git else restorer).restore(out.path, out.info)
 
-    def _transfer(self) -> _Connected:
+    def _transfer(self) -> AbstractContextManager[Transfer]:
         assert self.settings is not None  # transfers happen only when data moves
-        return _Connected(self.cache, self.settings, self.project.root)
+        return connected(self.cache.store, self.settings, self.project.root)
 
     def cancel(self) -> None:
         self.backend.cancel()
 
-    def close(self) -> None:
-        self.backend.close()
 
-
-class _Connected:
-    """`connected(...)` for the driver's cache, as a reusable context manager."""
-
-    def __init__(self, cache: StageCache, settings: RemoteSettings, root: Path) -> None:
-        self._context = connected(cache.store, settings, root)
-
-    def __enter__(self) -> Transfer:
-        return self._context.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._context.__exit__(*exc)  # type: ignore[arg-type]
-
-
-def ship_source(project: Project, cache: StageCache) -> JobPath:
+def ship_source(project: Project, cache: StageCache, settings: RemoteSettings) -> JobPath:
     """Store the project's source files and their tree object, and push them to the remote."""
     files = source_files(project)
     rows = []
@@ -300,10 +283,8 @@ def ship_source(project: Project, cache: StageCache) -> JobPath:
     manifest = tree_manifest(rows)
     tree = HashInfo(digest_bytes(manifest), len(manifest), len(rows), isdir=True)
     cache.store.put_bytes(manifest, tree.hash)
-    with connected(cache.store, cache.config.remote(), project.root) as transfer:
-        report = transfer.upload(*expand(cache.store, [tree]))
-    if report.not_local or report.missing:
-        raise DataError("could not ship the project's source to the remote", "check the remote")
+    with connected(cache.store, settings, project.root) as transfer:
+        _sent(transfer.upload(*expand(cache.store, [tree])), "the project's source")
     return JobPath.of(".", tree)
 
 
@@ -327,6 +308,13 @@ def _portable(settings: RemoteSettings, root: Path) -> RemoteSettings:
     url = remote.base if remote.protocol == "file" else settings.url
     options = {k: v for k, v in settings.options.items() if k not in SECRET_KEYS}
     return replace(settings, url=url, options=options)
+
+
+def _sent(report: Report, what: str) -> None:
+    """An upload that left something behind: the job could not find it on the remote."""
+    lost = [*report.not_local, *report.missing]
+    if lost:
+        raise DataError(f"could not send {what} to the remote ({lost[0]})", "check the remote")
 
 
 def _check(report: Report, stage: Stage, what: str) -> None:

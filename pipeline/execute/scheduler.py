@@ -30,18 +30,17 @@ from pipeline.core.statmemo import init_state_dir
 from pipeline.core.syserrors import disk_error, naming
 from pipeline.core.textenum import TextEnum
 from pipeline.core.waiting import wait_any
-from pipeline.env.provision import Provisioner, activate
+from pipeline.env.provision import Provisioner
 from pipeline.env.resolve import ResolvedEnv
 from pipeline.errors import DataError, PipelineError, StageFailed
 from pipeline.execute.command import CommandResult, ProcessTracker, run_commands
 from pipeline.execute.options import ExecOptions
 from pipeline.execute.outputs import StageCache, clear_outs, hash_outs
-from pipeline.execute.stageenv import base_environ, with_stagepath
-from pipeline.execute.stageenv import mlruns as stage_mlruns
+from pipeline.execute.stageenv import base_environ, env_environ, foreign_values, with_stagepath
 from pipeline.load.project import Project, Stage
 from pipeline.plan.decisions import Action, Decision, Plan, Reason, ReasonKind, decide
 from pipeline.runs.trackfile import TRACK_DIR, stage_file
-from pipeline.runs.trackimport import foreign_lines, reads_dvclive
+from pipeline.runs.trackimport import reads_dvclive
 
 
 class Outcome(TextEnum):
@@ -402,11 +401,7 @@ class Executor:
 
         env = decision.env
         with self.envs.activated(env, say) as built:
-            environ = with_stagepath(activate(base, built))
-            environ["PIPELINE_ENV_KIND"] = str(env.kind)
-            if env.lock is not None:
-                environ["PIPELINE_ENV_LOCK"] = str(env.lock.absolute())
-            yield environ
+            yield env_environ(base, built, env)
 
     def track_file(self, stage: str) -> Path:
         """Where `stage` appends the values it logs (`PIPELINE_TRACK_FILE`)."""
@@ -415,18 +410,11 @@ class Executor:
     def _import_tracked(self, stage: Stage, since: float) -> None:
         """Append what the stage logged with DVCLive or MLflow to its track file."""
         cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root
-        path = self.track_file(stage.name)
-        mlruns = None if "MLFLOW_TRACKING_URI" in os.environ else stage_mlruns(path)
         dvclive = reads_dvclive(self.project.stages.values(), stage)
-        try:
-            lines = foreign_lines(cwd, mlruns, since, dvclive=dvclive)
-            if lines:
-                with path.open("a") as fh:
-                    fh.write("".join(lines))
-        except (OSError, ValueError, OverflowError, RecursionError):
-            # the files are the stage's own: whatever is in them costs their values, never the
-            # stage (trackimport already reads each file whole or not at all)
-            return
+        lines = foreign_values(cwd, self.track_file(stage.name), since, dvclive=dvclive)
+        if lines:
+            with contextlib.suppress(OSError), self.track_file(stage.name).open("a") as fh:
+                fh.write(lines)
 
     def _command(self, stage: Stage, env: dict[str, str]) -> CommandResult:
         cwd = Path(self.hasher.bounds.path(stage.wdir)) if stage.wdir != "." else self.project.root

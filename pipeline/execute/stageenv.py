@@ -13,8 +13,12 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from pipeline.env.provision import activate
+from pipeline.env.resolve import ResolvedEnv
 from pipeline.env.stagepath import stage_pythonpath
+from pipeline.runs.trackimport import foreign_lines
 
 
 def base_environ(root: Path, stage: str, run_id: str, track_file: Path) -> dict[str, str]:
@@ -53,3 +57,24 @@ def with_stagepath(environ: Mapping[str, str]) -> dict[str, str]:
 def mlruns(track_file: Path) -> Path:
     """The per-stage MLflow file store next to a track file."""
     return track_file.with_suffix(".mlruns")
+
+
+def env_environ(base: Mapping[str, str], built: Any, env: ResolvedEnv) -> dict[str, str]:
+    """`base` inside the built env `built` of `env`: PIPELINE_ENV_KIND/LOCK say what it was
+    built from (for a model package), and `pipeline` is importable last on PYTHONPATH."""
+    environ = with_stagepath(activate(dict(base), built))
+    environ["PIPELINE_ENV_KIND"] = str(env.kind)
+    if env.lock is not None:
+        environ["PIPELINE_ENV_LOCK"] = str(env.lock.absolute())
+    return environ
+
+
+def foreign_values(cwd: Path, track_file: Path, since: float, *, dvclive: bool) -> str:
+    """What the stage logged with DVCLive or MLflow since `since`, as track-file lines (the
+    per-stage MLflow store unless the user chose a tracking URI). The files are the stage's
+    own: whatever is in them costs their values, never the stage."""
+    store = None if "MLFLOW_TRACKING_URI" in os.environ else mlruns(track_file)
+    try:
+        return "".join(foreign_lines(cwd, store, since, dvclive=dvclive))
+    except (OSError, ValueError, OverflowError, RecursionError):
+        return ""

@@ -35,14 +35,13 @@ from pipeline.core.config import EnvSettings, RemoteSettings
 from pipeline.core.hashing import Hasher, HashInfo, file_digest
 from pipeline.core.paths import is_within
 from pipeline.core.syserrors import naming
-from pipeline.env.provision import Provisioner, activate
+from pipeline.env.provision import Provisioner
 from pipeline.env.resolve import resolve_env
 from pipeline.errors import DataError
 from pipeline.execute.command import ProcessTracker, run_commands
-from pipeline.execute.stageenv import base_environ, mlruns, with_stagepath
+from pipeline.execute.stageenv import base_environ, env_environ, foreign_values, with_stagepath
 from pipeline.load.environments import EnvDecl
 from pipeline.load.envkind import EnvKind
-from pipeline.runs.trackimport import foreign_lines
 from pipeline.store.objects import ObjectStore, place_object, store_output
 from pipeline.store.restore import Restorer, clear
 from pipeline.store.transfer import Report, Transfer, connected
@@ -389,10 +388,7 @@ def _execute(job: StageJob, work: Path, log: Path, scratch: Path, tracker: Proce
         )
     seconds = time.monotonic() - started
     tracked = track.read_text(encoding="utf-8", errors="replace") if track.is_file() else ""
-    mlflow = None if "MLFLOW_TRACKING_URI" in os.environ else mlruns(track)
-    with contextlib.suppress(OSError, ValueError, OverflowError, RecursionError):
-        # the files are the stage's own: whatever is in them costs their values only
-        tracked += "".join(foreign_lines(cwd, mlflow, wall, dvclive=job.dvclive))
+    tracked += foreign_values(cwd, track, wall, dvclive=job.dvclive)
     return _Ran(done.code, done.timed_out, wall, seconds, tracked)
 
 
@@ -415,11 +411,7 @@ def _environ(
     provisioner = Provisioner(EnvSettings(spec.installer, spec.conda))
     say = _writer(log)
     with provisioner.activated(resolved, lambda text: say(text.encode())) as built:
-        environ = with_stagepath(activate(base, built))
-        environ["PIPELINE_ENV_KIND"] = str(resolved.kind)
-        if resolved.lock is not None:
-            environ["PIPELINE_ENV_LOCK"] = str(resolved.lock.absolute())
-        yield environ
+        yield env_environ(base, built, resolved)
 
 
 def _writer(sink: BinaryIO) -> Callable[[bytes], None]:

@@ -120,27 +120,40 @@ def test_persist_outs_need_the_shared_filesystem_to_leave_the_driver(
     assert "persist" in failed.error.message and "shared_fs" in (failed.error.hint or "")
 
 
-def _moved_project(make_project: Callable[..., Project], spec: RemoteSpec, cmd: str) -> Project:
-    project = make_project("byhand")
-    project.manifest({"name": "h", "stages": {"s": {"cmd": cmd, "outs": ["o.txt"]}}}, commit=False)
+def _one_stage(make_project: Callable[..., Project], spec: RemoteSpec, stages: dict) -> Project:
+    """A committed project of `stages`, its data moving through the remote `spec`."""
+    project = make_project("one")
+    project.manifest({"name": "o", "stages": stages}, commit=False)
     configure(project.root, spec)
-    project.commit(message="h")
+    project.commit(message="o")
     return project
 
 
-def _exec_stage(job: Path, home: Path) -> subprocess.CompletedProcess[str]:
+def _moved_project(make_project: Callable[..., Project], spec: RemoteSpec, cmd: str) -> Project:
+    return _one_stage(make_project, spec, {"s": {"cmd": cmd, "outs": ["o.txt"]}})
+
+
+def _captured_job(project: Project, tmp_path: Path) -> Path:
+    """The job `repro` hands a worker for the project's one stage, written to a file."""
+    backend = capture(tmp_path / "driver-worker")
+    api.repro(ReproOptions(root=project.root), backend=backend)
+    job = tmp_path / "job.json"
+    job.write_text(backend.jobs[0])
+    return job
+
+
+def _exec_stage(
+    job: Path | str, home: Path | str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "pipeline", "exec-stage", str(job), "--home", str(home)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_exec_stage_runs_a_job_by_hand_and_prints_its_result(
     make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
 ) -> None:
     project = _moved_project(make_project, local_remote, "echo made > o.txt")
-    backend = capture(tmp_path / "driver-worker")
-    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is None
-    job = tmp_path / "job.json"
-    job.write_text(backend.jobs[0])
+    job = _captured_job(project, tmp_path)
     done = _exec_stage(job, tmp_path / "by-hand")
     assert done.returncode == 0, done.stderr
     result = JobResult.from_dict(json.loads(done.stdout))
@@ -154,11 +167,7 @@ def test_exec_stage_exits_1_when_the_command_fails(
     make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
 ) -> None:
     project = _moved_project(make_project, local_remote, "echo no; exit 5")
-    backend = capture(tmp_path / "w")
-    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is not None
-    job = tmp_path / "job.json"
-    job.write_text(backend.jobs[0])
-    done = _exec_stage(job, tmp_path / "by-hand")
+    done = _exec_stage(_captured_job(project, tmp_path), tmp_path / "by-hand")
     assert done.returncode == 1
     assert json.loads(done.stdout)["exit_code"] == 5
 
@@ -243,18 +252,6 @@ def test_a_job_leaves_no_database_connection_to_the_garbage_collector(
 
 
 # --- what the reviewer found: the driver's half ----------------------------------------------
-
-
-def _one_stage(
-    make_project: Callable[..., Project], spec: RemoteSpec, stages: dict, config: str = ""
-) -> Project:
-    project = make_project("one")
-    project.manifest({"name": "o", "stages": stages}, commit=False)
-    configure(project.root, spec)
-    if config:
-        project.write(".pipeline/config.yaml", project.read(".pipeline/config.yaml") + config)
-    project.commit(message="o")
-    return project
 
 
 def test_stages_asking_many_cpus_still_run_side_by_side_on_a_cluster(
@@ -380,12 +377,7 @@ def test_exec_stage_takes_a_relative_home(
     make_project: Callable[..., Project], local_remote: RemoteSpec, tmp_path: Path
 ) -> None:
     project = _moved_project(make_project, local_remote, "echo made > o.txt")
-    backend = capture(tmp_path / "w")
-    assert api.repro(ReproOptions(root=project.root), backend=backend).failed is None
-    (tmp_path / "job.json").write_text(backend.jobs[0])
-    argv = [sys.executable, "-m", "pipeline", "exec-stage", "job.json", "--home", "relative"]
-    done = subprocess.run(
-        argv, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
-    )
+    _captured_job(project, tmp_path)
+    done = _exec_stage("job.json", "relative", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "relative" / "cache").is_dir()
